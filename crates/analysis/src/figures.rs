@@ -1,0 +1,677 @@
+//! Figures of one run: forgetting curves and the final mAP matrix, as PNG and SVG.
+
+use crate::atomic::atomic_write;
+use crate::error::{AnalysisError, Result};
+use crate::matrix::AccuracyMatrix;
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
+use plotters::coord::types::RangedCoordf64;
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// Font family every figure uses; registered from the bundled DejaVu Sans.
+const FONT: &str = "sans-serif";
+
+/// At most this many modalities share one panel of forgetting curves; beyond
+/// it (more than 9 pairs) the figure becomes one panel per query modality.
+const SINGLE_PANEL_MAX_MODALITIES: usize = 3;
+
+/// Tableau 10: distinct hues that stay distinguishable for common colour blindness.
+const PALETTE: [RGBColor; 10] = [
+    RGBColor(78, 121, 167),
+    RGBColor(242, 142, 43),
+    RGBColor(225, 87, 89),
+    RGBColor(118, 183, 178),
+    RGBColor(89, 161, 79),
+    RGBColor(237, 201, 72),
+    RGBColor(176, 122, 161),
+    RGBColor(255, 157, 167),
+    RGBColor(156, 117, 95),
+    RGBColor(186, 176, 172),
+];
+
+/// Register DejaVu Sans under [`FONT`] once; plotters' ab_glyph backend has no system fonts.
+fn ensure_font() -> std::result::Result<(), String> {
+    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
+    REGISTERED
+        .get_or_init(|| {
+            plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
+                .and_then(|()| {
+                    plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
+                })
+                .map_err(|_| "cannot load the bundled DejaVu Sans font".to_string())
+        })
+        .clone()
+}
+
+/// Render one figure with `$draw(&root)` into `dir/$stem.svg` and `dir/$stem.png`.
+///
+/// A macro rather than a function because the drawing code is generic over the
+/// backend and Rust closures cannot be.
+macro_rules! render_both {
+    ($dir:expr, $stem:expr, $size:expr, $draw:ident ( $($arg:expr),* )) => {{
+        let dir: &Path = $dir;
+        let (w, h): (u32, u32) = $size;
+        let svg_path = dir.join(format!("{}.svg", $stem));
+        let png_path = dir.join(format!("{}.png", $stem));
+        let plot_err = |path: &Path| {
+            let path = path.to_path_buf();
+            move |message: String| AnalysisError::Plot { path, message }
+        };
+        ensure_font().map_err(plot_err(&svg_path))?;
+        let mut svg = String::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
+            $draw(&root, $($arg),*).map_err(plot_err(&svg_path))?;
+            root.present().map_err(|e| plot_err(&svg_path)(e.to_string()))?;
+        }
+        let mut rgb = vec![0u8; w as usize * h as usize * 3];
+        {
+            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
+            $draw(&root, $($arg),*).map_err(plot_err(&png_path))?;
+            root.present().map_err(|e| plot_err(&png_path)(e.to_string()))?;
+        }
+        let png = encode_png(&rgb, w, h).map_err(plot_err(&png_path))?;
+        atomic_write(&svg_path, svg.as_bytes())?;
+        atomic_write(&png_path, &png)
+    }};
+}
+
+/// Encode a packed RGB8 buffer as PNG bytes.
+fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
+    use image::ImageEncoder;
+    let mut out = Vec::new();
+    image::codecs::png::PngEncoder::new(&mut out)
+        .write_image(rgb, w, h, image::ColorType::Rgb8)
+        .map_err(|e| e.to_string())?;
+    Ok(out)
+}
+
+/// A continuous f64 axis whose ticks are exactly the given values (stages,
+/// cell centres) instead of plotters' "nice" numbers.
+struct KeyAxis {
+    inner: RangedCoordf64,
+    keys: Vec<f64>,
+}
+
+impl KeyAxis {
+    fn new(range: std::ops::Range<f64>, keys: Vec<f64>) -> Self {
+        KeyAxis {
+            inner: range.into(),
+            keys,
+        }
+    }
+}
+
+impl Ranged for KeyAxis {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.inner.map(value, limit)
+    }
+
+    fn key_points<H: KeyPointHint>(&self, _hint: H) -> Vec<f64> {
+        self.keys.clone()
+    }
+
+    fn range(&self) -> std::ops::Range<f64> {
+        self.inner.range()
+    }
+}
+
+/// Shorthand: plotters errors carry the backend type; we only keep the message.
+fn msg<E: std::fmt::Display>(e: E) -> String {
+    e.to_string()
+}
+
+/// Stage tick label: "0 init", "1 image", ...
+fn stage_label(m: &AccuracyMatrix, stage: usize) -> String {
+    match m.trained.get(stage).and_then(|t| t.as_deref()) {
+        _ if stage == 0 => "0 init".to_string(),
+        Some(t) => format!("{stage} {t}"),
+        None => stage.to_string(),
+    }
+}
+
+/// Upper end of the mAP axis: the full 0..1 scale unless all values are small.
+fn y_max(m: &AccuracyMatrix) -> f64 {
+    let max = m
+        .values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, f64::max);
+    if max > 0.5 {
+        1.0
+    } else {
+        ((max * 1.15 * 10.0).ceil() / 10.0).max(0.1)
+    }
+}
+
+/// One curve: a pair's values over all stages.
+struct Curve {
+    label: String,
+    color: RGBColor,
+    intra: bool,
+    points: Vec<(f64, f64)>,
+}
+
+fn curve(m: &AccuracyMatrix, p: usize, label: String, color: RGBColor) -> Curve {
+    let (q, d) = &m.pairs[p];
+    Curve {
+        label,
+        color,
+        intra: q == d,
+        points: m
+            .values
+            .iter()
+            .enumerate()
+            .filter(|(_, row)| row[p].is_finite())
+            .map(|(t, row)| (t as f64, row[p]))
+            .collect(),
+    }
+}
+
+/// Draw one line chart of curves into `area`.
+fn draw_curves_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    m: &AccuracyMatrix,
+    caption: Option<&str>,
+    curves: &[Curve],
+    font_scale: f64,
+) -> std::result::Result<(), String> {
+    let last = m.last_stage() as f64;
+    let ymax = y_max(m);
+    let mut builder = ChartBuilder::on(area);
+    builder
+        .margin(10)
+        .x_label_area_size((50.0 * font_scale) as u32)
+        .y_label_area_size((64.0 * font_scale) as u32);
+    if let Some(c) = caption {
+        builder.caption(c, (FONT, 20.0 * font_scale).into_font().style(FontStyle::Bold));
+    }
+    let x_keys: Vec<f64> = (0..m.stages()).map(|t| t as f64).collect();
+    let mut chart = builder
+        .build_cartesian_2d(
+            KeyAxis::new(-0.25..last + 0.25, x_keys),
+            0.0..ymax,
+        )
+        .map_err(msg)?;
+    let label_font = (FONT, 15.0 * font_scale).into_font();
+    let desc_font = (FONT, 17.0 * font_scale).into_font();
+    chart
+        .configure_mesh()
+        .x_labels(m.stages())
+        .y_labels(11)
+        .x_label_formatter(&|x| {
+            let t = x.round();
+            if t >= 0.0 && (x - t).abs() < 1e-6 {
+                stage_label(m, t as usize)
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .x_desc("stage (trained modality)")
+        .y_desc("mAP")
+        .label_style(label_font)
+        .axis_desc_style(desc_font)
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.12))
+        .draw()
+        .map_err(msg)?;
+    // Intra-modal curves first so the cross-modal ones (the point of the study) lie on top.
+    for c in curves.iter().filter(|c| c.intra).chain(curves.iter().filter(|c| !c.intra)) {
+        let stroke = (2.5 * font_scale).max(1.5) as u32;
+        if c.intra {
+            let style = c.color.mix(0.85).stroke_width(stroke);
+            chart
+                .draw_series(DashedLineSeries::new(c.points.clone(), 7, 5, style))
+                .map_err(msg)?;
+            chart
+                .draw_series(c.points.iter().map(|&p| {
+                    Circle::new(p, 4, c.color.stroke_width(2))
+                }))
+                .map_err(msg)?;
+        } else {
+            chart
+                .draw_series(LineSeries::new(c.points.clone(), c.color.stroke_width(stroke)))
+                .map_err(msg)?;
+            chart
+                .draw_series(c.points.iter().map(|&p| Circle::new(p, 4, c.color.filled())))
+                .map_err(msg)?;
+        }
+    }
+    Ok(())
+}
+
+/// Draw the legend (entries in order) in `area`, one column, starting at the top.
+fn draw_legend<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    heading: &str,
+    entries: &[(String, RGBColor, bool)],
+    note: &[&str],
+) -> std::result::Result<(), String> {
+    let heading_font = (FONT, 17).into_font().style(FontStyle::Bold);
+    let font = (FONT, 16).into_font();
+    let x0 = 10;
+    let mut y = 20;
+    area.draw(&Text::new(heading.to_string(), (x0, y), heading_font))
+        .map_err(msg)?;
+    y += 34;
+    for (label, color, intra) in entries {
+        if *intra {
+            for (a, b) in [(0, 10), (16, 26), (32, 42)] {
+                area.draw(&PathElement::new(
+                    vec![(x0 + a, y), (x0 + b, y)],
+                    color.stroke_width(3),
+                ))
+                .map_err(msg)?;
+            }
+            area.draw(&Circle::new((x0 + 21, y), 4, color.stroke_width(2)))
+                .map_err(msg)?;
+        } else {
+            area.draw(&PathElement::new(
+                vec![(x0, y), (x0 + 42, y)],
+                color.stroke_width(3),
+            ))
+            .map_err(msg)?;
+            area.draw(&Circle::new((x0 + 21, y), 4, color.filled()))
+                .map_err(msg)?;
+        }
+        area.draw(&Text::new(
+            label.clone(),
+            (x0 + 52, y),
+            font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
+        ))
+        .map_err(msg)?;
+        y += 26;
+    }
+    y += 14;
+    let note_font = (FONT, 14).into_font().color(&BLACK.mix(0.7));
+    for line in note {
+        area.draw(&Text::new(line.to_string(), (x0, y), note_font.clone()))
+            .map_err(msg)?;
+        y += 20;
+    }
+    Ok(())
+}
+
+/// Title and subtitle on top of `root`; returns the area below them.
+fn draw_header<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    title: &str,
+    subtitle: &str,
+) -> std::result::Result<DrawingArea<DB, Shift>, String> {
+    root.fill(&WHITE).map_err(msg)?;
+    let (w, _) = root.dim_in_pixel();
+    let centre = (w / 2) as i32;
+    root.draw(&Text::new(
+        title.to_string(),
+        (centre, 14),
+        (FONT, 26)
+            .into_font()
+            .style(FontStyle::Bold)
+            .color(&BLACK)
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(msg)?;
+    root.draw(&Text::new(
+        subtitle.to_string(),
+        (centre, 48),
+        (FONT, 16)
+            .into_font()
+            .color(&BLACK.mix(0.7))
+            .pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(msg)?;
+    Ok(root.split_vertically(78).1)
+}
+
+/// Legend column width in pixels.
+const LEGEND_W: u32 = 230;
+
+fn forgetting_size(m: &AccuracyMatrix) -> (u32, u32) {
+    let n = m.modalities.len();
+    if n <= SINGLE_PANEL_MAX_MODALITIES {
+        (1100, 660)
+    } else {
+        let (cols, rows) = grid(n);
+        (cols as u32 * 440 + LEGEND_W, rows as u32 * 380 + 90)
+    }
+}
+
+/// Panel grid (columns, rows) for `n` panels: at most 3 columns.
+fn grid(n: usize) -> (usize, usize) {
+    let cols = n.clamp(1, 3);
+    (cols, n.div_ceil(cols))
+}
+
+fn draw_forgetting<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    m: &AccuracyMatrix,
+    title: &str,
+) -> std::result::Result<(), String> {
+    let n = m.modalities.len();
+    let single = n <= SINGLE_PANEL_MAX_MODALITIES;
+    let subtitle = if single {
+        format!(
+            "{} of every (query → database) pair after each stage · solid: cross-modal, dashed: same modality",
+            m.metric
+        )
+    } else {
+        format!(
+            "{} after each stage, one panel per query modality · colour: database modality · dashed: same modality",
+            m.metric
+        )
+    };
+    let body = draw_header(root, title, &subtitle)?;
+    let (w, _) = body.dim_in_pixel();
+    let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
+    let color = |i: usize| PALETTE[i % PALETTE.len()];
+    if single {
+        let curves: Vec<Curve> = (0..m.pairs.len())
+            .map(|p| {
+                let (q, d) = &m.pairs[p];
+                curve(m, p, format!("{q}→{d}"), color(p))
+            })
+            .collect();
+        draw_curves_panel(&plot, m, None, &curves, 1.0)?;
+        let entries: Vec<_> = curves
+            .iter()
+            .map(|c| (c.label.clone(), c.color, c.intra))
+            .collect();
+        draw_legend(&legend, "query → database", &entries, &[])?;
+    } else {
+        let (cols, rows) = grid(n);
+        let panels = plot.split_evenly((rows, cols));
+        let db_index = |d: &str| m.modalities.iter().position(|x| x == d).unwrap_or(0);
+        for (qi, q) in m.modalities.iter().enumerate() {
+            let Some(panel) = panels.get(qi) else { break };
+            let curves: Vec<Curve> = (0..m.pairs.len())
+                .filter(|&p| &m.pairs[p].0 == q)
+                .map(|p| {
+                    let d = &m.pairs[p].1;
+                    curve(m, p, format!("{q}→{d}"), color(db_index(d)))
+                })
+                .collect();
+            draw_curves_panel(panel, m, Some(&format!("query: {q}")), &curves, 0.85)?;
+        }
+        let entries: Vec<_> = m
+            .modalities
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (format!("→ {d}"), color(i), false))
+            .collect();
+        draw_legend(
+            &legend,
+            "database",
+            &entries,
+            &["dashed line:", "query = database"],
+        )?;
+    }
+    Ok(())
+}
+
+/// Forgetting curves: every pair's metric across stages, written to dir/forgetting.png and dir/forgetting.svg.
+///
+/// Up to three modalities (nine pairs) share one panel, with a legend right of
+/// the plot; with more, there is one panel per query modality, coloured by
+/// database modality, so 36 curves stay readable.
+pub fn forgetting_curves(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<()> {
+    render_both!(dir, "forgetting", forgetting_size(m), draw_forgetting(m, title))
+}
+
+/// Viridis colormap (matplotlib's anchors), `v` clamped to 0..1.
+fn viridis(v: f64) -> RGBColor {
+    const ANCHORS: [(u8, u8, u8); 9] = [
+        (68, 1, 84),
+        (71, 44, 122),
+        (59, 81, 139),
+        (44, 113, 142),
+        (33, 144, 141),
+        (39, 173, 129),
+        (92, 200, 99),
+        (170, 220, 50),
+        (253, 231, 37),
+    ];
+    let x = v.clamp(0.0, 1.0) * (ANCHORS.len() - 1) as f64;
+    let i = (x.floor() as usize).min(ANCHORS.len() - 2);
+    let f = x - i as f64;
+    let (a, b) = (ANCHORS[i], ANCHORS[i + 1]);
+    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
+    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
+}
+
+/// Cell edge in pixels for an `n`×`n` heatmap.
+fn cell_px(n: usize) -> u32 {
+    if n <= 3 {
+        130
+    } else {
+        95
+    }
+}
+
+/// Heatmap layout in pixels: label areas, top margin, gap and width of the colour bar.
+const HEAT_Y_LABELS: u32 = 100;
+const HEAT_X_LABELS: u32 = 64;
+const HEAT_TOP: u32 = 8;
+const HEAT_GAP: u32 = 30;
+const HEAT_BAR_W: u32 = 70;
+
+fn heatmap_size(m: &AccuracyMatrix) -> (u32, u32) {
+    let side = m.modalities.len().max(1) as u32 * cell_px(m.modalities.len());
+    let w = side + HEAT_Y_LABELS + HEAT_GAP + HEAT_BAR_W + 120;
+    let h = 78 + side + HEAT_X_LABELS + HEAT_TOP + 30;
+    (w.max(640), h)
+}
+
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    m: &AccuracyMatrix,
+    title: &str,
+) -> std::result::Result<(), String> {
+    let n = m.modalities.len();
+    let last = m.last_stage();
+    let subtitle = format!(
+        "{} after the last stage ({}) · rows: query, columns: database",
+        m.metric,
+        stage_label(m, last)
+    );
+    let body = draw_header(root, title, &subtitle)?;
+    let (w, _) = body.dim_in_pixel();
+    let side = n.max(1) as u32 * cell_px(n);
+    let (chart_w, chart_h) = (side + HEAT_Y_LABELS, side + HEAT_X_LABELS + HEAT_TOP);
+    // Centre grid + colour bar horizontally.
+    let left = w.saturating_sub(chart_w + HEAT_GAP + HEAT_BAR_W) / 2;
+    let matrix_area = body.clone().shrink((left, 0), (chart_w, chart_h));
+    let bar_area = body.shrink((left + chart_w + HEAT_GAP, HEAT_TOP), (HEAT_BAR_W, side));
+    let nf = n as f64;
+    let centres: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
+    let name = |v: f64, flip: bool| -> String {
+        let i = (v - 0.5).round();
+        if i < 0.0 || (v - 0.5 - i).abs() > 1e-6 {
+            return String::new();
+        }
+        let i = i as usize;
+        // Rows are drawn bottom-up, so the first query modality sits at the top.
+        let row = if flip { n.checked_sub(i + 1) } else { Some(i) };
+        row.and_then(|r| m.modalities.get(r))
+            .cloned()
+            .unwrap_or_default()
+    };
+    let mut chart = ChartBuilder::on(&matrix_area)
+        .x_label_area_size(HEAT_X_LABELS)
+        .y_label_area_size(HEAT_Y_LABELS)
+        .margin_top(HEAT_TOP)
+        .build_cartesian_2d(
+            KeyAxis::new(0.0..nf, centres.clone()),
+            KeyAxis::new(0.0..nf, centres),
+        )
+        .map_err(msg)?;
+    chart
+        .configure_mesh()
+        .disable_mesh()
+        .x_labels(n)
+        .y_labels(n)
+        .x_label_formatter(&|x| name(*x, false))
+        .y_label_formatter(&|y| name(*y, true))
+        .x_desc("database")
+        .y_desc("query")
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 18).into_font().style(FontStyle::Bold))
+        .draw()
+        .map_err(msg)?;
+    let value_font = if n <= 3 { 24 } else { 19 };
+    for (qi, q) in m.modalities.iter().enumerate() {
+        for (di, d) in m.modalities.iter().enumerate() {
+            let (x, y) = (di as f64, (n - 1 - qi) as f64);
+            let value = m.get(last, q, d);
+            let (fill, text) = match value {
+                Some(v) if v.is_finite() => (viridis(v), format!("{v:.3}")),
+                Some(_) => (RGBColor(200, 200, 200), "nan".to_string()),
+                None => (RGBColor(235, 235, 235), "–".to_string()),
+            };
+            chart
+                .draw_series([
+                    Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill.filled()),
+                    Rectangle::new([(x, y), (x + 1.0, y + 1.0)], WHITE.stroke_width(2)),
+                ])
+                .map_err(msg)?;
+            let ink = match value {
+                Some(v) if v.is_finite() && v < 0.62 => WHITE,
+                _ => BLACK,
+            };
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    text,
+                    (x + 0.5, y + 0.5),
+                    (FONT, value_font)
+                        .into_font()
+                        .color(&ink)
+                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                )))
+                .map_err(msg)?;
+        }
+    }
+    // Colour bar: fixed 0..1 so heatmaps of different runs compare by colour.
+    let mut bar = ChartBuilder::on(&bar_area)
+        .y_label_area_size(0)
+        .right_y_label_area_size(HEAT_BAR_W - 22)
+        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
+        .map_err(msg)?;
+    bar.configure_mesh()
+        .disable_mesh()
+        .disable_x_axis()
+        .y_labels(6)
+        .y_label_formatter(&|y| format!("{y:.1}"))
+        .label_style((FONT, 14))
+        .draw()
+        .map_err(msg)?;
+    let steps = 100;
+    bar.draw_series((0..steps).map(|i| {
+        let lo = i as f64 / steps as f64;
+        let hi = (i + 1) as f64 / steps as f64;
+        Rectangle::new([(0.0, lo), (1.0, hi)], viridis((lo + hi) / 2.0).filled())
+    }))
+    .map_err(msg)?;
+    Ok(())
+}
+
+/// Final-stage metric of every (query, database) pair as a heatmap, written to dir/map_matrix.png and dir/map_matrix.svg.
+pub fn map_matrix_heatmap(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<()> {
+    render_both!(dir, "map_matrix", heatmap_size(m), draw_heatmap(m, title))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run over `mods` trained in order, with plausible forgetting.
+    pub(crate) fn demo(mods: &[&str]) -> AccuracyMatrix {
+        let n = mods.len();
+        let pairs: Vec<(String, String)> = mods
+            .iter()
+            .flat_map(|q| mods.iter().map(move |d| (q.to_string(), d.to_string())))
+            .collect();
+        let values = (0..=n)
+            .map(|t| {
+                (0..n * n)
+                    .map(|p| {
+                        let (qi, di) = (p / n, p % n);
+                        let learned = qi.max(di) + 1;
+                        let base = 0.08 + 0.01 * (p % 5) as f64;
+                        if t < learned {
+                            base + 0.03 * t as f64
+                        } else {
+                            let peak = 0.55 + 0.35 * (((p * 7) % 10) as f64 / 10.0);
+                            peak - 0.06 * (t - learned) as f64 * (1.0 + (p % 3) as f64)
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        AccuracyMatrix {
+            metric: "map".into(),
+            modalities: mods.iter().map(|s| s.to_string()).collect(),
+            trained: std::iter::once(None)
+                .chain(mods.iter().map(|m| Some(m.to_string())))
+                .collect(),
+            values,
+            pairs,
+        }
+    }
+
+    fn check_dir(dir: &Path) {
+        for stem in ["forgetting", "map_matrix"] {
+            let png = std::fs::read(dir.join(format!("{stem}.png"))).unwrap();
+            assert!(png.starts_with(b"\x89PNG\r\n\x1a\n"), "{stem}.png is not a PNG");
+            let svg = std::fs::read_to_string(dir.join(format!("{stem}.svg"))).unwrap();
+            assert!(svg.contains("<svg"), "{stem}.svg is not an SVG");
+        }
+    }
+
+    #[test]
+    fn renders_png_and_svg() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = demo(&["image", "text"]);
+        forgetting_curves(&m, "finetune on wiki", dir.path()).unwrap();
+        map_matrix_heatmap(&m, "finetune on wiki", dir.path()).unwrap();
+        check_dir(dir.path());
+        // No temp files left next to the figures.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 4);
+    }
+
+    #[test]
+    fn renders_many_modalities() {
+        let dir = tempfile::tempdir().unwrap();
+        let m = demo(&["fac", "fou", "kar", "mor", "pix", "zer"]);
+        forgetting_curves(&m, "meta on mfeat", dir.path()).unwrap();
+        map_matrix_heatmap(&m, "meta on mfeat", dir.path()).unwrap();
+        check_dir(dir.path());
+    }
+
+    /// Renders sample figures to /tmp/fig_check for a human to look at:
+    /// `cargo test -p seqmodal-analysis -- --ignored fig_check`.
+    #[test]
+    #[ignore]
+    fn fig_check() {
+        let root = Path::new("/tmp/fig_check");
+        for (name, mods) in [
+            ("two", &["image", "text"][..]),
+            ("three", &["image", "text", "audio"][..]),
+            ("six", &["fac", "fou", "kar", "mor", "pix", "zer"][..]),
+        ] {
+            let m = demo(mods);
+            let dir = root.join(name);
+            let title = format!("finetune · {} modalities · 64 bits · seed 7", mods.len());
+            forgetting_curves(&m, &title, &dir).unwrap();
+            map_matrix_heatmap(&m, &title, &dir).unwrap();
+            check_dir(&dir);
+        }
+    }
+}

@@ -1,0 +1,59 @@
+//! `seqmodal`: run continual cross-modal retrieval experiments from TOML files.
+
+mod output;
+mod progress;
+mod run;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Continual (sequential) cross-modal retrieval experiments: one unified hashing model
+/// learns modality after modality; every query→database pair is evaluated after every stage.
+#[derive(Parser, Debug)]
+#[command(name = "seqmodal", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+    /// Log level for messages on stderr (error, warn, info, debug, trace).
+    #[arg(long, global = true, default_value = "info")]
+    log: String,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Train and evaluate an experiment: writes config.toml, metrics.csv, summary.json,
+    /// figures/ and checkpoints/ to the output directory.
+    Run {
+        /// Experiment file (TOML), e.g. experiments/wiki.toml.
+        experiment: PathBuf,
+        /// Output directory [default: runs/<name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Override a key of the experiment file, e.g. --set learner.kind=joint --set model.bits=32
+        /// (repeatable; `stages.1.epochs=5` addresses the second stage).
+        #[arg(long = "set", value_name = "KEY=VALUE")]
+        set: Vec<String>,
+        /// Do not draw progress bars.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    let result = match cli.command {
+        Command::Run { experiment, out, set, quiet } => run::run(&experiment, out, &set, quiet),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

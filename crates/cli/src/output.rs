@@ -1,0 +1,63 @@
+//! Turns a run's raw numbers into `metrics.csv`, `summary.json` and figures.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use seqmodal_analysis::{
+    forgetting_curves, map_matrix_heatmap, write_metrics_csv, write_summary_json, AccuracyMatrix, Record, Summary,
+};
+use seqmodal_learner::{Experiment, RunResult};
+
+/// The tidy records of a run (one per stage, pair and metric).
+pub fn records(exp: &Experiment, result: &RunResult) -> Vec<Record> {
+    result
+        .rows
+        .iter()
+        .map(|r| Record {
+            experiment: exp.name.clone(),
+            learner: exp.learner.kind.as_str().into(),
+            seed: exp.seed,
+            bits: exp.model.bits,
+            stage: r.stage,
+            trained: r.trained.clone(),
+            query: r.query.clone(),
+            database: r.database.clone(),
+            metric: r.metric.to_string(),
+            value: r.value,
+        })
+        .collect()
+}
+
+/// Writes metrics.csv, summary.json and figures/ into `dir`; returns the summary.
+pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result<Summary> {
+    let recs = records(exp, result);
+    write_metrics_csv(&recs, &dir.join("metrics.csv"))?;
+    // Every summary figure is derived from the stored records, never kept separately.
+    let matrix = AccuracyMatrix::from_records(&recs, "map")?;
+    let mut summary =
+        Summary::from_matrix(&matrix, &exp.name, exp.learner.kind.as_str(), exp.seed, exp.model.bits, None);
+    let sps = if result.train_seconds > 0.0 { result.train_samples as f64 / result.train_seconds } else { 0.0 };
+    summary.extra.insert("wall_seconds".into(), serde_json::json!(result.wall_seconds));
+    summary.extra.insert("train_seconds".into(), serde_json::json!(result.train_seconds));
+    summary.extra.insert("train_samples".into(), serde_json::json!(result.train_samples));
+    summary.extra.insert("train_samples_per_second".into(), serde_json::json!(sps));
+    summary.extra.insert("optimizer_steps".into(), serde_json::json!(result.steps));
+    write_summary_json(&summary, &dir.join("summary.json"))?;
+    let figures = dir.join("figures");
+    std::fs::create_dir_all(&figures).with_context(|| format!("cannot create {}", figures.display()))?;
+    let title = format!("{} ({}, {} bits, seed {})", exp.name, exp.learner.kind.as_str(), exp.model.bits, exp.seed);
+    forgetting_curves(&matrix, &title, &figures)?;
+    map_matrix_heatmap(&matrix, &title, &figures)?;
+    Ok(summary)
+}
+
+/// One line with the headline numbers.
+pub fn summary_line(s: &Summary) -> String {
+    let f = |v: Option<f64>| v.map_or("n/a".to_string(), |v| format!("{v:.4}"));
+    format!(
+        "final cross-modal mAP (acc) {}  bwt {}  forgetting (max prev) {}",
+        f(s.acc),
+        f(s.bwt),
+        f(s.forgetting_max_prev)
+    )
+}

@@ -1,0 +1,125 @@
+//! The `seqmodal` binary end to end: outputs of a short real run, byte-identical
+//! reruns, and a clear non-zero exit for every kind of bad experiment file.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn seqmodal(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_seqmodal")).current_dir(repo()).args(args).output().unwrap()
+}
+
+/// A short version of experiments/wiki.toml (small model, 2 epochs).
+fn short_run(out: &Path) -> Output {
+    seqmodal(&[
+        "run",
+        "experiments/wiki.toml",
+        "--quiet",
+        "--out",
+        out.to_str().unwrap(),
+        "--set",
+        "train.epochs=2",
+        "--set",
+        "model.hidden=64",
+        "--set",
+        "model.bits=16",
+    ])
+}
+
+#[test]
+fn run_writes_every_output_and_is_byte_identical_per_seed() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+    let out = short_run(&a);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("stage 0 (random init)") && stdout.contains("stage 2 (text)"), "{stdout}");
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "summary.json",
+        "figures/forgetting.png",
+        "figures/forgetting.svg",
+        "figures/map_matrix.png",
+        "figures/map_matrix.svg",
+        "checkpoints/stage-1.safetensors",
+        "checkpoints/stage-2.safetensors",
+    ] {
+        assert!(a.join(f).is_file(), "missing {f}");
+    }
+    let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(lines.next().unwrap(), "experiment,learner,seed,bits,stage,trained,query,database,metric,value");
+    // 3 evaluations (stage 0..2) x 4 pairs x 4 metrics
+    assert_eq!(csv.lines().count(), 1 + 3 * 4 * 4);
+    assert!(csv.lines().any(|l| l.starts_with("wiki,finetune,7,16,0,,image,text,map,")), "{csv}");
+    assert!(csv.lines().any(|l| l.starts_with("wiki,finetune,7,16,2,text,text,image,p@r2,")), "{csv}");
+
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(a.join("summary.json")).unwrap()).unwrap();
+    for key in ["acc", "bwt", "forgetting_max_prev", "wall_seconds", "train_samples_per_second"] {
+        assert!(summary.get(key).is_some(), "summary.json lacks {key}: {summary}");
+    }
+    // acc is derived from metrics.csv: mean of the final image->text and text->image map.
+    let final_map = |q: &str, d: &str| -> f64 {
+        let prefix = format!("wiki,finetune,7,16,2,text,{q},{d},map,");
+        csv.lines().find_map(|l| l.strip_prefix(&prefix)).unwrap().parse().unwrap()
+    };
+    let acc = (final_map("image", "text") + final_map("text", "image")) / 2.0;
+    assert!((summary["acc"].as_f64().unwrap() - acc).abs() < 1e-12);
+
+    let resolved = std::fs::read_to_string(a.join("config.toml")).unwrap();
+    assert!(resolved.contains("bits = 16") && resolved.contains("epochs = 2"), "{resolved}");
+
+    let out = short_run(&b);
+    assert!(out.status.success());
+    assert_eq!(std::fs::read(a.join("metrics.csv")).unwrap(), std::fs::read(b.join("metrics.csv")).unwrap());
+}
+
+/// Writes `text` as an experiment file, runs it, and returns (success, stderr).
+fn run_bad(text: &str) -> (bool, String) {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("bad.toml");
+    std::fs::write(&p, text).unwrap();
+    let out = seqmodal(&["run", p.to_str().unwrap(), "--quiet", "--out", tmp.path().join("o").to_str().unwrap()]);
+    (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+fn wiki_text() -> String {
+    std::fs::read_to_string(repo().join("experiments/wiki.toml")).unwrap()
+}
+
+#[test]
+fn bad_experiment_files_exit_non_zero_naming_file_and_key() {
+    let cases: Vec<(String, Vec<&str>)> = vec![
+        (wiki_text().replace("seed = 7", "seed = 7 7"), vec!["bad.toml", "line"]),
+        (wiki_text().replace("[train]\n", "[train]\nwarmup = 3\n"), vec!["bad.toml", "warmup", "line"]),
+        (wiki_text().replace("kind = \"finetune\"", "kind = \"nope\""), vec!["bad.toml:", "learner.kind", "nope"]),
+        (
+            wiki_text().replace("modality = \"text\"", "modality = \"audio\""),
+            vec!["bad.toml:", "stages[1].modality", "audio", "image, text"],
+        ),
+        (
+            wiki_text().replace("path = \"datasets/wiki\"", "path = \"/no/such/dir\""),
+            vec!["bad.toml", "dataset.path", "/no/such/dir"],
+        ),
+    ];
+    for (text, needles) in cases {
+        let (ok, err) = run_bad(&text);
+        assert!(!ok, "should fail: {needles:?}");
+        for n in needles {
+            assert!(err.contains(n), "stderr lacks '{n}': {err}");
+        }
+    }
+}
+
+#[test]
+fn missing_experiment_file_is_reported() {
+    let out = seqmodal(&["run", "experiments/does-not-exist.toml"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("does-not-exist.toml"), "{err}");
+}

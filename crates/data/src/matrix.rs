@@ -1,0 +1,142 @@
+//! Dense row-major feature matrices and multi-hot label matrices.
+
+use crate::error::{DataError, Result};
+
+/// A dense row-major `f32` matrix: one row per sample.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Matrix {
+    rows: usize,
+    cols: usize,
+    data: Vec<f32>,
+}
+
+impl Matrix {
+    /// Wraps row-major data; errors when `data.len() != rows * cols`.
+    pub fn new(rows: usize, cols: usize, data: Vec<f32>) -> Result<Self> {
+        if data.len() != rows * cols {
+            return Err(DataError::Shape {
+                context: "matrix".into(),
+                message: format!("{} values for a {rows}x{cols} matrix", data.len()),
+            });
+        }
+        Ok(Self { rows, cols, data })
+    }
+
+    /// Number of rows (samples).
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of columns (feature dimension).
+    pub fn cols(&self) -> usize {
+        self.cols
+    }
+
+    /// The row-major values.
+    pub fn data(&self) -> &[f32] {
+        &self.data
+    }
+
+    /// Mutable row-major values.
+    pub fn data_mut(&mut self) -> &mut [f32] {
+        &mut self.data
+    }
+
+    /// One row.
+    pub fn row(&self, i: usize) -> &[f32] {
+        &self.data[i * self.cols..(i + 1) * self.cols]
+    }
+
+    /// A new matrix made of the given rows, in that order.
+    pub fn select(&self, rows: &[usize]) -> Matrix {
+        let mut data = Vec::with_capacity(rows.len() * self.cols);
+        for &r in rows {
+            data.extend_from_slice(self.row(r));
+        }
+        Matrix { rows: rows.len(), cols: self.cols, data }
+    }
+
+    /// First non-finite value as (row, col, value), if any.
+    pub fn find_non_finite(&self) -> Option<(usize, usize, f64)> {
+        self.data
+            .iter()
+            .position(|v| !v.is_finite())
+            .map(|i| (i / self.cols, i % self.cols, self.data[i] as f64))
+    }
+}
+
+/// Multi-hot labels, `u8` 0/1, one row per sample. Single-label data is one-hot.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Labels {
+    rows: usize,
+    classes: usize,
+    data: Vec<u8>,
+}
+
+impl Labels {
+    /// Wraps row-major multi-hot data (nonzero = has the label).
+    pub fn from_multi_hot(rows: usize, classes: usize, data: Vec<u8>) -> Result<Self> {
+        if data.len() != rows * classes {
+            return Err(DataError::Shape {
+                context: "labels".into(),
+                message: format!("{} values for {rows} rows x {classes} classes", data.len()),
+            });
+        }
+        let data = data.into_iter().map(|v| u8::from(v != 0)).collect();
+        Ok(Self { rows, classes, data })
+    }
+
+    /// One-hot labels from 0-based class ids; errors on an id `>= classes`.
+    pub fn from_class_ids(ids: &[usize], classes: usize) -> Result<Self> {
+        let mut data = vec![0u8; ids.len() * classes];
+        for (i, &c) in ids.iter().enumerate() {
+            if c >= classes {
+                return Err(DataError::Shape {
+                    context: "labels".into(),
+                    message: format!("class id {c} at row {i} but only {classes} classes"),
+                });
+            }
+            data[i * classes + c] = 1;
+        }
+        Ok(Self { rows: ids.len(), classes, data })
+    }
+
+    /// Number of samples.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Number of classes.
+    pub fn classes(&self) -> usize {
+        self.classes
+    }
+
+    /// Row-major 0/1 values.
+    pub fn data(&self) -> &[u8] {
+        &self.data
+    }
+
+    /// One sample's multi-hot row.
+    pub fn row(&self, i: usize) -> &[u8] {
+        &self.data[i * self.classes..(i + 1) * self.classes]
+    }
+
+    /// Whether sample `i` has label `class`.
+    pub fn has(&self, i: usize, class: usize) -> bool {
+        self.data[i * self.classes + class] != 0
+    }
+
+    /// The classes of sample `i`.
+    pub fn classes_of(&self, i: usize) -> impl Iterator<Item = usize> + '_ {
+        self.row(i).iter().enumerate().filter(|(_, &v)| v != 0).map(|(c, _)| c)
+    }
+
+    /// A new label matrix made of the given rows, in that order.
+    pub fn select(&self, rows: &[usize]) -> Labels {
+        let mut data = Vec::with_capacity(rows.len() * self.classes);
+        for &r in rows {
+            data.extend_from_slice(self.row(r));
+        }
+        Labels { rows: rows.len(), classes: self.classes, data }
+    }
+}

@@ -1,0 +1,69 @@
+//! Cross-modal retrieval evaluation of the current model: every ordered pair of
+//! modalities, queries = test split of q, database = train split of d.
+
+use seqmodal_data::{Dataset, Labels, Matrix};
+use seqmodal_hamming::{evaluate, Codes, LabelSet, Metric};
+use seqmodal_model::UnifiedModel;
+
+use crate::error::Result;
+
+/// One evaluated number.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EvalRow {
+    /// Stage after which it was measured (0 = before training).
+    pub stage: usize,
+    /// Modality trained in that stage (None for stage 0).
+    pub trained: Option<String>,
+    /// Query modality.
+    pub query: String,
+    /// Database modality.
+    pub database: String,
+    /// Metric.
+    pub metric: Metric,
+    /// Value.
+    pub value: f64,
+}
+
+/// Packed codes of a split.
+pub fn encode_split(model: &UnifiedModel, modality: &str, x: &Matrix) -> Result<Codes> {
+    let h = model.encode(modality, x.data(), x.rows())?;
+    Ok(Codes::from_signs(&h, x.rows(), model.config().bits)?)
+}
+
+/// Packed labels of a split.
+pub fn label_set(labels: &Labels) -> Result<LabelSet> {
+    Ok(LabelSet::from_multi_hot(labels.data(), labels.rows(), labels.classes())?)
+}
+
+/// Evaluates every ordered pair (query, database) of the dataset's modalities.
+pub fn evaluate_all(
+    model: &UnifiedModel,
+    ds: &Dataset,
+    metrics: &[Metric],
+    stage: usize,
+    trained: Option<&str>,
+) -> Result<Vec<EvalRow>> {
+    let mut queries = Vec::new();
+    let mut database = Vec::new();
+    for m in &ds.modalities {
+        queries.push((encode_split(model, &m.name, &m.test.features)?, label_set(&m.test.labels)?));
+        database.push((encode_split(model, &m.name, &m.train.features)?, label_set(&m.train.labels)?));
+    }
+    let mut rows = Vec::new();
+    for (qi, q) in ds.modalities.iter().enumerate() {
+        for (di, d) in ds.modalities.iter().enumerate() {
+            let values = evaluate(&queries[qi].0, &queries[qi].1, &database[di].0, &database[di].1, metrics)?;
+            for (metric, value) in metrics.iter().zip(values) {
+                rows.push(EvalRow {
+                    stage,
+                    trained: trained.map(String::from),
+                    query: q.name.clone(),
+                    database: d.name.clone(),
+                    metric: *metric,
+                    value,
+                });
+            }
+        }
+    }
+    Ok(rows)
+}

@@ -1,0 +1,448 @@
+//! Experiment files: the raw TOML form ([`ExperimentFile`]), validated once into the
+//! typed, checked [`Experiment`] that everything downstream trusts.
+//!
+//! Parsing rejects unknown keys and wrong types (toml names line and key); `check`
+//! rejects values out of range, unknown learners, metrics and adapters; and
+//! `check_dataset` rejects modalities and classes the dataset does not have — each
+//! error names the file, the line and the dotted key.
+
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use toml::Spanned;
+
+use seqmodal_data::{Dataset, DatasetKind};
+use seqmodal_hamming::Metric;
+use seqmodal_model::{AdapterKind, LossWeights};
+
+use crate::error::{LearnerError, Result};
+use crate::learners::LearnerKind;
+
+/// Raw experiment file, as written by a user (every optional key may be absent).
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExperimentFile {
+    /// Experiment name (default output dir `runs/<name>/`).
+    pub name: Spanned<String>,
+    /// Seed of initialisation, shuffling and sampling.
+    pub seed: Option<u64>,
+    /// `[dataset]`
+    pub dataset: DatasetSection,
+    /// `[model]`
+    #[serde(default)]
+    pub model: ModelSection,
+    /// `[learner]`
+    pub learner: LearnerSection,
+    /// `[train]`
+    #[serde(default)]
+    pub train: TrainSection,
+    /// `[[stages]]`
+    #[serde(default)]
+    pub stages: Vec<StageSection>,
+    /// `[eval]`
+    #[serde(default)]
+    pub eval: EvalSection,
+}
+
+/// `[dataset]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetSection {
+    /// Loader: `wiki` or `mfeat`.
+    pub kind: Spanned<String>,
+    /// Directory of the dataset files.
+    pub path: Spanned<String>,
+    /// Standardise each modality with train-split statistics (default true).
+    pub standardize: Option<bool>,
+}
+
+/// `[model]` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSection {
+    /// Code length (default 64).
+    pub bits: Option<Spanned<i64>>,
+    /// Hidden width (default 512).
+    pub hidden: Option<Spanned<i64>>,
+    /// `per-modality` (default) or `shared-pad`.
+    pub adapter: Option<Spanned<String>>,
+    /// Weight of the classification term (default 1).
+    pub classification: Option<Spanned<f64>>,
+    /// Weight of the pairwise term (default 1).
+    pub pairwise: Option<Spanned<f64>>,
+    /// Weight of the quantisation term (default 0.1).
+    pub quantization: Option<Spanned<f64>>,
+}
+
+/// `[learner]` section.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LearnerSection {
+    /// Strategy name.
+    pub kind: Spanned<String>,
+    /// Samples kept from earlier stages, over all of them (default 0).
+    pub memory: Option<Spanned<i64>>,
+}
+
+/// `[train]` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TrainSection {
+    /// Epochs per stage (default 30).
+    pub epochs: Option<Spanned<i64>>,
+    /// Batch size (default 128).
+    pub batch: Option<Spanned<i64>>,
+    /// Adam learning rate (default 1e-3).
+    pub lr: Option<Spanned<f64>>,
+}
+
+/// One `[[stages]]` entry.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StageSection {
+    /// The modality whose training data this stage sees.
+    pub modality: Spanned<String>,
+    /// Optional: only training rows with one of these (0-based) classes.
+    pub classes: Option<Spanned<Vec<i64>>>,
+    /// Optional per-stage override of `[train] epochs`.
+    pub epochs: Option<Spanned<i64>>,
+}
+
+/// `[eval]` section.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvalSection {
+    /// Metrics (default `["map"]`); `map` is always computed.
+    pub metrics: Option<Vec<Spanned<String>>>,
+}
+
+/// A checked experiment: every value typed and in range.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Experiment {
+    /// The file it came from (for messages).
+    pub source: PathBuf,
+    /// Experiment name.
+    pub name: String,
+    /// Seed.
+    pub seed: u64,
+    /// Dataset to load.
+    pub dataset: DatasetSpec,
+    /// Model hyper-parameters (dataset-dependent sizes are filled at run time).
+    pub model: ModelSpec,
+    /// Learner and its keys.
+    pub learner: LearnerSpec,
+    /// Default training settings.
+    pub train: TrainSpec,
+    /// The stage schedule.
+    pub stages: Vec<StageSpec>,
+    /// Metrics, `map` first.
+    pub metrics: Vec<Metric>,
+}
+
+/// Checked `[dataset]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DatasetSpec {
+    /// Loader.
+    pub kind: DatasetKind,
+    /// Directory as written in the file.
+    pub path: String,
+    /// Standardise per modality.
+    pub standardize: bool,
+}
+
+/// Checked `[model]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ModelSpec {
+    /// Code length.
+    pub bits: usize,
+    /// Hidden width.
+    pub hidden: usize,
+    /// Adapter layout.
+    pub adapter: AdapterKind,
+    /// Loss weights.
+    pub loss: LossWeights,
+}
+
+/// Checked `[learner]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LearnerSpec {
+    /// Strategy.
+    pub kind: LearnerKind,
+    /// Memory budget in samples.
+    pub memory: usize,
+}
+
+/// Checked `[train]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSpec {
+    /// Epochs per stage.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+}
+
+/// Checked stage.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StageSpec {
+    /// Modality trained in this stage.
+    pub modality: String,
+    /// Class filter (0-based ids), if any.
+    pub classes: Option<Vec<usize>>,
+    /// Epochs of this stage.
+    pub epochs: usize,
+    /// Line of the stage's `modality` key, for dataset-dependent errors.
+    pub line: usize,
+}
+
+impl ExperimentFile {
+    /// Parses TOML text; `path` is only used in messages.
+    pub fn parse(text: &str, path: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| LearnerError::Syntax { path: path.into(), message: e.to_string() })
+    }
+
+    /// Reads and parses a file, applying `--set key=value` overrides first.
+    pub fn read(path: &Path, overrides: &[String]) -> Result<(Self, String)> {
+        let text = std::fs::read_to_string(path).map_err(|source| LearnerError::Io { path: path.into(), source })?;
+        let text = crate::overrides::apply(&text, overrides, path)?;
+        Ok((Self::parse(&text, path)?, text))
+    }
+
+    /// Validates every value that does not need the dataset.
+    pub fn check(&self, text: &str, path: &Path) -> Result<Experiment> {
+        let at = |span: std::ops::Range<usize>, key: &str, message: String| LearnerError::Invalid {
+            path: path.into(),
+            line: line_of(text, span.start),
+            key: key.into(),
+            message,
+        };
+        let positive = |v: &Option<Spanned<i64>>, key: &str, default: usize| -> Result<usize> {
+            match v {
+                None => Ok(default),
+                Some(s) if *s.get_ref() > 0 => Ok(*s.get_ref() as usize),
+                Some(s) => Err(at(s.span(), key, format!("must be a positive integer, got {}", s.get_ref()))),
+            }
+        };
+        let weight = |v: &Option<Spanned<f64>>, key: &str, default: f64| -> Result<f64> {
+            match v {
+                None => Ok(default),
+                Some(s) if s.get_ref().is_finite() && *s.get_ref() >= 0.0 => Ok(*s.get_ref()),
+                Some(s) => Err(at(s.span(), key, format!("must be a finite number >= 0, got {}", s.get_ref()))),
+            }
+        };
+
+        if self.name.get_ref().trim().is_empty() || self.name.get_ref().contains(['/', '\\']) {
+            return Err(at(self.name.span(), "name", "must be non-empty and contain no path separators".into()));
+        }
+        let kind = DatasetKind::from_str(self.dataset.kind.get_ref())
+            .map_err(|e| at(self.dataset.kind.span(), "dataset.kind", e.to_string()))?;
+        let adapter = match &self.model.adapter {
+            None => AdapterKind::PerModality,
+            Some(s) => match s.get_ref().as_str() {
+                "per-modality" => AdapterKind::PerModality,
+                "shared-pad" => AdapterKind::SharedPad,
+                other => {
+                    return Err(at(
+                        s.span(),
+                        "model.adapter",
+                        format!("unknown adapter '{other}' (known: per-modality, shared-pad)"),
+                    ))
+                }
+            },
+        };
+        let defaults = LossWeights::default();
+        let model = ModelSpec {
+            bits: positive(&self.model.bits, "model.bits", 64)?,
+            hidden: positive(&self.model.hidden, "model.hidden", 512)?,
+            adapter,
+            loss: LossWeights {
+                classification: weight(&self.model.classification, "model.classification", defaults.classification)?,
+                pairwise: weight(&self.model.pairwise, "model.pairwise", defaults.pairwise)?,
+                quantization: weight(&self.model.quantization, "model.quantization", defaults.quantization)?,
+            },
+        };
+        let learner_kind = LearnerKind::from_str(self.learner.kind.get_ref())
+            .map_err(|m| at(self.learner.kind.span(), "learner.kind", m))?;
+        let memory = match &self.learner.memory {
+            None => 0,
+            Some(s) if *s.get_ref() >= 0 => *s.get_ref() as usize,
+            Some(s) => return Err(at(s.span(), "learner.memory", format!("must be >= 0, got {}", s.get_ref()))),
+        };
+        let train = TrainSpec {
+            epochs: positive(&self.train.epochs, "train.epochs", 30)?,
+            batch: positive(&self.train.batch, "train.batch", 128)?,
+            lr: match &self.train.lr {
+                None => 1e-3,
+                Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => *s.get_ref(),
+                Some(s) => return Err(at(s.span(), "train.lr", format!("must be > 0, got {}", s.get_ref()))),
+            },
+        };
+        if self.stages.is_empty() {
+            return Err(LearnerError::Invalid {
+                path: path.into(),
+                line: 0,
+                key: "stages".into(),
+                message: "no [[stages]]: add at least one `[[stages]]` table with a `modality` key".into(),
+            });
+        }
+        let mut stages = Vec::with_capacity(self.stages.len());
+        for (i, s) in self.stages.iter().enumerate() {
+            let classes = match &s.classes {
+                None => None,
+                Some(c) => {
+                    if c.get_ref().is_empty() {
+                        return Err(at(c.span(), &format!("stages[{i}].classes"), "must not be empty".into()));
+                    }
+                    if let Some(bad) = c.get_ref().iter().find(|&&v| v < 0) {
+                        return Err(at(c.span(), &format!("stages[{i}].classes"), format!("class id {bad} < 0")));
+                    }
+                    Some(c.get_ref().iter().map(|&v| v as usize).collect())
+                }
+            };
+            stages.push(StageSpec {
+                modality: s.modality.get_ref().clone(),
+                classes,
+                epochs: positive(&s.epochs, &format!("stages[{i}].epochs"), train.epochs)?,
+                line: line_of(text, s.modality.span().start),
+            });
+        }
+        let mut metrics = vec![Metric::Map];
+        for m in self.eval.metrics.iter().flatten() {
+            let metric = Metric::from_str(m.get_ref()).map_err(|e| at(m.span(), "eval.metrics", e.to_string()))?;
+            if !metrics.contains(&metric) {
+                metrics.push(metric);
+            }
+        }
+        Ok(Experiment {
+            source: path.into(),
+            name: self.name.get_ref().clone(),
+            seed: self.seed.unwrap_or(0),
+            dataset: DatasetSpec {
+                kind,
+                path: self.dataset.path.get_ref().clone(),
+                standardize: self.dataset.standardize.unwrap_or(true),
+            },
+            model,
+            learner: LearnerSpec { kind: learner_kind, memory },
+            train,
+            stages,
+            metrics,
+        })
+    }
+}
+
+impl Experiment {
+    /// Reads, overrides, parses and checks an experiment file (no dataset access).
+    pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
+        let (file, text) = ExperimentFile::read(path, overrides)?;
+        file.check(&text, path)
+    }
+
+    /// Checks the stages against the dataset: modalities exist, class ids in range,
+    /// and every stage has training rows.
+    pub fn check_dataset(&self, ds: &Dataset) -> Result<()> {
+        for (i, s) in self.stages.iter().enumerate() {
+            let Some(m) = ds.modality(&s.modality) else {
+                return Err(LearnerError::Invalid {
+                    path: self.source.clone(),
+                    line: s.line,
+                    key: format!("stages[{i}].modality"),
+                    message: format!(
+                        "unknown modality '{}' (dataset '{}' has: {})",
+                        s.modality,
+                        ds.name,
+                        ds.modality_names().join(", ")
+                    ),
+                });
+            };
+            if let Some(classes) = &s.classes {
+                if let Some(bad) = classes.iter().find(|&&c| c >= ds.classes()) {
+                    return Err(LearnerError::Invalid {
+                        path: self.source.clone(),
+                        line: s.line,
+                        key: format!("stages[{i}].classes"),
+                        message: format!("class id {bad} out of range: dataset '{}' has classes 0..{}", ds.name, ds.classes() - 1),
+                    });
+                }
+                let rows = (0..m.train.labels.rows()).filter(|&r| classes.iter().any(|&c| m.train.labels.has(r, c)));
+                if rows.count() == 0 {
+                    return Err(LearnerError::Invalid {
+                        path: self.source.clone(),
+                        line: s.line,
+                        key: format!("stages[{i}].classes"),
+                        message: "no training rows of these classes".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Resolves the dataset directory: as written (relative to the working directory),
+    /// else relative to each folder above the experiment file.
+    pub fn dataset_dir(&self) -> PathBuf {
+        let p = PathBuf::from(&self.dataset.path);
+        if p.is_absolute() || p.exists() {
+            return p;
+        }
+        let mut dir = self.source.parent();
+        while let Some(d) = dir {
+            let cand = d.join(&p);
+            if cand.exists() {
+                return cand;
+            }
+            dir = d.parent();
+        }
+        p
+    }
+
+    /// The fully resolved experiment (every default filled in) as TOML text.
+    pub fn to_toml(&self) -> String {
+        let sp = |v| Spanned::new(0..0, v);
+        let file = ExperimentFile {
+            name: sp(self.name.clone()),
+            seed: Some(self.seed),
+            dataset: DatasetSection {
+                kind: sp(self.dataset.kind.as_str().into()),
+                path: sp(self.dataset.path.clone()),
+                standardize: Some(self.dataset.standardize),
+            },
+            model: ModelSection {
+                bits: Some(Spanned::new(0..0, self.model.bits as i64)),
+                hidden: Some(Spanned::new(0..0, self.model.hidden as i64)),
+                adapter: Some(sp(self.model.adapter.as_str().into())),
+                classification: Some(Spanned::new(0..0, self.model.loss.classification)),
+                pairwise: Some(Spanned::new(0..0, self.model.loss.pairwise)),
+                quantization: Some(Spanned::new(0..0, self.model.loss.quantization)),
+            },
+            learner: LearnerSection {
+                kind: sp(self.learner.kind.as_str().into()),
+                memory: Some(Spanned::new(0..0, self.learner.memory as i64)),
+            },
+            train: TrainSection {
+                epochs: Some(Spanned::new(0..0, self.train.epochs as i64)),
+                batch: Some(Spanned::new(0..0, self.train.batch as i64)),
+                lr: Some(Spanned::new(0..0, self.train.lr)),
+            },
+            stages: self
+                .stages
+                .iter()
+                .map(|s| StageSection {
+                    modality: sp(s.modality.clone()),
+                    classes: s.classes.as_ref().map(|c| Spanned::new(0..0, c.iter().map(|&v| v as i64).collect())),
+                    epochs: Some(Spanned::new(0..0, s.epochs as i64)),
+                })
+                .collect(),
+            eval: EvalSection { metrics: Some(self.metrics.iter().map(|m| sp(m.to_string())).collect()) },
+        };
+        // Serialising plain data types into TOML cannot fail.
+        toml::to_string(&file).unwrap_or_default()
+    }
+}
+
+/// 1-based line of a byte offset.
+fn line_of(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}

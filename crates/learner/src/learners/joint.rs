@@ -1,0 +1,43 @@
+//! `joint`: the non-sequential reference. At stage t it trains on the mixed training
+//! data of every stage 1..=t (all modalities seen so far, shuffled together), so the
+//! final stage is a model trained jointly on everything; batches mix modalities, so
+//! the pairwise term also ties modalities together directly.
+
+use std::collections::HashSet;
+
+use crate::error::Result;
+use crate::learners::Learner;
+use crate::trainer::{Item, StageData, Trainer};
+
+/// Accumulates every stage's rows and trains on their union.
+#[derive(Debug, Default)]
+pub struct Joint {
+    seen: Vec<Item>,
+    member: HashSet<Item>,
+    modalities: Vec<String>,
+}
+
+impl Learner for Joint {
+    fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
+        for it in stage.items() {
+            if self.member.insert(it) {
+                self.seen.push(it);
+            }
+        }
+        let name = stage.modality_name(trainer).to_string();
+        if !self.modalities.contains(&name) {
+            self.modalities.push(name);
+        }
+        let names: Vec<&str> = self.modalities.iter().map(String::as_str).collect();
+        let mut opt = trainer.optimizer(&names)?;
+        for epoch in 0..stage.epochs {
+            let batches = trainer.shuffled_batches(&self.seen);
+            let mut loss_sum = 0.0;
+            for b in &batches {
+                loss_sum += trainer.step(&mut opt, b)?.total_value;
+            }
+            trainer.end_epoch(epoch, loss_sum / batches.len().max(1) as f64);
+        }
+        Ok(())
+    }
+}

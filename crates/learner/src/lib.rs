@@ -1,0 +1,17 @@
+//! Continual-learning strategies for the unified cross-modal model, the experiment
+//! file format, and the stage runner that trains and evaluates stage by stage.
+
+mod error;
+pub mod evaluate;
+pub mod experiment;
+pub mod learners;
+pub mod overrides;
+mod runner;
+mod trainer;
+
+pub use error::{LearnerError, Result};
+pub use evaluate::EvalRow;
+pub use experiment::{Experiment, ExperimentFile};
+pub use learners::{Learner, LearnerKind};
+pub use runner::{build_model, run, Observer, RunOptions, RunResult, Silent};
+pub use trainer::{Item, ModalityTrain, StageData, StepLoss, Trainer};

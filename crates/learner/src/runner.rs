@@ -1,0 +1,133 @@
+//! The stage runner: the scenario loop of a continual cross-modal experiment.
+//!
+//! Evaluate (stage 0, random init) → for each `[[stages]]`: the learner trains on
+//! that stage's rows, a checkpoint is written, every ordered modality pair is
+//! evaluated. The result keeps every raw number; summaries are derived elsewhere.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use seqmodal_data::Dataset;
+use seqmodal_model::{ModelConfig, UnifiedModel};
+
+use crate::error::{LearnerError, Result};
+use crate::evaluate::{evaluate_all, EvalRow};
+use crate::experiment::Experiment;
+use crate::trainer::{ModalityTrain, StageData, Trainer};
+
+/// Progress callbacks (the CLI draws progress bars from these).
+pub trait Observer {
+    /// A stage starts training (1-based).
+    fn on_stage_start(&mut self, _stage: usize, _modality: &str, _epochs: usize) {}
+    /// An epoch ended with this mean batch loss.
+    fn on_epoch(&mut self, _stage: usize, _epoch: usize, _mean_loss: f64) {}
+    /// A stage was evaluated (stage 0 = before training).
+    fn on_evaluated(&mut self, _stage: usize, _rows: &[EvalRow]) {}
+}
+
+/// An observer that ignores everything.
+pub struct Silent;
+impl Observer for Silent {}
+
+/// Where a run writes checkpoints.
+#[derive(Clone, Debug, Default)]
+pub struct RunOptions {
+    /// Directory for `stage-<k>.safetensors` (none: no checkpoints).
+    pub checkpoint_dir: Option<PathBuf>,
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// Every (stage, pair, metric) value, stage 0 first.
+    pub rows: Vec<EvalRow>,
+    /// Samples passed through optimiser steps.
+    pub train_samples: u64,
+    /// Seconds spent in optimiser steps.
+    pub train_seconds: f64,
+    /// Wall seconds of the whole run (training + evaluation + checkpoints).
+    pub wall_seconds: f64,
+    /// Optimiser steps.
+    pub steps: u64,
+}
+
+/// Builds the unified model for an experiment on a dataset.
+pub fn build_model(exp: &Experiment, ds: &Dataset) -> Result<UnifiedModel> {
+    let cfg = ModelConfig {
+        bits: exp.model.bits,
+        hidden: exp.model.hidden,
+        adapter: exp.model.adapter,
+        classes: ds.classes(),
+        pad_dim: ds.modalities.iter().map(|m| m.dim()).max().unwrap_or(1),
+        loss: exp.model.loss,
+        seed: exp.seed,
+    };
+    Ok(UnifiedModel::new(cfg)?)
+}
+
+/// Runs an experiment on an already loaded (and standardised) dataset.
+pub fn run(exp: &Experiment, ds: &Dataset, opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunResult> {
+    let wall = Instant::now();
+    exp.check_dataset(ds)?;
+    let mut model = build_model(exp, ds)?;
+    // Adapters are seeded by (seed, modality name), so creating them all now gives the
+    // same weights as creating each when its modality first appears; untrained
+    // modalities still need codes for the stage-0 / forward-transfer evaluation.
+    for m in &ds.modalities {
+        model.ensure_modality(&m.name, m.dim())?;
+    }
+    let data = ModalityTrain::from_dataset(ds);
+    let mut rng = ChaCha8Rng::seed_from_u64(exp.seed);
+    let mut learner = exp.learner.kind.build();
+    let mut rows = evaluate_all(&model, ds, &exp.metrics, 0, None)?;
+    observer.on_evaluated(0, &rows);
+    let (mut samples, mut steps, mut seconds) = (0u64, 0u64, 0f64);
+    if let Some(dir) = &opts.checkpoint_dir {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| LearnerError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
+    }
+    for (i, spec) in exp.stages.iter().enumerate() {
+        let stage = i + 1;
+        let midx = ds
+            .modality_index(&spec.modality)
+            .ok_or_else(|| LearnerError::Learner { learner: "runner".into(), message: "unchecked modality".into() })?;
+        let labels = &ds.modalities[midx].train.labels;
+        let rows_of_stage: Vec<u32> = (0..labels.rows())
+            .filter(|&r| spec.classes.as_ref().is_none_or(|cs| cs.iter().any(|&c| labels.has(r, c))))
+            .map(|r| r as u32)
+            .collect();
+        let stage_data = StageData { stage, modality: midx, rows: rows_of_stage, epochs: spec.epochs };
+        observer.on_stage_start(stage, &spec.modality, spec.epochs);
+        let mut trainer = Trainer {
+            model: &mut model,
+            data: &data,
+            rng: &mut rng,
+            train: &exp.train,
+            observer: &mut *observer,
+            stage,
+            samples: 0,
+            steps: 0,
+            seconds: 0.0,
+        };
+        learner.train_stage(&mut trainer, &stage_data)?;
+        samples += trainer.samples;
+        steps += trainer.steps;
+        seconds += trainer.seconds;
+        if let Some(dir) = &opts.checkpoint_dir {
+            model.save(&dir.join(format!("stage-{stage}.safetensors")))?;
+        }
+        let stage_rows = evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality))?;
+        observer.on_evaluated(stage, &stage_rows);
+        rows.extend(stage_rows);
+    }
+    Ok(RunResult {
+        rows,
+        train_samples: samples,
+        train_seconds: seconds,
+        wall_seconds: wall.elapsed().as_secs_f64(),
+        steps,
+    })
+}

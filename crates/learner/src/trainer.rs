@@ -1,0 +1,166 @@
+//! Training plumbing shared by every learner: the training data of each modality,
+//! stage row sets, shuffled batches, and one optimiser step.
+
+use std::time::Instant;
+
+use candle_core::Tensor;
+use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use rand::seq::SliceRandom;
+use rand_chacha::ChaCha8Rng;
+
+use seqmodal_data::Dataset;
+use seqmodal_model::{BatchPart, UnifiedModel};
+
+use crate::error::Result;
+use crate::experiment::TrainSpec;
+use crate::runner::Observer;
+
+/// One training sample: (modality index in the dataset, row in its train split).
+pub type Item = (u32, u32);
+
+/// Training split of one modality, as flat f32 buffers ready for tensors.
+#[derive(Clone, Debug)]
+pub struct ModalityTrain {
+    /// Modality name.
+    pub name: String,
+    /// Feature dimension.
+    pub dim: usize,
+    /// Row-major features.
+    pub x: Vec<f32>,
+    /// Row-major multi-hot labels as f32.
+    pub y: Vec<f32>,
+    /// Number of classes.
+    pub classes: usize,
+}
+
+impl ModalityTrain {
+    /// Copies a dataset's train splits.
+    pub fn from_dataset(ds: &Dataset) -> Vec<ModalityTrain> {
+        ds.modalities
+            .iter()
+            .map(|m| ModalityTrain {
+                name: m.name.clone(),
+                dim: m.dim(),
+                x: m.train.features.data().to_vec(),
+                y: m.train.labels.data().iter().map(|&v| v as f32).collect(),
+                classes: m.train.labels.classes(),
+            })
+            .collect()
+    }
+}
+
+/// The rows one stage may train on.
+#[derive(Clone, Debug)]
+pub struct StageData {
+    /// 1-based stage number.
+    pub stage: usize,
+    /// Modality index in the dataset.
+    pub modality: usize,
+    /// Train-split rows of that modality (after the stage's class filter).
+    pub rows: Vec<u32>,
+    /// Epochs of this stage.
+    pub epochs: usize,
+}
+
+impl StageData {
+    /// The stage's rows as items.
+    pub fn items(&self) -> Vec<Item> {
+        self.rows.iter().map(|&r| (self.modality as u32, r)).collect()
+    }
+
+    /// Name of the stage's modality.
+    pub fn modality_name<'t>(&self, trainer: &'t Trainer<'_>) -> &'t str {
+        &trainer.data[self.modality].name
+    }
+}
+
+/// Loss of one step, as plain numbers.
+#[derive(Clone, Copy, Debug)]
+pub struct StepLoss {
+    /// Weighted total.
+    pub total_value: f64,
+}
+
+/// Batching and optimisation for learners; counts samples and time for the summary.
+pub struct Trainer<'a> {
+    /// The model being trained.
+    pub model: &'a mut UnifiedModel,
+    /// Training data of every modality (learners only touch what the scenario allows).
+    pub data: &'a [ModalityTrain],
+    /// Shuffling and sampling randomness (seeded per run).
+    pub rng: &'a mut ChaCha8Rng,
+    /// `[train]` settings.
+    pub train: &'a TrainSpec,
+    /// Progress sink.
+    pub observer: &'a mut dyn Observer,
+    /// Current stage (1-based), for progress reports.
+    pub stage: usize,
+    /// Samples passed through an optimiser step so far.
+    pub samples: u64,
+    /// Optimiser steps so far.
+    pub steps: u64,
+    /// Seconds spent in optimiser steps.
+    pub seconds: f64,
+}
+
+impl Trainer<'_> {
+    /// Adam over the shared parameters and the adapters of `modalities` only, so other
+    /// modalities' adapters stay frozen.
+    pub fn optimizer(&self, modalities: &[&str]) -> Result<AdamW> {
+        let params = ParamsAdamW { lr: self.train.lr, weight_decay: 0.0, ..Default::default() };
+        Ok(AdamW::new(self.model.vars_for(modalities), params)?)
+    }
+
+    /// Shuffles `pool` and cuts it into batches of `[train] batch` (last one smaller).
+    pub fn shuffled_batches(&mut self, pool: &[Item]) -> Vec<Vec<Item>> {
+        let mut items = pool.to_vec();
+        items.shuffle(self.rng);
+        items.chunks(self.train.batch).map(<[Item]>::to_vec).collect()
+    }
+
+    /// Gathers items into per-modality batch parts (modalities in first-appearance order).
+    pub fn batch_parts(&self, items: &[Item]) -> Result<Vec<BatchPart>> {
+        let mut order: Vec<u32> = Vec::new();
+        for &(m, _) in items {
+            if !order.contains(&m) {
+                order.push(m);
+            }
+        }
+        let dev = self.model.device().clone();
+        let mut parts = Vec::with_capacity(order.len());
+        for m in order {
+            let md = &self.data[m as usize];
+            let rows: Vec<usize> = items.iter().filter(|it| it.0 == m).map(|it| it.1 as usize).collect();
+            let mut x = Vec::with_capacity(rows.len() * md.dim);
+            let mut y = Vec::with_capacity(rows.len() * md.classes);
+            for &r in &rows {
+                x.extend_from_slice(&md.x[r * md.dim..(r + 1) * md.dim]);
+                y.extend_from_slice(&md.y[r * md.classes..(r + 1) * md.classes]);
+            }
+            parts.push(BatchPart {
+                modality: md.name.clone(),
+                x: Tensor::from_vec(x, (rows.len(), md.dim), &dev)?,
+                labels: Tensor::from_vec(y, (rows.len(), md.classes), &dev)?,
+            });
+        }
+        Ok(parts)
+    }
+
+    /// One optimiser step on the model loss of `items`.
+    pub fn step(&mut self, opt: &mut AdamW, items: &[Item]) -> Result<StepLoss> {
+        let t0 = Instant::now();
+        let parts = self.batch_parts(items)?;
+        let out = self.model.forward(&parts)?;
+        let loss = self.model.loss(&out)?;
+        opt.backward_step(&loss.total)?;
+        self.samples += items.len() as u64;
+        self.steps += 1;
+        self.seconds += t0.elapsed().as_secs_f64();
+        Ok(StepLoss { total_value: loss.total.to_scalar::<f32>()? as f64 })
+    }
+
+    /// Reports the end of an epoch to the observer.
+    pub fn end_epoch(&mut self, epoch: usize, mean_loss: f64) {
+        self.observer.on_epoch(self.stage, epoch + 1, mean_loss);
+    }
+}

@@ -1,0 +1,305 @@
+//! The unified hashing network: input adapter(s) -> shared trunk -> hash layer (tanh)
+//! -> classifier on the code.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Tensor, Var};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{AdapterKind, ModelConfig};
+use crate::error::{ModelError, Result};
+use crate::loss;
+
+/// Rows of one modality inside a training batch.
+#[derive(Clone, Debug)]
+pub struct BatchPart {
+    /// Modality name.
+    pub modality: String,
+    /// Features, shape (rows, d_m), unpadded.
+    pub x: Tensor,
+    /// Multi-hot labels as f32, shape (rows, classes).
+    pub labels: Tensor,
+}
+
+/// Forward outputs for a batch (rows in the order of the batch parts).
+#[derive(Clone, Debug)]
+pub struct Output {
+    /// tanh codes, (n, bits).
+    pub h: Tensor,
+    /// Classifier logits, (n, classes).
+    pub logits: Tensor,
+    /// Labels, (n, classes), same row order.
+    pub labels: Tensor,
+}
+
+/// The loss and its three terms for one batch.
+#[derive(Clone, Debug)]
+pub struct LossParts {
+    /// Weighted sum: the tensor to differentiate.
+    pub total: Tensor,
+    /// Classification term (unweighted).
+    pub classification: f32,
+    /// Pairwise term (unweighted).
+    pub pairwise: f32,
+    /// Quantisation term (unweighted).
+    pub quantization: f32,
+}
+
+/// The unified model: every modality shares the trunk, hash layer and classifier.
+pub struct UnifiedModel {
+    cfg: ModelConfig,
+    device: Device,
+    /// Parameters by name; a BTreeMap so every walk over them is in one fixed order.
+    vars: BTreeMap<String, Var>,
+    /// Feature width of each modality seen so far.
+    dims: BTreeMap<String, usize>,
+}
+
+const SHARED_IN: &str = "input.shared";
+
+impl UnifiedModel {
+    /// Builds the shared layers (and the shared input layer for `shared-pad`) on CPU.
+    pub fn new(cfg: ModelConfig) -> Result<Self> {
+        cfg.check()?;
+        let mut m = Self { cfg, device: Device::Cpu, vars: BTreeMap::new(), dims: BTreeMap::new() };
+        let (h, b, c) = (m.cfg.hidden, m.cfg.bits, m.cfg.classes);
+        if m.cfg.adapter == AdapterKind::SharedPad {
+            m.add_linear(SHARED_IN, m.cfg.pad_dim, h)?;
+        }
+        m.add_linear("trunk", h, h)?;
+        m.add_linear("hash", h, b)?;
+        m.add_linear("classifier", b, c)?;
+        Ok(m)
+    }
+
+    /// The configuration it was built with.
+    pub fn config(&self) -> &ModelConfig {
+        &self.cfg
+    }
+
+    /// Makes sure `modality` can be encoded: creates its adapter on first sight
+    /// (per-modality) or checks it fits the padded width (shared-pad). Returns true
+    /// when a new adapter was created.
+    pub fn ensure_modality(&mut self, modality: &str, dim: usize) -> Result<bool> {
+        if let Some(&d) = self.dims.get(modality) {
+            if d != dim {
+                return Err(ModelError::Dim {
+                    modality: modality.into(),
+                    message: format!("features are {dim}-d but the adapter was built for {d}-d"),
+                });
+            }
+            return Ok(false);
+        }
+        match self.cfg.adapter {
+            AdapterKind::PerModality => {
+                self.add_linear(&adapter_name(modality), dim, self.cfg.hidden)?;
+            }
+            AdapterKind::SharedPad => {
+                if dim > self.cfg.pad_dim {
+                    return Err(ModelError::Dim {
+                        modality: modality.into(),
+                        message: format!("{dim}-d features exceed the padded width {}", self.cfg.pad_dim),
+                    });
+                }
+            }
+        }
+        self.dims.insert(modality.into(), dim);
+        Ok(self.cfg.adapter == AdapterKind::PerModality)
+    }
+
+    /// Modalities known to the model, with their feature widths.
+    pub fn modalities(&self) -> &BTreeMap<String, usize> {
+        &self.dims
+    }
+
+    /// All parameters in name order.
+    pub fn vars(&self) -> Vec<Var> {
+        self.vars.values().cloned().collect()
+    }
+
+    /// Named parameters in name order.
+    pub fn named_vars(&self) -> &BTreeMap<String, Var> {
+        &self.vars
+    }
+
+    /// The shared parameters plus the adapters of `modalities` only: training with
+    /// these leaves other modalities' adapters untouched.
+    pub fn vars_for(&self, modalities: &[&str]) -> Vec<Var> {
+        self.vars
+            .iter()
+            .filter(|(name, _)| match name.strip_prefix("adapter.") {
+                Some(rest) => modalities.iter().any(|m| rest.starts_with(&format!("{m}."))),
+                None => true,
+            })
+            .map(|(_, v)| v.clone())
+            .collect()
+    }
+
+    /// The device tensors live on.
+    pub fn device(&self) -> &Device {
+        &self.device
+    }
+
+    /// Hidden features of the input layer for one modality's rows.
+    fn input(&self, modality: &str, x: &Tensor) -> Result<Tensor> {
+        let dim = *self.dims.get(modality).ok_or_else(|| ModelError::UnknownModality(modality.into()))?;
+        let cols = x.dim(1)?;
+        if cols != dim {
+            return Err(ModelError::Dim {
+                modality: modality.into(),
+                message: format!("batch has {cols} columns, adapter expects {dim}"),
+            });
+        }
+        match self.cfg.adapter {
+            AdapterKind::PerModality => self.linear(&adapter_name(modality), x),
+            AdapterKind::SharedPad => {
+                let padded = x.pad_with_zeros(1, 0, self.cfg.pad_dim - dim)?;
+                self.linear(SHARED_IN, &padded)
+            }
+        }
+    }
+
+    /// Forward pass over a batch made of parts from one or more modalities.
+    pub fn forward(&self, parts: &[BatchPart]) -> Result<Output> {
+        let mut hidden = Vec::with_capacity(parts.len());
+        let mut labels = Vec::with_capacity(parts.len());
+        for p in parts {
+            hidden.push(self.input(&p.modality, &p.x)?.relu()?);
+            labels.push(p.labels.clone());
+        }
+        let z = Tensor::cat(&hidden, 0)?;
+        let labels = Tensor::cat(&labels, 0)?;
+        let z = self.linear("trunk", &z)?.relu()?;
+        let h = self.linear("hash", &z)?.tanh()?;
+        let logits = self.linear("classifier", &h)?;
+        Ok(Output { h, logits, labels })
+    }
+
+    /// The weighted loss of a forward output (pairs taken within the batch).
+    pub fn loss(&self, out: &Output) -> Result<LossParts> {
+        let w = self.cfg.loss;
+        let cls = loss::classification(&out.logits, &out.labels)?;
+        let s = loss::similarity(&out.labels, &out.labels)?;
+        let pair = loss::pairwise(&out.h, &out.h, &s, self.cfg.bits)?;
+        let quant = loss::quantization(&out.h)?;
+        let total = ((cls.affine(w.classification, 0.0)? + pair.affine(w.pairwise, 0.0)?)?
+            + quant.affine(w.quantization, 0.0)?)?;
+        Ok(LossParts {
+            total,
+            classification: cls.to_scalar::<f32>()?,
+            pairwise: pair.to_scalar::<f32>()?,
+            quantization: quant.to_scalar::<f32>()?,
+        })
+    }
+
+    /// tanh codes (row-major, rows x bits) of `rows` samples of `modality`, in chunks.
+    pub fn encode(&self, modality: &str, data: &[f32], rows: usize) -> Result<Vec<f32>> {
+        let dim = *self.dims.get(modality).ok_or_else(|| ModelError::UnknownModality(modality.into()))?;
+        if data.len() != rows * dim {
+            return Err(ModelError::Dim {
+                modality: modality.into(),
+                message: format!("{} values for {rows} rows of {dim} features", data.len()),
+            });
+        }
+        let mut out = Vec::with_capacity(rows * self.cfg.bits);
+        const CHUNK: usize = 1024;
+        let mut start = 0;
+        while start < rows {
+            let n = CHUNK.min(rows - start);
+            let x = Tensor::from_slice(&data[start * dim..(start + n) * dim], (n, dim), &self.device)?;
+            let z = self.input(modality, &x)?.relu()?;
+            let z = self.linear("trunk", &z)?.relu()?;
+            let h = self.linear("hash", &z)?.tanh()?;
+            out.extend(h.flatten_all()?.to_vec1::<f32>()?);
+            start += n;
+        }
+        Ok(out)
+    }
+
+    /// Classifier logits for given codes (used by distillation learners).
+    pub fn classify(&self, h: &Tensor) -> Result<Tensor> {
+        self.linear("classifier", h)
+    }
+
+    /// Saves every parameter to a safetensors file, atomically (temp file + rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tensors: Vec<(String, Tensor)> =
+            self.vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
+        let tmp = path.with_extension("safetensors.tmp");
+        let err = |e: &dyn std::fmt::Display| ModelError::Checkpoint { path: path.into(), message: e.to_string() };
+        candle_core::safetensors::save(&tensors.into_iter().collect(), &tmp).map_err(|e| err(&e))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
+        Ok(())
+    }
+
+    /// Loads parameters saved by [`UnifiedModel::save`]; adapters in the file are created.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let err = |m: String| ModelError::Checkpoint { path: path.into(), message: m };
+        let tensors = candle_core::safetensors::load(path, &self.device).map_err(|e| err(e.to_string()))?;
+        for (name, t) in tensors {
+            if let Some(rest) = name.strip_prefix("adapter.") {
+                if let Some(m) = rest.strip_suffix(".weight") {
+                    self.dims.insert(m.to_string(), t.dim(1)?);
+                }
+            }
+            match self.vars.get(&name) {
+                Some(v) => {
+                    if v.shape() != t.shape() {
+                        return Err(err(format!("{name}: shape {:?} but model has {:?}", t.shape(), v.shape())));
+                    }
+                    v.set(&t)?;
+                }
+                None => {
+                    self.vars.insert(name, Var::from_tensor(&t)?);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies every parameter value (for snapshots of the previous model).
+    pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
+        let mut out = BTreeMap::new();
+        for (k, v) in &self.vars {
+            out.insert(k.clone(), v.as_tensor().copy()?);
+        }
+        Ok(out)
+    }
+
+    /// `x W^T + b` with the named layer.
+    fn linear(&self, name: &str, x: &Tensor) -> Result<Tensor> {
+        let w = self.var(&format!("{name}.weight"))?;
+        let b = self.var(&format!("{name}.bias"))?;
+        Ok(x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?)
+    }
+
+    fn var(&self, name: &str) -> Result<&Var> {
+        self.vars.get(name).ok_or_else(|| ModelError::Config(format!("missing parameter {name}")))
+    }
+
+    /// PyTorch's default Linear init, U(-1/sqrt(fan_in), 1/sqrt(fan_in)), from an rng
+    /// seeded by (seed, layer name): a layer's initial weights do not depend on the
+    /// order in which modalities arrive.
+    fn add_linear(&mut self, name: &str, fan_in: usize, fan_out: usize) -> Result<()> {
+        let mut rng = ChaCha8Rng::seed_from_u64(self.cfg.seed ^ fnv1a(name));
+        let bound = 1.0 / (fan_in as f32).sqrt();
+        let w: Vec<f32> = (0..fan_in * fan_out).map(|_| rng.random_range(-bound..bound)).collect();
+        let b: Vec<f32> = (0..fan_out).map(|_| rng.random_range(-bound..bound)).collect();
+        let w = Var::from_tensor(&Tensor::from_vec(w, (fan_out, fan_in), &self.device)?.to_dtype(DType::F32)?)?;
+        let b = Var::from_tensor(&Tensor::from_vec(b, fan_out, &self.device)?)?;
+        self.vars.insert(format!("{name}.weight"), w);
+        self.vars.insert(format!("{name}.bias"), b);
+        Ok(())
+    }
+}
+
+fn adapter_name(modality: &str) -> String {
+    format!("adapter.{modality}")
+}
+
+/// FNV-1a hash: a stable per-name seed offset (std's hasher is not stable across releases).
+fn fnv1a(s: &str) -> u64 {
+    s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
