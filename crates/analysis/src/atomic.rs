@@ -36,11 +36,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
     let written = (|| -> Result<()> {
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&tmp)
-            .map_err(io_err("create", &tmp))?;
+        let mut f =
+            OpenOptions::new().write(true).create_new(true).open(&tmp).map_err(io_err("create", &tmp))?;
         f.write_all(bytes).map_err(io_err("write", &tmp))?;
         // Data must be on disk before the rename makes it visible.
         f.sync_all().map_err(io_err("fsync", &tmp))?;

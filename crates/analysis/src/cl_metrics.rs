@@ -1,6 +1,6 @@
 //! Continual-learning metrics over an [`AccuracyMatrix`].
 //!
-//! Notation: R[t][p] is the metric (mAP) of ordered pair p = (query, database)
+//! Notation: `R[t][p]` is the metric (mAP) of ordered pair p = (query, database)
 //! after stage t, t = 0..=T with stage 0 the evaluation before training and T
 //! the last stage. t_p ([`AccuracyMatrix::both_trained_at`]) is the first stage
 //! after which both modalities of p have been trained. A pair is cross-modal
@@ -12,18 +12,13 @@ use crate::matrix::AccuracyMatrix;
 
 /// Mean of the values, `None` when there are none.
 fn mean(values: impl IntoIterator<Item = f64>) -> Option<f64> {
-    let (sum, n) = values
-        .into_iter()
-        .fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
+    let (sum, n) = values.into_iter().fold((0.0, 0usize), |(s, n), v| (s + v, n + 1));
     (n > 0).then(|| sum / n as f64)
 }
 
 /// Pairs with t_p defined, as (pair index, t_p).
 fn learned_pairs(m: &AccuracyMatrix) -> impl Iterator<Item = (usize, usize)> + '_ {
-    m.pairs
-        .iter()
-        .enumerate()
-        .filter_map(|(i, (q, d))| m.both_trained_at(q, d).map(|t| (i, t)))
+    m.pairs.iter().enumerate().filter_map(|(i, (q, d))| m.both_trained_at(q, d).map(|t| (i, t)))
 }
 
 /// Pairs learned strictly before the last stage, so they can have been forgotten since.
@@ -36,24 +31,24 @@ fn is_cross(m: &AccuracyMatrix, p: usize) -> bool {
     m.pairs[p].0 != m.pairs[p].1
 }
 
-/// Final row R[T].
+/// Final row `R[T]`.
 fn last_row(m: &AccuracyMatrix) -> &[f64] {
     m.values.last().map(Vec::as_slice).unwrap_or(&[])
 }
 
-/// `acc`: mean over cross-modal pairs (query != database) of R[T][p].
+/// `acc`: mean over cross-modal pairs (query != database) of `R[T][p]`.
 pub fn acc(m: &AccuracyMatrix) -> Option<f64> {
     let last = last_row(m);
     mean((0..last.len()).filter(|&p| is_cross(m, p)).map(|p| last[p]))
 }
 
-/// `acc_all_pairs`: mean over all pairs, intra-modal (query == database) included, of R[T][p].
+/// `acc_all_pairs`: mean over all pairs, intra-modal (query == database) included, of `R[T][p]`.
 pub fn acc_all_pairs(m: &AccuracyMatrix) -> Option<f64> {
     mean(last_row(m).iter().copied())
 }
 
 /// `bwt` (backward transfer, Lopez-Paz & Ranzato 2017): mean over all pairs with
-/// t_p defined and t_p < T of R[T][p] − R[t_p][p]. Negative means forgetting.
+/// t_p defined and t_p < T of `R[T][p]` − `R[t_p][p]`. Negative means forgetting.
 pub fn bwt(m: &AccuracyMatrix) -> Option<f64> {
     let last = last_row(m);
     mean(forgettable_pairs(m).map(|(p, t)| last[p] - m.values[t][p]))
@@ -62,15 +57,11 @@ pub fn bwt(m: &AccuracyMatrix) -> Option<f64> {
 /// `bwt_cross`: [`bwt`] restricted to cross-modal pairs (query != database).
 pub fn bwt_cross(m: &AccuracyMatrix) -> Option<f64> {
     let last = last_row(m);
-    mean(
-        forgettable_pairs(m)
-            .filter(|&(p, _)| is_cross(m, p))
-            .map(|(p, t)| last[p] - m.values[t][p]),
-    )
+    mean(forgettable_pairs(m).filter(|&(p, _)| is_cross(m, p)).map(|(p, t)| last[p] - m.values[t][p]))
 }
 
 /// `forgetting_max_prev` (Chaudhry et al. 2018): mean over pairs with t_p defined
-/// and t_p < T of max_{t in t_p..=T−1} R[t][p] − R[T][p]: the drop from the best
+/// and t_p < T of max_{t in t_p..=T−1} `R[t][p]` − `R[T][p]`: the drop from the best
 /// value reached once the pair was learned.
 pub fn forgetting_max_prev(m: &AccuracyMatrix) -> Option<f64> {
     let last = last_row(m);
@@ -79,7 +70,7 @@ pub fn forgetting_max_prev(m: &AccuracyMatrix) -> Option<f64> {
 }
 
 /// `forgetting_initial`: mean over pairs with t_p defined and t_p < T of
-/// R[t_p][p] − R[T][p]: the drop from the value right after the pair was learned
+/// `R[t_p][p]` − `R[T][p]`: the drop from the value right after the pair was learned
 /// (equals −[`bwt`]).
 pub fn forgetting_initial(m: &AccuracyMatrix) -> Option<f64> {
     let last = last_row(m);
@@ -87,7 +78,7 @@ pub fn forgetting_initial(m: &AccuracyMatrix) -> Option<f64> {
 }
 
 /// `forgetting_max_all`: mean over pairs with t_p defined and t_p < T of
-/// max_{t in 0..=T−1} R[t][p] − R[T][p]: the drop from the best value at any
+/// max_{t in 0..=T−1} `R[t][p]` − `R[T][p]`: the drop from the best value at any
 /// earlier stage, stage 0 and stages before t_p included.
 pub fn forgetting_max_all(m: &AccuracyMatrix) -> Option<f64> {
     let last = last_row(m);
@@ -96,39 +87,30 @@ pub fn forgetting_max_all(m: &AccuracyMatrix) -> Option<f64> {
 }
 
 /// `fwt` (forward transfer, Lopez-Paz & Ranzato 2017): mean over pairs with t_p
-/// defined and t_p ≥ 2 of R[t_p − 1][p] − R[0][p]: how much the stages before
+/// defined and t_p ≥ 2 of `R[t_p − 1][p]` − `R[0][p]`: how much the stages before
 /// the pair was complete already helped it, relative to the untrained model.
-/// Pairs with t_p = 1 are left out because their term is R[0][p] − R[0][p] = 0
+/// Pairs with t_p = 1 are left out because their term is `R[0][p]` − `R[0][p]` = 0
 /// by construction (GEM's definition likewise skips the first task).
 pub fn fwt(m: &AccuracyMatrix) -> Option<f64> {
     let first = m.values.first()?;
-    mean(
-        learned_pairs(m)
-            .filter(|&(_, t)| t >= 2)
-            .map(|(p, t)| m.values[t - 1][p] - first[p]),
-    )
+    mean(learned_pairs(m).filter(|&(_, t)| t >= 2).map(|(p, t)| m.values[t - 1][p] - first[p]))
 }
 
 /// `intransigence` (Chaudhry et al. 2018): mean over pairs with t_p defined (in
-/// `m`) and present in `joint` of joint_final[p] − R[t_p][p], where joint_final is
+/// `m`) and present in `joint` of `joint_final[p]` − `R[t_p][p]`, where joint_final is
 /// the last stage of the joint-training reference run: how far the learner is
 /// from the jointly trained model at the moment it learns each pair.
 pub fn intransigence(m: &AccuracyMatrix, joint: &AccuracyMatrix) -> Option<f64> {
     let joint_last = joint.last_stage();
     mean(learned_pairs(m).filter_map(|(p, t)| {
         let (q, d) = &m.pairs[p];
-        joint
-            .get(joint_last, q, d)
-            .map(|reference| reference - m.values[t][p])
+        joint.get(joint_last, q, d).map(|reference| reference - m.values[t][p])
     }))
 }
 
-/// max over stages `from..to` (exclusive end) of R[t][p]; R[from][p] if the range is empty.
+/// max over stages `from..to` (exclusive end) of `R[t][p]`; `R[from][p]` if the range is empty.
 fn max_over(m: &AccuracyMatrix, p: usize, from: usize, to: usize) -> f64 {
-    m.values[from..to.max(from + 1)]
-        .iter()
-        .map(|row| row[p])
-        .fold(f64::NEG_INFINITY, f64::max)
+    m.values[from..to.max(from + 1)].iter().map(|row| row[p]).fold(f64::NEG_INFINITY, f64::max)
 }
 
 #[cfg(test)]
@@ -145,18 +127,14 @@ mod tests {
     /// Matrix over modalities with the given per-stage trained modality and
     /// rows given in pair order (q major, d minor over `mods`).
     fn matrix(mods: &[&str], trained: &[&str], rows: &[&[f64]]) -> AccuracyMatrix {
-        let pairs: Vec<(String, String)> = mods
-            .iter()
-            .flat_map(|q| mods.iter().map(move |d| (q.to_string(), d.to_string())))
-            .collect();
+        let pairs: Vec<(String, String)> =
+            mods.iter().flat_map(|q| mods.iter().map(move |d| (q.to_string(), d.to_string()))).collect();
         assert_eq!(rows.len(), trained.len() + 1);
         assert!(rows.iter().all(|r| r.len() == pairs.len()));
         AccuracyMatrix {
             metric: "map".into(),
             modalities: mods.iter().map(|s| s.to_string()).collect(),
-            trained: std::iter::once(None)
-                .chain(trained.iter().map(|t| Some(t.to_string())))
-                .collect(),
+            trained: std::iter::once(None).chain(trained.iter().map(|t| Some(t.to_string()))).collect(),
             values: rows.iter().map(|r| r.to_vec()).collect(),
             pairs,
         }
@@ -262,11 +240,7 @@ mod tests {
         let m = matrix(
             &["a", "b"],
             &["b", "a"],
-            &[
-                &[0.1, 0.1, 0.1, 0.1],
-                &[0.1, 0.2, 0.3, 0.9],
-                &[0.8, 0.6, 0.7, 0.5],
-            ],
+            &[&[0.1, 0.1, 0.1, 0.1], &[0.1, 0.2, 0.3, 0.9], &[0.8, 0.6, 0.7, 0.5]],
         );
         // Only bb is forgettable: .5 - .9
         close(bwt(&m), -0.4);

@@ -8,18 +8,8 @@ use std::io::Cursor;
 use std::path::Path;
 
 /// Column order of metrics.csv; a contract with scripts outside the project.
-pub const METRICS_COLUMNS: [&str; 10] = [
-    "experiment",
-    "learner",
-    "seed",
-    "bits",
-    "stage",
-    "trained",
-    "query",
-    "database",
-    "metric",
-    "value",
-];
+pub const METRICS_COLUMNS: [&str; 10] =
+    ["experiment", "learner", "seed", "bits", "stage", "trained", "query", "database", "metric", "value"];
 
 /// metrics.csv via a polars DataFrame + CsvWriter, columns exactly `experiment,learner,seed,bits,stage,trained,query,database,metric,value`, written atomically.
 ///
@@ -27,10 +17,7 @@ pub const METRICS_COLUMNS: [&str; 10] = [
 /// formatting, so `read_metrics_csv` gives back bit-identical values, and the
 /// same records always give a byte-identical file.
 pub fn write_metrics_csv(records: &[Record], path: &Path) -> Result<()> {
-    let polars_err = |source| AnalysisError::Polars {
-        path: path.to_path_buf(),
-        source,
-    };
+    let polars_err = |source| AnalysisError::Polars { path: path.to_path_buf(), source };
     let strs = |f: fn(&Record) -> &str| records.iter().map(f).collect::<Vec<&str>>();
     let u64s = |f: fn(&Record) -> u64| records.iter().map(f).collect::<Vec<u64>>();
     let columns = vec![
@@ -41,25 +28,16 @@ pub fn write_metrics_csv(records: &[Record], path: &Path) -> Result<()> {
         Column::new("stage".into(), u64s(|r| r.stage as u64)),
         Column::new(
             "trained".into(),
-            records
-                .iter()
-                .map(|r| r.trained.as_deref())
-                .collect::<Vec<Option<&str>>>(),
+            records.iter().map(|r| r.trained.as_deref()).collect::<Vec<Option<&str>>>(),
         ),
         Column::new("query".into(), strs(|r| &r.query)),
         Column::new("database".into(), strs(|r| &r.database)),
         Column::new("metric".into(), strs(|r| &r.metric)),
-        Column::new(
-            "value".into(),
-            records.iter().map(|r| r.value).collect::<Vec<f64>>(),
-        ),
+        Column::new("value".into(), records.iter().map(|r| r.value).collect::<Vec<f64>>()),
     ];
     let mut df = DataFrame::new(records.len(), columns).map_err(polars_err)?;
     let mut buf = Vec::new();
-    CsvWriter::new(&mut buf)
-        .include_header(true)
-        .finish(&mut df)
-        .map_err(polars_err)?;
+    CsvWriter::new(&mut buf).include_header(true).finish(&mut df).map_err(polars_err)?;
     atomic_write(path, &buf)
 }
 
@@ -73,10 +51,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<Record>> {
         path: path.to_path_buf(),
         source,
     })?;
-    let polars_err = |source| AnalysisError::Polars {
-        path: path.to_path_buf(),
-        source,
-    };
+    let polars_err = |source| AnalysisError::Polars { path: path.to_path_buf(), source };
     // Read every column as text and parse in Rust: exact control over types and
     // error messages that name the column and row.
     let df = CsvReadOptions::default()
@@ -100,28 +75,21 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<Record>> {
                 None,
                 format!(
                     "missing column (found: {})",
-                    df.get_column_names()
-                        .iter()
-                        .map(|c| c.as_str())
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    df.get_column_names().iter().map(|c| c.as_str()).collect::<Vec<_>>().join(",")
                 ),
             )
         })?;
-        let ca = col
-            .str()
-            .map_err(|e| schema_err(name, None, e.to_string()))?;
+        let ca = col.str().map_err(|e| schema_err(name, None, e.to_string()))?;
         cols.push(ca.iter().collect::<Vec<Option<&str>>>());
     }
     let text = |c: usize, row: usize| -> Result<String> {
         match cols[c][row] {
             Some(s) if !s.is_empty() => Ok(s.to_string()),
-            _ => Err(schema_err(
-                METRICS_COLUMNS[c],
-                Some(row + 1),
-                "empty cell".into(),
-            )),
+            _ => Err(schema_err(METRICS_COLUMNS[c], Some(row + 1), "empty cell".into())),
         }
+    };
+    let optional = |c: usize, row: usize| -> Option<String> {
+        cols[c][row].filter(|s| !s.is_empty()).map(str::to_string)
     };
     let parse = |c: usize, row: usize| -> Result<f64> {
         let s = text(c, row)?;
@@ -147,7 +115,7 @@ pub fn read_metrics_csv(path: &Path) -> Result<Vec<Record>> {
             seed: int(2, row)?,
             bits: size(3, row)?,
             stage: size(4, row)?,
-            trained: cols[5][row].filter(|s| !s.is_empty()).map(str::to_string),
+            trained: optional(5, row),
             query: text(6, row)?,
             database: text(7, row)?,
             metric: text(8, row)?,
@@ -162,18 +130,7 @@ mod tests {
     use super::*;
 
     fn records() -> Vec<Record> {
-        let values = [
-            0.1 + 0.2,
-            1.0 / 3.0,
-            5e-324,
-            1e-300,
-            0.0,
-            -0.0,
-            1.0,
-            123456.789e10,
-            f64::MAX,
-            0.7342,
-        ];
+        let values = [0.1 + 0.2, 1.0 / 3.0, 5e-324, 1e-300, 0.0, -0.0, 1.0, 123456.789e10, f64::MAX, 0.7342];
         values
             .iter()
             .enumerate()

@@ -38,9 +38,7 @@ fn ensure_font() -> std::result::Result<(), String> {
     REGISTERED
         .get_or_init(|| {
             plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-                .and_then(|()| {
-                    plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold())
-                })
+                .and_then(|()| plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()))
                 .map_err(|_| "cannot load the bundled DejaVu Sans font".to_string())
         })
         .clone()
@@ -98,10 +96,7 @@ struct KeyAxis {
 
 impl KeyAxis {
     fn new(range: std::ops::Range<f64>, keys: Vec<f64>) -> Self {
-        KeyAxis {
-            inner: range.into(),
-            keys,
-        }
+        KeyAxis { inner: range.into(), keys }
     }
 }
 
@@ -136,15 +131,51 @@ fn stage_label(m: &AccuracyMatrix, stage: usize) -> String {
     }
 }
 
+/// Display name of a metric: "map" -> "mAP", "map@100" -> "mAP@100".
+fn metric_label(metric: &str) -> String {
+    match metric.strip_prefix("map") {
+        Some(rest) => format!("mAP{rest}"),
+        None => metric.to_string(),
+    }
+}
+
+/// x axis of the forgetting curves: tick labels and axis description.
+struct StageAxis {
+    labels: Vec<String>,
+    desc: String,
+    /// Extra subtitle line spelling out the schedule when the ticks are bare numbers.
+    schedule: Option<String>,
+}
+
+/// Approximate rendered width of `text` at `px` pixels.
+fn text_width(text: &str, px: f64) -> f64 {
+    (FONT, px)
+        .into_font()
+        .box_size(text)
+        .map(|(w, _)| w as f64)
+        .unwrap_or(text.chars().count() as f64 * px * 0.6)
+}
+
+/// "0 init", "1 image", ... ticks when they fit in `plot_width` pixels; bare
+/// stage numbers plus a schedule line in the subtitle when they would overlap.
+fn stage_axis(m: &AccuracyMatrix, plot_width: f64, px: f64) -> StageAxis {
+    let labels: Vec<String> = (0..m.stages()).map(|t| stage_label(m, t)).collect();
+    let spacing = plot_width / (m.stages() as f64 - 0.5).max(1.0);
+    let widest = labels.iter().map(|l| text_width(l, px)).fold(0.0, f64::max);
+    if widest + 10.0 <= spacing {
+        StageAxis { labels, desc: "stage (trained modality)".into(), schedule: None }
+    } else {
+        StageAxis {
+            schedule: Some(format!("stages: {}", labels.join(" · "))),
+            labels: (0..m.stages()).map(|t| t.to_string()).collect(),
+            desc: "stage (trained modality: see schedule above)".into(),
+        }
+    }
+}
+
 /// Upper end of the mAP axis: the full 0..1 scale unless all values are small.
 fn y_max(m: &AccuracyMatrix) -> f64 {
-    let max = m
-        .values
-        .iter()
-        .flatten()
-        .copied()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, f64::max);
+    let max = m.values.iter().flatten().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
     if max > 0.5 {
         1.0
     } else {
@@ -182,6 +213,7 @@ fn draw_curves_panel<DB: DrawingBackend>(
     m: &AccuracyMatrix,
     caption: Option<&str>,
     curves: &[Curve],
+    axis: &StageAxis,
     font_scale: f64,
 ) -> std::result::Result<(), String> {
     let last = m.last_stage() as f64;
@@ -190,17 +222,13 @@ fn draw_curves_panel<DB: DrawingBackend>(
     builder
         .margin(10)
         .x_label_area_size((50.0 * font_scale) as u32)
-        .y_label_area_size((64.0 * font_scale) as u32);
+        .y_label_area_size((Y_LABEL_AREA * font_scale) as u32);
     if let Some(c) = caption {
         builder.caption(c, (FONT, 20.0 * font_scale).into_font().style(FontStyle::Bold));
     }
     let x_keys: Vec<f64> = (0..m.stages()).map(|t| t as f64).collect();
-    let mut chart = builder
-        .build_cartesian_2d(
-            KeyAxis::new(-0.25..last + 0.25, x_keys),
-            0.0..ymax,
-        )
-        .map_err(msg)?;
+    let mut chart =
+        builder.build_cartesian_2d(KeyAxis::new(-0.25..last + 0.25, x_keys), 0.0..ymax).map_err(msg)?;
     let label_font = (FONT, 15.0 * font_scale).into_font();
     let desc_font = (FONT, 17.0 * font_scale).into_font();
     chart
@@ -210,14 +238,14 @@ fn draw_curves_panel<DB: DrawingBackend>(
         .x_label_formatter(&|x| {
             let t = x.round();
             if t >= 0.0 && (x - t).abs() < 1e-6 {
-                stage_label(m, t as usize)
+                axis.labels.get(t as usize).cloned().unwrap_or_default()
             } else {
                 String::new()
             }
         })
         .y_label_formatter(&|y| format!("{y:.1}"))
-        .x_desc("stage (trained modality)")
-        .y_desc("mAP")
+        .x_desc(axis.desc.as_str())
+        .y_desc(metric_label(&m.metric))
         .label_style(label_font)
         .axis_desc_style(desc_font)
         .light_line_style(WHITE.mix(0.0))
@@ -229,21 +257,15 @@ fn draw_curves_panel<DB: DrawingBackend>(
         let stroke = (2.5 * font_scale).max(1.5) as u32;
         if c.intra {
             let style = c.color.mix(0.85).stroke_width(stroke);
+            chart.draw_series(DashedLineSeries::new(c.points.clone(), 7, 5, style)).map_err(msg)?;
             chart
-                .draw_series(DashedLineSeries::new(c.points.clone(), 7, 5, style))
-                .map_err(msg)?;
-            chart
-                .draw_series(c.points.iter().map(|&p| {
-                    Circle::new(p, 4, c.color.stroke_width(2))
-                }))
+                .draw_series(c.points.iter().map(|&p| Circle::new(p, 4, c.color.stroke_width(2))))
                 .map_err(msg)?;
         } else {
             chart
                 .draw_series(LineSeries::new(c.points.clone(), c.color.stroke_width(stroke)))
                 .map_err(msg)?;
-            chart
-                .draw_series(c.points.iter().map(|&p| Circle::new(p, 4, c.color.filled())))
-                .map_err(msg)?;
+            chart.draw_series(c.points.iter().map(|&p| Circle::new(p, 4, c.color.filled()))).map_err(msg)?;
         }
     }
     Ok(())
@@ -260,28 +282,18 @@ fn draw_legend<DB: DrawingBackend>(
     let font = (FONT, 16).into_font();
     let x0 = 10;
     let mut y = 20;
-    area.draw(&Text::new(heading.to_string(), (x0, y), heading_font))
-        .map_err(msg)?;
+    area.draw(&Text::new(heading.to_string(), (x0, y), heading_font)).map_err(msg)?;
     y += 34;
     for (label, color, intra) in entries {
         if *intra {
             for (a, b) in [(0, 10), (16, 26), (32, 42)] {
-                area.draw(&PathElement::new(
-                    vec![(x0 + a, y), (x0 + b, y)],
-                    color.stroke_width(3),
-                ))
-                .map_err(msg)?;
+                area.draw(&PathElement::new(vec![(x0 + a, y), (x0 + b, y)], color.stroke_width(3)))
+                    .map_err(msg)?;
             }
-            area.draw(&Circle::new((x0 + 21, y), 4, color.stroke_width(2)))
-                .map_err(msg)?;
+            area.draw(&Circle::new((x0 + 21, y), 4, color.stroke_width(2))).map_err(msg)?;
         } else {
-            area.draw(&PathElement::new(
-                vec![(x0, y), (x0 + 42, y)],
-                color.stroke_width(3),
-            ))
-            .map_err(msg)?;
-            area.draw(&Circle::new((x0 + 21, y), 4, color.filled()))
-                .map_err(msg)?;
+            area.draw(&PathElement::new(vec![(x0, y), (x0 + 42, y)], color.stroke_width(3))).map_err(msg)?;
+            area.draw(&Circle::new((x0 + 21, y), 4, color.filled())).map_err(msg)?;
         }
         area.draw(&Text::new(
             label.clone(),
@@ -294,8 +306,7 @@ fn draw_legend<DB: DrawingBackend>(
     y += 14;
     let note_font = (FONT, 14).into_font().color(&BLACK.mix(0.7));
     for line in note {
-        area.draw(&Text::new(line.to_string(), (x0, y), note_font.clone()))
-            .map_err(msg)?;
+        area.draw(&Text::new(line.to_string(), (x0, y), note_font.clone())).map_err(msg)?;
         y += 20;
     }
     Ok(())
@@ -305,7 +316,7 @@ fn draw_legend<DB: DrawingBackend>(
 fn draw_header<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
     title: &str,
-    subtitle: &str,
+    subtitle: &[String],
 ) -> std::result::Result<DrawingArea<DB, Shift>, String> {
     root.fill(&WHITE).map_err(msg)?;
     let (w, _) = root.dim_in_pixel();
@@ -313,36 +324,54 @@ fn draw_header<DB: DrawingBackend>(
     root.draw(&Text::new(
         title.to_string(),
         (centre, 14),
-        (FONT, 26)
-            .into_font()
-            .style(FontStyle::Bold)
-            .color(&BLACK)
-            .pos(Pos::new(HPos::Center, VPos::Top)),
+        (FONT, 26).into_font().style(FontStyle::Bold).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
     ))
     .map_err(msg)?;
-    root.draw(&Text::new(
-        subtitle.to_string(),
-        (centre, 48),
-        (FONT, 16)
-            .into_font()
-            .color(&BLACK.mix(0.7))
-            .pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(msg)?;
-    Ok(root.split_vertically(78).1)
+    for (i, line) in subtitle.iter().enumerate() {
+        root.draw(&Text::new(
+            line.clone(),
+            (centre, 48 + 22 * i as i32),
+            (FONT, 16).into_font().color(&BLACK.mix(0.7)).pos(Pos::new(HPos::Center, VPos::Top)),
+        ))
+        .map_err(msg)?;
+    }
+    Ok(root.split_vertically(header_height(subtitle.len())).1)
+}
+
+/// Pixels taken by the title and `lines` subtitle lines.
+fn header_height(lines: usize) -> u32 {
+    56 + 22 * lines as u32
 }
 
 /// Legend column width in pixels.
 const LEGEND_W: u32 = 230;
+/// Width of the y tick-label area of a curves panel at font scale 1.
+const Y_LABEL_AREA: f64 = 64.0;
+/// Font scale of the small-multiple panels.
+const PANEL_SCALE: f64 = 0.85;
 
 fn forgetting_size(m: &AccuracyMatrix) -> (u32, u32) {
     let n = m.modalities.len();
-    if n <= SINGLE_PANEL_MAX_MODALITIES {
-        (1100, 660)
+    let (w, body_h) = if n <= SINGLE_PANEL_MAX_MODALITIES {
+        (1100, 580)
     } else {
         let (cols, rows) = grid(n);
-        (cols as u32 * 440 + LEGEND_W, rows as u32 * 380 + 90)
-    }
+        (cols as u32 * 440 + LEGEND_W, rows as u32 * 380)
+    };
+    let lines = 1 + usize::from(forgetting_axis(m, w).schedule.is_some());
+    (w, body_h + header_height(lines))
+}
+
+/// Stage axis of a forgetting figure `w` pixels wide (single panel or one of the grid).
+fn forgetting_axis(m: &AccuracyMatrix, w: u32) -> StageAxis {
+    let plot_w = w.saturating_sub(LEGEND_W) as f64;
+    let n = m.modalities.len();
+    let (panel_w, scale) = if n <= SINGLE_PANEL_MAX_MODALITIES {
+        (plot_w, 1.0)
+    } else {
+        (plot_w / grid(n).0 as f64, PANEL_SCALE)
+    };
+    stage_axis(m, panel_w - Y_LABEL_AREA * scale - 30.0, 15.0 * scale)
 }
 
 /// Panel grid (columns, rows) for `n` panels: at most 3 columns.
@@ -358,19 +387,16 @@ fn draw_forgetting<DB: DrawingBackend>(
 ) -> std::result::Result<(), String> {
     let n = m.modalities.len();
     let single = n <= SINGLE_PANEL_MAX_MODALITIES;
-    let subtitle = if single {
-        format!(
-            "{} of every (query → database) pair after each stage · solid: cross-modal, dashed: same modality",
-            m.metric
-        )
+    let metric = metric_label(&m.metric);
+    let mut subtitle = vec![if single {
+        format!("{metric} of every (query → database) pair after each stage · solid: cross-modal, dashed: same modality")
     } else {
-        format!(
-            "{} after each stage, one panel per query modality · colour: database modality · dashed: same modality",
-            m.metric
-        )
-    };
+        format!("{metric} after each stage, one panel per query modality · colour: database modality · dashed: same modality")
+    }];
+    let (w, _) = root.dim_in_pixel();
+    let axis = forgetting_axis(m, w);
+    subtitle.extend(axis.schedule.clone());
     let body = draw_header(root, title, &subtitle)?;
-    let (w, _) = body.dim_in_pixel();
     let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
     let color = |i: usize| PALETTE[i % PALETTE.len()];
     if single {
@@ -380,11 +406,8 @@ fn draw_forgetting<DB: DrawingBackend>(
                 curve(m, p, format!("{q}→{d}"), color(p))
             })
             .collect();
-        draw_curves_panel(&plot, m, None, &curves, 1.0)?;
-        let entries: Vec<_> = curves
-            .iter()
-            .map(|c| (c.label.clone(), c.color, c.intra))
-            .collect();
+        draw_curves_panel(&plot, m, None, &curves, &axis, 1.0)?;
+        let entries: Vec<_> = curves.iter().map(|c| (c.label.clone(), c.color, c.intra)).collect();
         draw_legend(&legend, "query → database", &entries, &[])?;
     } else {
         let (cols, rows) = grid(n);
@@ -399,20 +422,12 @@ fn draw_forgetting<DB: DrawingBackend>(
                     curve(m, p, format!("{q}→{d}"), color(db_index(d)))
                 })
                 .collect();
-            draw_curves_panel(panel, m, Some(&format!("query: {q}")), &curves, 0.85)?;
+            let caption = format!("query: {q}");
+            draw_curves_panel(panel, m, Some(&caption), &curves, &axis, PANEL_SCALE)?;
         }
-        let entries: Vec<_> = m
-            .modalities
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (format!("→ {d}"), color(i), false))
-            .collect();
-        draw_legend(
-            &legend,
-            "database",
-            &entries,
-            &["dashed line:", "query = database"],
-        )?;
+        let entries: Vec<_> =
+            m.modalities.iter().enumerate().map(|(i, d)| (format!("→ {d}"), color(i), false)).collect();
+        draw_legend(&legend, "database", &entries, &["dashed line:", "query = database"])?;
     }
     Ok(())
 }
@@ -466,7 +481,7 @@ const HEAT_BAR_W: u32 = 70;
 fn heatmap_size(m: &AccuracyMatrix) -> (u32, u32) {
     let side = m.modalities.len().max(1) as u32 * cell_px(m.modalities.len());
     let w = side + HEAT_Y_LABELS + HEAT_GAP + HEAT_BAR_W + 120;
-    let h = 78 + side + HEAT_X_LABELS + HEAT_TOP + 30;
+    let h = header_height(1) + side + HEAT_X_LABELS + HEAT_TOP + 30;
     (w.max(640), h)
 }
 
@@ -477,11 +492,11 @@ fn draw_heatmap<DB: DrawingBackend>(
 ) -> std::result::Result<(), String> {
     let n = m.modalities.len();
     let last = m.last_stage();
-    let subtitle = format!(
+    let subtitle = [format!(
         "{} after the last stage ({}) · rows: query, columns: database",
-        m.metric,
+        metric_label(&m.metric),
         stage_label(m, last)
-    );
+    )];
     let body = draw_header(root, title, &subtitle)?;
     let (w, _) = body.dim_in_pixel();
     let side = n.max(1) as u32 * cell_px(n);
@@ -500,18 +515,13 @@ fn draw_heatmap<DB: DrawingBackend>(
         let i = i as usize;
         // Rows are drawn bottom-up, so the first query modality sits at the top.
         let row = if flip { n.checked_sub(i + 1) } else { Some(i) };
-        row.and_then(|r| m.modalities.get(r))
-            .cloned()
-            .unwrap_or_default()
+        row.and_then(|r| m.modalities.get(r)).cloned().unwrap_or_default()
     };
     let mut chart = ChartBuilder::on(&matrix_area)
         .x_label_area_size(HEAT_X_LABELS)
         .y_label_area_size(HEAT_Y_LABELS)
         .margin_top(HEAT_TOP)
-        .build_cartesian_2d(
-            KeyAxis::new(0.0..nf, centres.clone()),
-            KeyAxis::new(0.0..nf, centres),
-        )
+        .build_cartesian_2d(KeyAxis::new(0.0..nf, centres.clone()), KeyAxis::new(0.0..nf, centres))
         .map_err(msg)?;
     chart
         .configure_mesh()
@@ -522,6 +532,8 @@ fn draw_heatmap<DB: DrawingBackend>(
         .y_label_formatter(&|y| name(*y, true))
         .x_desc("database")
         .y_desc("query")
+        // Cells carry the grid; axis lines would only add a stray frame.
+        .axis_style(TRANSPARENT)
         .label_style((FONT, 16))
         .axis_desc_style((FONT, 18).into_font().style(FontStyle::Bold))
         .draw()
@@ -550,10 +562,7 @@ fn draw_heatmap<DB: DrawingBackend>(
                 .draw_series(std::iter::once(Text::new(
                     text,
                     (x + 0.5, y + 0.5),
-                    (FONT, value_font)
-                        .into_font()
-                        .color(&ink)
-                        .pos(Pos::new(HPos::Center, VPos::Center)),
+                    (FONT, value_font).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
                 )))
                 .map_err(msg)?;
         }
@@ -594,10 +603,8 @@ mod tests {
     /// A run over `mods` trained in order, with plausible forgetting.
     pub(crate) fn demo(mods: &[&str]) -> AccuracyMatrix {
         let n = mods.len();
-        let pairs: Vec<(String, String)> = mods
-            .iter()
-            .flat_map(|q| mods.iter().map(move |d| (q.to_string(), d.to_string())))
-            .collect();
+        let pairs: Vec<(String, String)> =
+            mods.iter().flat_map(|q| mods.iter().map(move |d| (q.to_string(), d.to_string()))).collect();
         let values = (0..=n)
             .map(|t| {
                 (0..n * n)
@@ -618,9 +625,7 @@ mod tests {
         AccuracyMatrix {
             metric: "map".into(),
             modalities: mods.iter().map(|s| s.to_string()).collect(),
-            trained: std::iter::once(None)
-                .chain(mods.iter().map(|m| Some(m.to_string())))
-                .collect(),
+            trained: std::iter::once(None).chain(mods.iter().map(|m| Some(m.to_string()))).collect(),
             values,
             pairs,
         }
@@ -665,6 +670,8 @@ mod tests {
             ("two", &["image", "text"][..]),
             ("three", &["image", "text", "audio"][..]),
             ("six", &["fac", "fou", "kar", "mor", "pix", "zer"][..]),
+            ("long", &["image", "text", "audio", "video", "depth", "thermal"][..]),
+            ("one", &["image"][..]),
         ] {
             let m = demo(mods);
             let dir = root.join(name);

@@ -1,10 +1,10 @@
-//! The accuracy matrix R[stage][pair] of one run.
+//! The accuracy matrix `R[stage][pair]` of one run.
 
 use crate::error::{AnalysisError, Result};
 use crate::record::Record;
 use std::collections::BTreeMap;
 
-/// R[stage][pair] for one metric of one run: stages 0..=T (0 = before training), pairs = ordered (query, database) modality names.
+/// `R[stage][pair]` for one metric of one run: stages 0..=T (0 = before training), pairs = ordered (query, database) modality names.
 #[derive(Clone, Debug, PartialEq)]
 pub struct AccuracyMatrix {
     /// The metric these values are (e.g. "map").
@@ -29,9 +29,8 @@ impl AccuracyMatrix {
     /// missing or duplicated.
     pub fn from_records(records: &[Record], metric: &str) -> Result<AccuracyMatrix> {
         let rows: Vec<&Record> = records.iter().filter(|r| r.metric == metric).collect();
-        let first = rows
-            .first()
-            .ok_or_else(|| AnalysisError::Matrix(format!("no rows for metric `{metric}`")))?;
+        let first =
+            rows.first().ok_or_else(|| AnalysisError::Matrix(format!("no rows for metric `{metric}`")))?;
         if let Some(other) = rows.iter().find(|r| {
             r.experiment != first.experiment
                 || r.learner != first.learner
@@ -80,10 +79,7 @@ impl AccuracyMatrix {
                 }
                 Some(_) => {}
             }
-            let p = pairs
-                .iter()
-                .position(|(q, d)| *q == r.query && *d == r.database)
-                .unwrap_or(usize::MAX);
+            let p = pairs.iter().position(|(q, d)| *q == r.query && *d == r.database).unwrap_or(usize::MAX);
             if cells.insert((r.stage, p), r.value).is_some() {
                 return Err(AnalysisError::Matrix(format!(
                     "duplicate `{metric}` for stage {} pair {}->{}",
@@ -123,12 +119,10 @@ impl AccuracyMatrix {
 
     /// Index of the pair (query, database) in [`Self::pairs`].
     pub fn pair_index(&self, query: &str, database: &str) -> Option<usize> {
-        self.pairs
-            .iter()
-            .position(|(q, d)| q == query && d == database)
+        self.pairs.iter().position(|(q, d)| q == query && d == database)
     }
 
-    /// R[stage][(query, database)], `None` if the stage or pair is absent.
+    /// `R[stage][(query, database)]`, `None` if the stage or pair is absent.
     pub fn get(&self, stage: usize, query: &str, database: &str) -> Option<f64> {
         let p = self.pair_index(query, database)?;
         self.values.get(stage)?.get(p).copied()
@@ -136,9 +130,7 @@ impl AccuracyMatrix {
 
     /// First stage at which `modality` is trained, `None` if never.
     pub fn trained_at(&self, modality: &str) -> Option<usize> {
-        self.trained
-            .iter()
-            .position(|t| t.as_deref() == Some(modality))
+        self.trained.iter().position(|t| t.as_deref() == Some(modality))
     }
 
     /// t_p: first stage after which both modalities of the pair have been trained (from `trained`), None if never.

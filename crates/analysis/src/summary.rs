@@ -93,10 +93,8 @@ impl Summary {
 
 /// Write `summary` to `path` as pretty JSON, atomically.
 pub fn write_summary_json(summary: &Summary, path: &Path) -> Result<()> {
-    let mut bytes = serde_json::to_vec_pretty(summary).map_err(|source| AnalysisError::Json {
-        path: path.to_path_buf(),
-        source,
-    })?;
+    let mut bytes = serde_json::to_vec_pretty(summary)
+        .map_err(|source| AnalysisError::Json { path: path.to_path_buf(), source })?;
     bytes.push(b'\n');
     atomic_write(path, &bytes)
 }
@@ -110,11 +108,7 @@ mod tests {
             metric: "map".into(),
             modalities: vec!["image".into(), "text".into()],
             trained: vec![None, Some("image".into()), Some("text".into())],
-            values: vec![
-                vec![0.1, 0.1, 0.1, 0.1],
-                vec![0.9, 0.2, 0.2, 0.1],
-                vec![0.7, 0.6, 0.5, 0.8],
-            ],
+            values: vec![vec![0.1, 0.1, 0.1, 0.1], vec![0.9, 0.2, 0.2, 0.1], vec![0.7, 0.6, 0.5, 0.8]],
             pairs: vec![
                 ("image".into(), "image".into()),
                 ("image".into(), "text".into()),

@@ -103,7 +103,7 @@ fn bad_values_name_their_key() {
     let e = load_err(GOOD, &["model.bits=0"]);
     assert!(e.contains("model.bits") && e.contains("positive"), "{e}");
     let e = load_err(&GOOD.replace("epochs = 2", "epochs = -1"), &[]);
-    assert!(e.contains("exp.toml:17: stages[1].epochs"), "{e}");
+    assert!(e.contains("exp.toml:16: stages[1].epochs"), "{e}");
     let e = load_err(GOOD, &["model.adapter=wide"]);
     assert!(e.contains("model.adapter") && e.contains("shared-pad"), "{e}");
     let e = load_err(&format!("{GOOD}\n[eval]\nmetrics = [\"map\", \"ndcg\"]\n"), &[]);
