@@ -4,7 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use seqmodal_analysis::{
-    forgetting_curves, map_matrix_heatmap, write_metrics_csv, write_summary_json, AccuracyMatrix, Record, Summary,
+    forgetting_curves, map_matrix_heatmap, write_metrics_csv, write_summary_json, AccuracyMatrix, Record,
+    Summary,
 };
 use seqmodal_learner::{Experiment, RunResult};
 
@@ -36,16 +37,29 @@ pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result
     let matrix = AccuracyMatrix::from_records(&recs, "map")?;
     let mut summary =
         Summary::from_matrix(&matrix, &exp.name, exp.learner.kind.as_str(), exp.seed, exp.model.bits, None);
-    let sps = if result.train_seconds > 0.0 { result.train_samples as f64 / result.train_seconds } else { 0.0 };
+    let sps =
+        if result.train_seconds > 0.0 { result.train_samples as f64 / result.train_seconds } else { 0.0 };
     summary.extra.insert("wall_seconds".into(), serde_json::json!(result.wall_seconds));
     summary.extra.insert("train_seconds".into(), serde_json::json!(result.train_seconds));
     summary.extra.insert("train_samples".into(), serde_json::json!(result.train_samples));
     summary.extra.insert("train_samples_per_second".into(), serde_json::json!(sps));
     summary.extra.insert("optimizer_steps".into(), serde_json::json!(result.steps));
+    summary.extra.insert("sample_passes".into(), serde_json::json!(result.passes));
+    summary.extra.insert("stage_samples".into(), serde_json::json!(result.stage_samples));
+    // Forward+backward sample passes per sample of the stages' own data: 1.0 is
+    // finetune's cost; replay, reference gradients and inner loops add to it.
+    let ratio = if result.stage_samples > 0 { result.passes as f64 / result.stage_samples as f64 } else { 0.0 };
+    summary.extra.insert("compute_ratio".into(), serde_json::json!(ratio));
+    summary.extra.insert("memory_samples".into(), serde_json::json!(result.footprint.memory_samples));
+    summary.extra.insert("memory_bytes".into(), serde_json::json!(result.footprint.memory_bytes));
+    summary.extra.insert("extra_param_copies".into(), serde_json::json!(result.footprint.extra_param_copies));
+    summary.extra.insert("database".into(), serde_json::json!(exp.database.as_str()));
+    summary.extra.insert("adapter".into(), serde_json::json!(exp.model.adapter.as_str()));
     write_summary_json(&summary, &dir.join("summary.json"))?;
     let figures = dir.join("figures");
     std::fs::create_dir_all(&figures).with_context(|| format!("cannot create {}", figures.display()))?;
-    let title = format!("{} ({}, {} bits, seed {})", exp.name, exp.learner.kind.as_str(), exp.model.bits, exp.seed);
+    let title =
+        format!("{} ({}, {} bits, seed {})", exp.name, exp.learner.kind.as_str(), exp.model.bits, exp.seed);
     forgetting_curves(&matrix, &title, &figures)?;
     map_matrix_heatmap(&matrix, &title, &figures)?;
     Ok(summary)

@@ -29,7 +29,8 @@ pub fn run(path: &Path, out: Option<PathBuf>, overrides: &[String], quiet: bool)
         exp.stages.len(),
         dir.display()
     );
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     seqmodal_analysis::atomic_write(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
     let total_epochs: u64 = exp.stages.iter().map(|s| s.epochs as u64).sum();
     let mut progress = Progress::new(total_epochs, ds.modality_names(), quiet);

@@ -52,7 +52,10 @@ fn run_writes_every_output_and_is_byte_identical_per_seed() {
     }
     let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
     let mut lines = csv.lines();
-    assert_eq!(lines.next().unwrap(), "experiment,learner,seed,bits,stage,trained,query,database,metric,value");
+    assert_eq!(
+        lines.next().unwrap(),
+        "experiment,learner,seed,bits,stage,trained,query,database,metric,value"
+    );
     // 3 evaluations (stage 0..2) x 4 pairs x 4 metrics
     assert_eq!(csv.lines().count(), 1 + 3 * 4 * 4);
     assert!(csv.lines().any(|l| l.starts_with("wiki,finetune,7,16,0,,image,text,map,")), "{csv}");
@@ -84,7 +87,8 @@ fn run_bad(text: &str) -> (bool, String) {
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("bad.toml");
     std::fs::write(&p, text).unwrap();
-    let out = seqmodal(&["run", p.to_str().unwrap(), "--quiet", "--out", tmp.path().join("o").to_str().unwrap()]);
+    let out =
+        seqmodal(&["run", p.to_str().unwrap(), "--quiet", "--out", tmp.path().join("o").to_str().unwrap()]);
     (out.status.success(), String::from_utf8_lossy(&out.stderr).into_owned())
 }
 
@@ -97,7 +101,10 @@ fn bad_experiment_files_exit_non_zero_naming_file_and_key() {
     let cases: Vec<(String, Vec<&str>)> = vec![
         (wiki_text().replace("seed = 7", "seed = 7 7"), vec!["bad.toml", "line"]),
         (wiki_text().replace("[train]\n", "[train]\nwarmup = 3\n"), vec!["bad.toml", "warmup", "line"]),
-        (wiki_text().replace("kind = \"finetune\"", "kind = \"nope\""), vec!["bad.toml:", "learner.kind", "nope"]),
+        (
+            wiki_text().replace("kind = \"finetune\"", "kind = \"nope\""),
+            vec!["bad.toml:", "learner.kind", "nope"],
+        ),
         (
             wiki_text().replace("modality = \"text\"", "modality = \"audio\""),
             vec!["bad.toml:", "stages[1].modality", "audio", "image, text"],

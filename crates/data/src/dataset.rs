@@ -83,13 +83,20 @@ impl Dataset {
                 if split.labels.classes() != classes {
                     return Err(DataError::Shape {
                         context: ctx,
-                        message: format!("{} label columns, dataset has {classes} classes", split.labels.classes()),
+                        message: format!(
+                            "{} label columns, dataset has {classes} classes",
+                            split.labels.classes()
+                        ),
                     });
                 }
                 if split.features.cols() != m.dim() {
                     return Err(DataError::Shape {
                         context: ctx,
-                        message: format!("{} feature columns, train split has {}", split.features.cols(), m.dim()),
+                        message: format!(
+                            "{} feature columns, train split has {}",
+                            split.features.cols(),
+                            m.dim()
+                        ),
                     });
                 }
                 if split.features.rows() == 0 {

@@ -43,17 +43,17 @@ impl DatasetKind {
 impl std::str::FromStr for DatasetKind {
     type Err = DataError;
     fn from_str(s: &str) -> Result<Self> {
-        Self::ALL
-            .into_iter()
-            .find(|k| k.as_str() == s)
-            .ok_or_else(|| DataError::UnknownKind(s.to_string()))
+        Self::ALL.into_iter().find(|k| k.as_str() == s).ok_or_else(|| DataError::UnknownKind(s.to_string()))
     }
 }
 
 /// Loads a dataset of `kind` from `path` (raw features; call [`Dataset::standardize`]).
 pub fn load(kind: DatasetKind, path: &Path) -> Result<Dataset> {
     if !path.is_dir() {
-        return Err(DataError::Missing { path: path.into(), hint: format!("{} dataset directory", kind.as_str()) });
+        return Err(DataError::Missing {
+            path: path.into(),
+            hint: format!("{} dataset directory", kind.as_str()),
+        });
     }
     match kind {
         DatasetKind::Wiki => load_wiki(path),

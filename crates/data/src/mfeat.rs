@@ -63,7 +63,8 @@ pub fn load_mfeat(dir: &Path) -> Result<Dataset> {
         }
         modalities.push((view, features));
     }
-    let (ids, _) = labels_ref.ok_or_else(|| DataError::Missing { path: dir.into(), hint: "no views".into() })?;
+    let (ids, _) =
+        labels_ref.ok_or_else(|| DataError::Missing { path: dir.into(), hint: "no views".into() })?;
     let classes = ids.iter().max().map_or(0, |m| m + 1);
     let all_labels = Labels::from_class_ids(&ids, classes)?;
     let modalities = modalities

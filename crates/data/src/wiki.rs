@@ -17,10 +17,13 @@ use crate::read_text;
 pub fn load_wiki(dir: &Path) -> Result<Dataset> {
     let mat_path = require(dir, "raw_features.mat", "MAT v5 file with I_tr, I_te, T_tr, T_te")?;
     let class_names = read_categories(&require(dir, "categories.list", "one class name per line")?)?;
-    let train_ids = read_list(&require(dir, "trainset_txt_img_cat.list", "train split labels")?, class_names.len())?;
-    let test_ids = read_list(&require(dir, "testset_txt_img_cat.list", "test split labels")?, class_names.len())?;
+    let train_ids =
+        read_list(&require(dir, "trainset_txt_img_cat.list", "train split labels")?, class_names.len())?;
+    let test_ids =
+        read_list(&require(dir, "testset_txt_img_cat.list", "test split labels")?, class_names.len())?;
 
-    let bytes = std::fs::read(&mat_path).map_err(|source| DataError::Io { path: mat_path.clone(), source })?;
+    let bytes =
+        std::fs::read(&mat_path).map_err(|source| DataError::Io { path: mat_path.clone(), source })?;
     let mat = matfile::MatFile::parse(bytes.as_slice()).map_err(|e| DataError::Mat {
         path: mat_path.clone(),
         message: format!("not a readable MAT v5 file: {e}"),
@@ -99,7 +102,8 @@ fn mat_matrix(mat: &matfile::MatFile, path: &Path, name: &str) -> Result<Matrix>
 
 fn read_categories(path: &Path) -> Result<Vec<String>> {
     let text = read_text(path)?;
-    let names: Vec<String> = text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
+    let names: Vec<String> =
+        text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect();
     if names.is_empty() {
         return Err(DataError::Parse { path: path.into(), line: 1, message: "no class names".into() });
     }

@@ -64,9 +64,10 @@ fn mfeat_split_views_and_labels() {
     // Split id 0 is in train or test; data row 0 of mor is "0,..." per file: check
     // the first train row of `mor` is the file's data row with the smallest train id.
     let text = std::fs::read_to_string(datasets().join("mfeat/mfeat-mor.csv")).unwrap();
-    let split: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(datasets().join("mfeat/split_seed0_1500_500.json")).unwrap())
-            .unwrap();
+    let split: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(datasets().join("mfeat/split_seed0_1500_500.json")).unwrap(),
+    )
+    .unwrap();
     let first_train = split["train"][0].as_u64().unwrap() as usize;
     let line = text.lines().nth(first_train + 1).unwrap().trim_end();
     let expected: Vec<f32> = line.split(',').take(6).map(|f| f.parse().unwrap()).collect();
@@ -152,7 +153,8 @@ fn mfeat_nan_and_ragged_rows_are_reported() {
 #[test]
 fn mfeat_split_out_of_range_is_reported() {
     let tmp = copy_dir(&datasets().join("mfeat"));
-    std::fs::write(tmp.path().join("split_seed0_1500_500.json"), r#"{"train":[0,1,5000],"test":[2]}"#).unwrap();
+    std::fs::write(tmp.path().join("split_seed0_1500_500.json"), r#"{"train":[0,1,5000],"test":[2]}"#)
+        .unwrap();
     let err = load_mfeat(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("5000") && err.contains("out of range"), "{err}");
 }

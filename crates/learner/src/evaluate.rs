@@ -1,6 +1,8 @@
 //! Cross-modal retrieval evaluation of the current model: every ordered pair of
 //! modalities, queries = test split of q, database = train split of d.
 
+use std::collections::BTreeMap;
+
 use seqmodal_data::{Dataset, Labels, Matrix};
 use seqmodal_hamming::{evaluate, Codes, LabelSet, Metric};
 use seqmodal_model::UnifiedModel;
@@ -36,18 +38,26 @@ pub fn label_set(labels: &Labels) -> Result<LabelSet> {
 }
 
 /// Evaluates every ordered pair (query, database) of the dataset's modalities.
+/// Queries are always encoded by the current model.
 pub fn evaluate_all(
     model: &UnifiedModel,
     ds: &Dataset,
     metrics: &[Metric],
     stage: usize,
     trained: Option<&str>,
+    frozen: &BTreeMap<String, Codes>,
 ) -> Result<Vec<EvalRow>> {
     let mut queries = Vec::new();
     let mut database = Vec::new();
     for m in &ds.modalities {
         queries.push((encode_split(model, &m.name, &m.test.features)?, label_set(&m.test.labels)?));
-        database.push((encode_split(model, &m.name, &m.train.features)?, label_set(&m.train.labels)?));
+        // `frozen` holds the database codes made when a modality was last trained;
+        // modalities not in it are re-encoded with the current model.
+        let db = match frozen.get(&m.name) {
+            Some(c) => c.clone(),
+            None => encode_split(model, &m.name, &m.train.features)?,
+        };
+        database.push((db, label_set(&m.train.labels)?));
     }
     let mut rows = Vec::new();
     for (qi, q) in ds.modalities.iter().enumerate() {

@@ -81,8 +81,32 @@ pub struct ModelSection {
 pub struct LearnerSection {
     /// Strategy name.
     pub kind: Spanned<String>,
-    /// Samples kept from earlier stages, over all of them (default 0).
+    /// Samples kept from earlier stages, over all of them (default 0; 200 for replay learners).
     pub memory: Option<Spanned<i64>>,
+    /// Memory samples per step (default: `[train] batch`).
+    pub replay_batch: Option<Spanned<i64>>,
+    /// EWC penalty strength.
+    pub lambda: Option<Spanned<f64>>,
+    /// Online-EWC decay of the old Fisher.
+    pub gamma: Option<Spanned<f64>>,
+    /// SI penalty strength.
+    pub c: Option<Spanned<f64>>,
+    /// SI damping.
+    pub xi: Option<Spanned<f64>>,
+    /// Distillation weight (LwF, DER++ logits, meta without memory).
+    pub alpha: Option<Spanned<f64>>,
+    /// DER++ label-replay weight; MER within-batch Reptile rate.
+    pub beta: Option<Spanned<f64>>,
+    /// LwF softmax temperature.
+    pub temperature: Option<Spanned<f64>>,
+    /// Inner-loop (fast-weight) learning rate of `meta` / `mer`.
+    pub inner_lr: Option<Spanned<f64>>,
+    /// Inner-loop steps of `meta` / `mer`.
+    pub inner_steps: Option<Spanned<i64>>,
+    /// Slow (outer) learning rate of `meta`.
+    pub meta_lr: Option<Spanned<f64>>,
+    /// `meta`: first-order meta-gradient (true; second order is not available in candle).
+    pub first_order: Option<Spanned<bool>>,
 }
 
 /// `[train]` section.
@@ -115,6 +139,27 @@ pub struct StageSection {
 pub struct EvalSection {
     /// Metrics (default `["map"]`); `map` is always computed.
     pub metrics: Option<Vec<Spanned<String>>>,
+    /// Database codes of earlier modalities: `reencode` (default) or `frozen`.
+    pub database: Option<Spanned<String>>,
+}
+
+/// How the retrieval database of a modality is encoded at each evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DatabasePolicy {
+    /// Re-encode with the current model.
+    Reencode,
+    /// Keep the codes made when the modality was last trained (untrained: current model).
+    Frozen,
+}
+
+impl DatabasePolicy {
+    /// Name used in experiment files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DatabasePolicy::Reencode => "reencode",
+            DatabasePolicy::Frozen => "frozen",
+        }
+    }
 }
 
 /// A checked experiment: every value typed and in range.
@@ -138,6 +183,8 @@ pub struct Experiment {
     pub stages: Vec<StageSpec>,
     /// Metrics, `map` first.
     pub metrics: Vec<Metric>,
+    /// Database encoding policy.
+    pub database: DatabasePolicy,
 }
 
 /// Checked `[dataset]`.
@@ -164,13 +211,37 @@ pub struct ModelSpec {
     pub loss: LossWeights,
 }
 
-/// Checked `[learner]`.
+/// Checked `[learner]`: every key of the chosen kind, defaults filled in.
 #[derive(Clone, Debug, PartialEq)]
 pub struct LearnerSpec {
     /// Strategy.
     pub kind: LearnerKind,
-    /// Memory budget in samples.
+    /// Memory budget in samples (0 for learners without memory).
     pub memory: usize,
+    /// Memory samples per step.
+    pub replay_batch: usize,
+    /// EWC penalty strength.
+    pub lambda: f64,
+    /// Online-EWC decay.
+    pub gamma: f64,
+    /// SI strength.
+    pub c: f64,
+    /// SI damping.
+    pub xi: f64,
+    /// Distillation weight.
+    pub alpha: f64,
+    /// DER++ label weight / MER Reptile rate.
+    pub beta: f64,
+    /// LwF temperature.
+    pub temperature: f64,
+    /// Inner learning rate.
+    pub inner_lr: f64,
+    /// Inner steps.
+    pub inner_steps: usize,
+    /// Outer learning rate.
+    pub meta_lr: f64,
+    /// First-order meta-gradient.
+    pub first_order: bool,
 }
 
 /// Checked `[train]`.
@@ -205,7 +276,8 @@ impl ExperimentFile {
 
     /// Reads and parses a file, applying `--set key=value` overrides first.
     pub fn read(path: &Path, overrides: &[String]) -> Result<(Self, String)> {
-        let text = std::fs::read_to_string(path).map_err(|source| LearnerError::Io { path: path.into(), source })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| LearnerError::Io { path: path.into(), source })?;
         let text = crate::overrides::apply(&text, overrides, path)?;
         Ok((Self::parse(&text, path)?, text))
     }
@@ -229,12 +301,18 @@ impl ExperimentFile {
             match v {
                 None => Ok(default),
                 Some(s) if s.get_ref().is_finite() && *s.get_ref() >= 0.0 => Ok(*s.get_ref()),
-                Some(s) => Err(at(s.span(), key, format!("must be a finite number >= 0, got {}", s.get_ref()))),
+                Some(s) => {
+                    Err(at(s.span(), key, format!("must be a finite number >= 0, got {}", s.get_ref())))
+                }
             }
         };
 
         if self.name.get_ref().trim().is_empty() || self.name.get_ref().contains(['/', '\\']) {
-            return Err(at(self.name.span(), "name", "must be non-empty and contain no path separators".into()));
+            return Err(at(
+                self.name.span(),
+                "name",
+                "must be non-empty and contain no path separators".into(),
+            ));
         }
         let kind = DatasetKind::from_str(self.dataset.kind.get_ref())
             .map_err(|e| at(self.dataset.kind.span(), "dataset.kind", e.to_string()))?;
@@ -258,18 +336,17 @@ impl ExperimentFile {
             hidden: positive(&self.model.hidden, "model.hidden", 512)?,
             adapter,
             loss: LossWeights {
-                classification: weight(&self.model.classification, "model.classification", defaults.classification)?,
+                classification: weight(
+                    &self.model.classification,
+                    "model.classification",
+                    defaults.classification,
+                )?,
                 pairwise: weight(&self.model.pairwise, "model.pairwise", defaults.pairwise)?,
                 quantization: weight(&self.model.quantization, "model.quantization", defaults.quantization)?,
             },
         };
         let learner_kind = LearnerKind::from_str(self.learner.kind.get_ref())
             .map_err(|m| at(self.learner.kind.span(), "learner.kind", m))?;
-        let memory = match &self.learner.memory {
-            None => 0,
-            Some(s) if *s.get_ref() >= 0 => *s.get_ref() as usize,
-            Some(s) => return Err(at(s.span(), "learner.memory", format!("must be >= 0, got {}", s.get_ref()))),
-        };
         let train = TrainSpec {
             epochs: positive(&self.train.epochs, "train.epochs", 30)?,
             batch: positive(&self.train.batch, "train.batch", 128)?,
@@ -279,6 +356,7 @@ impl ExperimentFile {
                 Some(s) => return Err(at(s.span(), "train.lr", format!("must be > 0, got {}", s.get_ref()))),
             },
         };
+        let learner = self.check_learner(learner_kind, &train, text, path)?;
         if self.stages.is_empty() {
             return Err(LearnerError::Invalid {
                 path: path.into(),
@@ -293,10 +371,18 @@ impl ExperimentFile {
                 None => None,
                 Some(c) => {
                     if c.get_ref().is_empty() {
-                        return Err(at(c.span(), &format!("stages[{i}].classes"), "must not be empty".into()));
+                        return Err(at(
+                            c.span(),
+                            &format!("stages[{i}].classes"),
+                            "must not be empty".into(),
+                        ));
                     }
                     if let Some(bad) = c.get_ref().iter().find(|&&v| v < 0) {
-                        return Err(at(c.span(), &format!("stages[{i}].classes"), format!("class id {bad} < 0")));
+                        return Err(at(
+                            c.span(),
+                            &format!("stages[{i}].classes"),
+                            format!("class id {bad} < 0"),
+                        ));
                     }
                     Some(c.get_ref().iter().map(|&v| v as usize).collect())
                 }
@@ -310,12 +396,28 @@ impl ExperimentFile {
         }
         let mut metrics = vec![Metric::Map];
         for m in self.eval.metrics.iter().flatten() {
-            let metric = Metric::from_str(m.get_ref()).map_err(|e| at(m.span(), "eval.metrics", e.to_string()))?;
+            let metric =
+                Metric::from_str(m.get_ref()).map_err(|e| at(m.span(), "eval.metrics", e.to_string()))?;
             if !metrics.contains(&metric) {
                 metrics.push(metric);
             }
         }
+        let database = match &self.eval.database {
+            None => DatabasePolicy::Reencode,
+            Some(s) => match s.get_ref().as_str() {
+                "reencode" => DatabasePolicy::Reencode,
+                "frozen" => DatabasePolicy::Frozen,
+                other => {
+                    return Err(at(
+                        s.span(),
+                        "eval.database",
+                        format!("unknown database policy '{other}' (known: reencode, frozen)"),
+                    ))
+                }
+            },
+        };
         Ok(Experiment {
+            database,
             source: path.into(),
             name: self.name.get_ref().clone(),
             seed: self.seed.unwrap_or(0),
@@ -325,7 +427,7 @@ impl ExperimentFile {
                 standardize: self.dataset.standardize.unwrap_or(true),
             },
             model,
-            learner: LearnerSpec { kind: learner_kind, memory },
+            learner,
             train,
             stages,
             metrics,
@@ -363,10 +465,15 @@ impl Experiment {
                         path: self.source.clone(),
                         line: s.line,
                         key: format!("stages[{i}].classes"),
-                        message: format!("class id {bad} out of range: dataset '{}' has classes 0..{}", ds.name, ds.classes() - 1),
+                        message: format!(
+                            "class id {bad} out of range: dataset '{}' has classes 0..{}",
+                            ds.name,
+                            ds.classes() - 1
+                        ),
                     });
                 }
-                let rows = (0..m.train.labels.rows()).filter(|&r| classes.iter().any(|&c| m.train.labels.has(r, c)));
+                let rows =
+                    (0..m.train.labels.rows()).filter(|&r| classes.iter().any(|&c| m.train.labels.has(r, c)));
                 if rows.count() == 0 {
                     return Err(LearnerError::Invalid {
                         path: self.source.clone(),
@@ -417,10 +524,7 @@ impl Experiment {
                 pairwise: Some(Spanned::new(0..0, self.model.loss.pairwise)),
                 quantization: Some(Spanned::new(0..0, self.model.loss.quantization)),
             },
-            learner: LearnerSection {
-                kind: sp(self.learner.kind.as_str().into()),
-                memory: Some(Spanned::new(0..0, self.learner.memory as i64)),
-            },
+            learner: self.learner.to_section(),
             train: TrainSection {
                 epochs: Some(Spanned::new(0..0, self.train.epochs as i64)),
                 batch: Some(Spanned::new(0..0, self.train.batch as i64)),
@@ -431,11 +535,14 @@ impl Experiment {
                 .iter()
                 .map(|s| StageSection {
                     modality: sp(s.modality.clone()),
-                    classes: s.classes.as_ref().map(|c| Spanned::new(0..0, c.iter().map(|&v| v as i64).collect())),
+                    classes: s
+                        .classes
+                        .as_ref()
+                        .map(|c| Spanned::new(0..0, c.iter().map(|&v| v as i64).collect())),
                     epochs: Some(Spanned::new(0..0, s.epochs as i64)),
                 })
                 .collect(),
-            eval: EvalSection { metrics: Some(self.metrics.iter().map(|m| sp(m.to_string())).collect()) },
+            eval: EvalSection { metrics: Some(self.metrics.iter().map(|m| sp(m.to_string())).collect()), database: Some(sp(self.database.as_str().into())) },
         };
         // Serialising plain data types into TOML cannot fail.
         toml::to_string(&file).unwrap_or_default()
@@ -445,4 +552,116 @@ impl Experiment {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+impl ExperimentFile {
+    /// Checks the `[learner]` keys: each must belong to the chosen kind and be in range.
+    fn check_learner(&self, kind: LearnerKind, train: &TrainSpec, text: &str, path: &Path) -> Result<LearnerSpec> {
+        let l = &self.learner;
+        let keys = kind.keys();
+        let invalid = |span: std::ops::Range<usize>, key: &str, message: String| LearnerError::Invalid {
+            path: path.into(),
+            line: line_of(text, span.start),
+            key: format!("learner.{key}"),
+            message,
+        };
+        let given: [(&str, Option<std::ops::Range<usize>>); 13] = [
+            ("replay_batch", l.replay_batch.as_ref().map(Spanned::span)),
+            ("lambda", l.lambda.as_ref().map(Spanned::span)),
+            ("gamma", l.gamma.as_ref().map(Spanned::span)),
+            ("c", l.c.as_ref().map(Spanned::span)),
+            ("xi", l.xi.as_ref().map(Spanned::span)),
+            ("alpha", l.alpha.as_ref().map(Spanned::span)),
+            ("beta", l.beta.as_ref().map(Spanned::span)),
+            ("temperature", l.temperature.as_ref().map(Spanned::span)),
+            ("inner_lr", l.inner_lr.as_ref().map(Spanned::span)),
+            ("inner_steps", l.inner_steps.as_ref().map(Spanned::span)),
+            ("meta_lr", l.meta_lr.as_ref().map(Spanned::span)),
+            ("first_order", l.first_order.as_ref().map(Spanned::span)),
+            // memory = 0 is accepted everywhere so one file can sweep over learners.
+            ("memory", l.memory.as_ref().filter(|m| *m.get_ref() != 0).map(Spanned::span)),
+        ];
+        for (key, span) in given {
+            if let Some(span) = span {
+                if !keys.contains(&key) {
+                    let known = if keys.is_empty() { "none".to_string() } else { keys.join(", ") };
+                    return Err(invalid(
+                        span,
+                        key,
+                        format!("not a key of learner '{}' (its keys: {known})", kind.as_str()),
+                    ));
+                }
+            }
+        }
+        let float = |v: &Option<Spanned<f64>>, key: &str, default: f64, strictly_positive: bool| -> Result<f64> {
+            let Some(s) = v else { return Ok(default) };
+            let x = *s.get_ref();
+            if x.is_finite() && (x > 0.0 || (!strictly_positive && x == 0.0)) {
+                Ok(x)
+            } else {
+                let bound = if strictly_positive { "> 0" } else { ">= 0" };
+                Err(invalid(s.span(), key, format!("must be a finite number {bound}, got {x}")))
+            }
+        };
+        let count = |v: &Option<Spanned<i64>>, key: &str, default: usize, min: i64| -> Result<usize> {
+            match v {
+                None => Ok(default),
+                Some(s) if *s.get_ref() >= min => Ok(*s.get_ref() as usize),
+                Some(s) => Err(invalid(s.span(), key, format!("must be an integer >= {min}, got {}", s.get_ref()))),
+            }
+        };
+        let uses_memory = keys.contains(&"memory");
+        let memory = count(&l.memory, "memory", if uses_memory { 200 } else { 0 }, 0)?;
+        if let Some(s) = l.first_order.as_ref().filter(|s| !*s.get_ref()) {
+            return Err(invalid(
+                s.span(),
+                "first_order",
+                "second-order meta-gradients need gradients of gradients, which candle's autograd does not \
+                 provide; use first_order = true"
+                    .into(),
+            ));
+        }
+        let is = |k: LearnerKind| kind == k;
+        Ok(LearnerSpec {
+            kind,
+            memory,
+            replay_batch: count(&l.replay_batch, "replay_batch", train.batch, 1)?,
+            lambda: float(&l.lambda, "lambda", 100.0, false)?,
+            gamma: float(&l.gamma, "gamma", 0.9, false)?,
+            c: float(&l.c, "c", 0.5, false)?,
+            xi: float(&l.xi, "xi", 1e-3, true)?,
+            alpha: float(&l.alpha, "alpha", if is(LearnerKind::Der) { 0.5 } else { 1.0 }, false)?,
+            beta: float(&l.beta, "beta", if is(LearnerKind::Mer) { 0.3 } else { 0.5 }, false)?,
+            temperature: float(&l.temperature, "temperature", 2.0, true)?,
+            inner_lr: float(&l.inner_lr, "inner_lr", if is(LearnerKind::Mer) { 0.03 } else { 0.01 }, true)?,
+            inner_steps: count(&l.inner_steps, "inner_steps", if is(LearnerKind::Mer) { 4 } else { 1 }, 1)?,
+            meta_lr: float(&l.meta_lr, "meta_lr", train.lr, true)?,
+            first_order: true,
+        })
+    }
+}
+
+impl LearnerSpec {
+    /// The `[learner]` table with exactly the keys of this kind, values resolved.
+    pub fn to_section(&self) -> LearnerSection {
+        let keys = self.kind.keys();
+        let f = |key: &str, v: f64| keys.contains(&key).then(|| Spanned::new(0..0, v));
+        let i = |key: &str, v: usize| keys.contains(&key).then(|| Spanned::new(0..0, v as i64));
+        LearnerSection {
+            kind: Spanned::new(0..0, self.kind.as_str().into()),
+            memory: i("memory", self.memory),
+            replay_batch: i("replay_batch", self.replay_batch),
+            lambda: f("lambda", self.lambda),
+            gamma: f("gamma", self.gamma),
+            c: f("c", self.c),
+            xi: f("xi", self.xi),
+            alpha: f("alpha", self.alpha),
+            beta: f("beta", self.beta),
+            temperature: f("temperature", self.temperature),
+            inner_lr: f("inner_lr", self.inner_lr),
+            inner_steps: i("inner_steps", self.inner_steps),
+            meta_lr: f("meta_lr", self.meta_lr),
+            first_order: keys.contains(&"first_order").then(|| Spanned::new(0..0, self.first_order)),
+        }
+    }
 }

@@ -2,6 +2,7 @@
 //! file format, and the stage runner that trains and evaluates stage by stage.
 
 mod error;
+pub mod memory;
 pub mod evaluate;
 pub mod experiment;
 pub mod learners;
@@ -12,6 +13,7 @@ mod trainer;
 pub use error::{LearnerError, Result};
 pub use evaluate::EvalRow;
 pub use experiment::{Experiment, ExperimentFile};
-pub use learners::{Learner, LearnerKind};
+pub use learners::{Footprint, Learner, LearnerKind};
+pub use memory::Memory;
 pub use runner::{build_model, run, Observer, RunOptions, RunResult, Silent};
-pub use trainer::{Item, ModalityTrain, StageData, StepLoss, Trainer};
+pub use trainer::{Item, ModalityTrain, StageData, Trainer};

@@ -16,9 +16,10 @@ pub fn apply(text: &str, overrides: &[String], path: &Path) -> Result<String> {
     if overrides.is_empty() {
         return Ok(text.to_string());
     }
-    let mut doc: DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| LearnerError::Syntax { path: path.into(), message: e.to_string() })?;
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| LearnerError::Syntax {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
     for a in overrides {
         let err = |message: String| LearnerError::Override { assignment: a.clone(), message };
         let (key, raw) = a.split_once('=').ok_or_else(|| err("expected key=value".into()))?;
@@ -44,7 +45,9 @@ fn set_in(table: &mut dyn TableLike, parts: &[&str], value: Value) -> std::resul
             .and_then(Item::as_array_of_tables_mut)
             .ok_or_else(|| format!("'{part}' is not an array of tables ([[{part}]])"))?;
         let len = arr.len();
-        let t = arr.get_mut(idx).ok_or_else(|| format!("index {idx} out of range: '{part}' has {len} entries"))?;
+        let t = arr
+            .get_mut(idx)
+            .ok_or_else(|| format!("index {idx} out of range: '{part}' has {len} entries"))?;
         if parts.len() == 2 {
             return Err("cannot replace a whole table; name a key inside it".into());
         }

@@ -16,7 +16,10 @@ use seqmodal_model::{ModelConfig, UnifiedModel};
 use crate::error::{LearnerError, Result};
 use crate::evaluate::{evaluate_all, EvalRow};
 use crate::experiment::Experiment;
+use crate::learners::{Footprint, LearnerKind};
 use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::experiment::DatabasePolicy;
+use std::collections::BTreeMap;
 
 /// Progress callbacks (the CLI draws progress bars from these).
 pub trait Observer {
@@ -52,6 +55,12 @@ pub struct RunResult {
     pub wall_seconds: f64,
     /// Optimiser steps.
     pub steps: u64,
+    /// Sample forward+backward passes (the learner's compute, extra passes included).
+    pub passes: u64,
+    /// Samples of the stages' own data times their epochs (what `finetune` would train).
+    pub stage_samples: u64,
+    /// What the learner keeps.
+    pub footprint: Footprint,
 }
 
 /// Builds the unified model for an experiment on a dataset.
@@ -69,7 +78,12 @@ pub fn build_model(exp: &Experiment, ds: &Dataset) -> Result<UnifiedModel> {
 }
 
 /// Runs an experiment on an already loaded (and standardised) dataset.
-pub fn run(exp: &Experiment, ds: &Dataset, opts: &RunOptions, observer: &mut dyn Observer) -> Result<RunResult> {
+pub fn run(
+    exp: &Experiment,
+    ds: &Dataset,
+    opts: &RunOptions,
+    observer: &mut dyn Observer,
+) -> Result<RunResult> {
     let wall = Instant::now();
     exp.check_dataset(ds)?;
     let mut model = build_model(exp, ds)?;
@@ -81,19 +95,23 @@ pub fn run(exp: &Experiment, ds: &Dataset, opts: &RunOptions, observer: &mut dyn
     }
     let data = ModalityTrain::from_dataset(ds);
     let mut rng = ChaCha8Rng::seed_from_u64(exp.seed);
-    let mut learner = exp.learner.kind.build();
-    let mut rows = evaluate_all(&model, ds, &exp.metrics, 0, None)?;
+    let mut learner = LearnerKind::build(&exp.learner);
+    learner.check(ds)?;
+    // Database codes kept per modality under the `frozen` policy.
+    let mut frozen = BTreeMap::new();
+    let mut rows = evaluate_all(&model, ds, &exp.metrics, 0, None, &frozen)?;
     observer.on_evaluated(0, &rows);
-    let (mut samples, mut steps, mut seconds) = (0u64, 0u64, 0f64);
+    let (mut samples, mut steps, mut seconds, mut passes, mut stage_samples) = (0u64, 0u64, 0f64, 0u64, 0u64);
     if let Some(dir) = &opts.checkpoint_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| LearnerError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
     }
     for (i, spec) in exp.stages.iter().enumerate() {
         let stage = i + 1;
-        let midx = ds
-            .modality_index(&spec.modality)
-            .ok_or_else(|| LearnerError::Learner { learner: "runner".into(), message: "unchecked modality".into() })?;
+        let midx = ds.modality_index(&spec.modality).ok_or_else(|| LearnerError::Learner {
+            learner: "runner".into(),
+            message: "unchecked modality".into(),
+        })?;
         let labels = &ds.modalities[midx].train.labels;
         let rows_of_stage: Vec<u32> = (0..labels.rows())
             .filter(|&r| spec.classes.as_ref().is_none_or(|cs| cs.iter().any(|&c| labels.has(r, c))))
@@ -109,17 +127,24 @@ pub fn run(exp: &Experiment, ds: &Dataset, opts: &RunOptions, observer: &mut dyn
             observer: &mut *observer,
             stage,
             samples: 0,
+            passes: 0,
             steps: 0,
-            seconds: 0.0,
         };
+        let t0 = Instant::now();
         learner.train_stage(&mut trainer, &stage_data)?;
+        seconds += t0.elapsed().as_secs_f64();
         samples += trainer.samples;
         steps += trainer.steps;
-        seconds += trainer.seconds;
+        passes += trainer.passes;
+        stage_samples += (stage_data.rows.len() * stage_data.epochs) as u64;
         if let Some(dir) = &opts.checkpoint_dir {
             model.save(&dir.join(format!("stage-{stage}.safetensors")))?;
         }
-        let stage_rows = evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality))?;
+        if exp.database == DatabasePolicy::Frozen {
+            let m = &ds.modalities[midx];
+            frozen.insert(m.name.clone(), crate::evaluate::encode_split(&model, &m.name, &m.train.features)?);
+        }
+        let stage_rows = evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality), &frozen)?;
         observer.on_evaluated(stage, &stage_rows);
         rows.extend(stage_rows);
     }
@@ -129,5 +154,8 @@ pub fn run(exp: &Experiment, ds: &Dataset, opts: &RunOptions, observer: &mut dyn
         train_seconds: seconds,
         wall_seconds: wall.elapsed().as_secs_f64(),
         steps,
+        passes,
+        stage_samples,
+        footprint: learner.footprint(&data),
     })
 }

@@ -1,15 +1,14 @@
 //! Training plumbing shared by every learner: the training data of each modality,
 //! stage row sets, shuffled batches, and one optimiser step.
 
-use std::time::Instant;
-
+use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 
 use seqmodal_data::Dataset;
-use seqmodal_model::{BatchPart, UnifiedModel};
+use seqmodal_model::{BatchPart, LossParts, Output, UnifiedModel};
 
 use crate::error::Result;
 use crate::experiment::TrainSpec;
@@ -74,14 +73,7 @@ impl StageData {
     }
 }
 
-/// Loss of one step, as plain numbers.
-#[derive(Clone, Copy, Debug)]
-pub struct StepLoss {
-    /// Weighted total.
-    pub total_value: f64,
-}
-
-/// Batching and optimisation for learners; counts samples and time for the summary.
+/// Batching and optimisation for learners; counts what the summary reports.
 pub struct Trainer<'a> {
     /// The model being trained.
     pub model: &'a mut UnifiedModel,
@@ -95,12 +87,13 @@ pub struct Trainer<'a> {
     pub observer: &'a mut dyn Observer,
     /// Current stage (1-based), for progress reports.
     pub stage: usize,
-    /// Samples passed through an optimiser step so far.
+    /// Samples in optimiser updates (current-stage and replayed).
     pub samples: u64,
-    /// Optimiser steps so far.
+    /// Sample forward+backward passes, extra ones (A-GEM references, meta inner
+    /// steps, Fisher estimates) included: the learner's compute.
+    pub passes: u64,
+    /// Optimiser steps.
     pub steps: u64,
-    /// Seconds spent in optimiser steps.
-    pub seconds: f64,
 }
 
 impl Trainer<'_> {
@@ -146,21 +139,62 @@ impl Trainer<'_> {
         Ok(parts)
     }
 
-    /// One optimiser step on the model loss of `items`.
-    pub fn step(&mut self, opt: &mut AdamW, items: &[Item]) -> Result<StepLoss> {
-        let t0 = Instant::now();
+    /// Items reordered the way [`Trainer::batch_parts`] lays out rows (grouped by
+    /// modality in first-appearance order): row i of a forward output is item i here.
+    pub fn output_order(items: &[Item]) -> Vec<Item> {
+        let mut order: Vec<u32> = Vec::new();
+        for &(m, _) in items {
+            if !order.contains(&m) {
+                order.push(m);
+            }
+        }
+        order.iter().flat_map(|&m| items.iter().copied().filter(move |it| it.0 == m)).collect()
+    }
+
+    /// Forward pass and model loss of `items` (counted as passes).
+    pub fn forward(&mut self, items: &[Item]) -> Result<(Output, LossParts)> {
         let parts = self.batch_parts(items)?;
         let out = self.model.forward(&parts)?;
         let loss = self.model.loss(&out)?;
-        opt.backward_step(&loss.total)?;
-        self.samples += items.len() as u64;
-        self.steps += 1;
-        self.seconds += t0.elapsed().as_secs_f64();
-        Ok(StepLoss { total_value: loss.total.to_scalar::<f32>()? as f64 })
+        self.passes += items.len() as u64;
+        Ok((out, loss))
     }
 
-    /// Reports the end of an epoch to the observer.
-    pub fn end_epoch(&mut self, epoch: usize, mean_loss: f64) {
-        self.observer.on_epoch(self.stage, epoch + 1, mean_loss);
+    /// Gradients of `loss` with respect to every parameter.
+    pub fn backward(&self, loss: &Tensor) -> Result<GradStore> {
+        Ok(loss.backward()?)
+    }
+
+    /// Applies an optimiser step with `grads`, counting `samples` as trained.
+    pub fn apply(&mut self, opt: &mut AdamW, grads: &GradStore, samples: usize) -> Result<()> {
+        opt.step(grads)?;
+        self.samples += samples as u64;
+        self.steps += 1;
+        Ok(())
+    }
+
+    /// One plain step: forward, model loss, backward, optimiser. Returns the loss.
+    pub fn step(&mut self, opt: &mut AdamW, items: &[Item]) -> Result<f64> {
+        let (_, loss) = self.forward(items)?;
+        let grads = self.backward(&loss.total)?;
+        self.apply(opt, &grads, items.len())?;
+        Ok(loss.total.to_scalar::<f32>()? as f64)
+    }
+
+    /// Runs `epochs` passes over `pool` in shuffled batches, calling `f` per batch
+    /// (it returns the batch loss) and reporting each epoch's mean loss.
+    pub fn epochs<F>(&mut self, epochs: usize, pool: &[Item], mut f: F) -> Result<()>
+    where
+        F: FnMut(&mut Self, &[Item]) -> Result<f64>,
+    {
+        for epoch in 0..epochs {
+            let batches = self.shuffled_batches(pool);
+            let mut sum = 0.0;
+            for b in &batches {
+                sum += f(self, b)?;
+            }
+            self.observer.on_epoch(self.stage, epoch + 1, sum / batches.len().max(1) as f64);
+        }
+        Ok(())
     }
 }

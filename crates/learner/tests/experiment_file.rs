@@ -66,7 +66,8 @@ fn defaults_are_filled_and_round_trip() {
 fn set_overrides_keys_and_stage_entries() {
     let tmp = tempfile::tempdir().unwrap();
     let p = write(tmp.path(), GOOD);
-    let sets = ["learner.kind=joint", "model.bits=16", "stages.0.epochs=4", "train.lr=0.01"].map(String::from);
+    let sets =
+        ["learner.kind=joint", "model.bits=16", "stages.0.epochs=4", "train.lr=0.01"].map(String::from);
     let e = Experiment::load(&p, &sets).unwrap();
     assert_eq!(e.learner.kind, LearnerKind::Joint);
     assert_eq!(e.model.bits, 16);
@@ -135,7 +136,11 @@ fn unknown_modality_names_stage_line_and_known_modalities() {
     let err = e.check_dataset(&wiki()).unwrap_err();
     assert!(matches!(err, LearnerError::Invalid { line: 15, .. }), "{err}");
     let msg = err.to_string();
-    assert!(msg.contains("exp.toml:15: stages[1].modality") && msg.contains("audio") && msg.contains("image, text"));
+    assert!(
+        msg.contains("exp.toml:15: stages[1].modality")
+            && msg.contains("audio")
+            && msg.contains("image, text")
+    );
 }
 
 #[test]

@@ -92,11 +92,18 @@ fn finetune_learns_the_stage_modality() {
 #[test]
 fn same_seed_same_numbers_other_seed_other_numbers() {
     let ds = wiki();
-    let a = run(&experiment("finetune", &["train.epochs=2"]), &ds, &RunOptions::default(), &mut Silent).unwrap();
-    let b = run(&experiment("finetune", &["train.epochs=2"]), &ds, &RunOptions::default(), &mut Silent).unwrap();
+    let a =
+        run(&experiment("finetune", &["train.epochs=2"]), &ds, &RunOptions::default(), &mut Silent).unwrap();
+    let b =
+        run(&experiment("finetune", &["train.epochs=2"]), &ds, &RunOptions::default(), &mut Silent).unwrap();
     assert_eq!(a.rows, b.rows);
-    let c =
-        run(&experiment("finetune", &["train.epochs=2", "seed=12"]), &ds, &RunOptions::default(), &mut Silent).unwrap();
+    let c = run(
+        &experiment("finetune", &["train.epochs=2", "seed=12"]),
+        &ds,
+        &RunOptions::default(),
+        &mut Silent,
+    )
+    .unwrap();
     assert_ne!(a.rows, c.rows);
 }
 

@@ -228,7 +228,8 @@ impl UnifiedModel {
         let tensors: Vec<(String, Tensor)> =
             self.vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
         let tmp = path.with_extension("safetensors.tmp");
-        let err = |e: &dyn std::fmt::Display| ModelError::Checkpoint { path: path.into(), message: e.to_string() };
+        let err =
+            |e: &dyn std::fmt::Display| ModelError::Checkpoint { path: path.into(), message: e.to_string() };
         candle_core::safetensors::save(&tensors.into_iter().collect(), &tmp).map_err(|e| err(&e))?;
         std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
         Ok(())
@@ -247,7 +248,11 @@ impl UnifiedModel {
             match self.vars.get(&name) {
                 Some(v) => {
                     if v.shape() != t.shape() {
-                        return Err(err(format!("{name}: shape {:?} but model has {:?}", t.shape(), v.shape())));
+                        return Err(err(format!(
+                            "{name}: shape {:?} but model has {:?}",
+                            t.shape(),
+                            v.shape()
+                        )));
                     }
                     v.set(&t)?;
                 }
@@ -266,6 +271,16 @@ impl UnifiedModel {
             out.insert(k.clone(), v.as_tensor().copy()?);
         }
         Ok(out)
+    }
+
+    /// An independent copy with the same weights (the frozen "previous model" of
+    /// distillation learners); training one never changes the other.
+    pub fn frozen_copy(&self) -> Result<UnifiedModel> {
+        let mut vars = BTreeMap::new();
+        for (k, v) in &self.vars {
+            vars.insert(k.clone(), Var::from_tensor(&v.as_tensor().copy()?)?);
+        }
+        Ok(UnifiedModel { cfg: self.cfg.clone(), device: self.device.clone(), vars, dims: self.dims.clone() })
     }
 
     /// `x W^T + b` with the named layer.
@@ -287,7 +302,8 @@ impl UnifiedModel {
         let bound = 1.0 / (fan_in as f32).sqrt();
         let w: Vec<f32> = (0..fan_in * fan_out).map(|_| rng.random_range(-bound..bound)).collect();
         let b: Vec<f32> = (0..fan_out).map(|_| rng.random_range(-bound..bound)).collect();
-        let w = Var::from_tensor(&Tensor::from_vec(w, (fan_out, fan_in), &self.device)?.to_dtype(DType::F32)?)?;
+        let w =
+            Var::from_tensor(&Tensor::from_vec(w, (fan_out, fan_in), &self.device)?.to_dtype(DType::F32)?)?;
         let b = Var::from_tensor(&Tensor::from_vec(b, fan_out, &self.device)?)?;
         self.vars.insert(format!("{name}.weight"), w);
         self.vars.insert(format!("{name}.bias"), b);

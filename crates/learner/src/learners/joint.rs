@@ -30,14 +30,6 @@ impl Learner for Joint {
         }
         let names: Vec<&str> = self.modalities.iter().map(String::as_str).collect();
         let mut opt = trainer.optimizer(&names)?;
-        for epoch in 0..stage.epochs {
-            let batches = trainer.shuffled_batches(&self.seen);
-            let mut loss_sum = 0.0;
-            for b in &batches {
-                loss_sum += trainer.step(&mut opt, b)?.total_value;
-            }
-            trainer.end_epoch(epoch, loss_sum / batches.len().max(1) as f64);
-        }
-        Ok(())
+        trainer.epochs(stage.epochs, &self.seen, |t, batch| t.step(&mut opt, batch))
     }
 }

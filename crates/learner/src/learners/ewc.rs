@@ -1,0 +1,75 @@
+//! `ewc`: online elastic weight consolidation (Schwarz et al. 2018).
+//!
+//! After each stage the diagonal empirical Fisher `F_new = mean_batches g²` is
+//! estimated on that stage's data and folded in as `F ← γ·F + F_new`; the anchor
+//! `θ*` is the model at that point. Training adds `λ/2 · Σ F (θ − θ*)²`.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::experiment::LearnerSpec;
+use crate::learners::params::{snapshot, weighted_distance};
+use crate::learners::{Footprint, Learner};
+use crate::trainer::{ModalityTrain, StageData, Trainer};
+
+/// Online EWC state: Fisher diagonal and anchor, one tensor per model parameter.
+pub struct Ewc {
+    lambda: f64,
+    gamma: f64,
+    fisher: Vec<Tensor>,
+    anchor: Vec<Tensor>,
+}
+
+impl Ewc {
+    /// From the checked `[learner]` keys `lambda`, `gamma`.
+    pub fn new(spec: &LearnerSpec) -> Self {
+        Self { lambda: spec.lambda, gamma: spec.gamma, fisher: Vec::new(), anchor: Vec::new() }
+    }
+}
+
+impl Learner for Ewc {
+    fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
+        let vars = trainer.model.vars();
+        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let (lambda, fisher, anchor) = (self.lambda, &self.fisher, &self.anchor);
+        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+            let (_, loss) = t.forward(batch)?;
+            let mut total = loss.total;
+            if let Some(pen) = weighted_distance(&vars, anchor, fisher)? {
+                total = (total + pen.affine(lambda / 2.0, 0.0)?)?;
+            }
+            let grads = t.backward(&total)?;
+            t.apply(&mut opt, &grads, batch.len())?;
+            Ok(total.to_scalar::<f32>()? as f64)
+        })?;
+        // Fisher of this stage: one pass over its data in batches.
+        let mut new_f: Vec<Tensor> =
+            vars.iter().map(|v| v.as_tensor().zeros_like()).collect::<candle_core::Result<_>>()?;
+        let batches = trainer.shuffled_batches(&stage.items());
+        for b in &batches {
+            let (_, loss) = trainer.forward(b)?;
+            let grads = trainer.backward(&loss.total)?;
+            for (f, v) in new_f.iter_mut().zip(&vars) {
+                if let Some(g) = grads.get(v.as_tensor()) {
+                    *f = (&*f + g.sqr()?)?;
+                }
+            }
+        }
+        let n = batches.len().max(1) as f64;
+        self.fisher = if self.fisher.is_empty() {
+            new_f.iter().map(|f| f.affine(1.0 / n, 0.0)).collect::<candle_core::Result<_>>()?
+        } else {
+            self.fisher
+                .iter()
+                .zip(&new_f)
+                .map(|(old, f)| old.affine(self.gamma, 0.0)? + f.affine(1.0 / n, 0.0)?)
+                .collect::<candle_core::Result<_>>()?
+        };
+        self.anchor = snapshot(&vars)?;
+        Ok(())
+    }
+
+    fn footprint(&self, _: &[ModalityTrain]) -> Footprint {
+        Footprint { extra_param_copies: 2, ..Footprint::default() }
+    }
+}

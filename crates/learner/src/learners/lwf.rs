@@ -1,0 +1,61 @@
+//! `lwf`: learning without forgetting (Li & Hoiem 2017), adapted to hashing.
+//!
+//! The model at the end of the previous stage is kept frozen. On each current batch the
+//! loss adds `α · (mean (h − h_old)² + T² · KL(softmax(z_old/T) ‖ softmax(z/T)))`:
+//! the new model must keep the old model's codes and label beliefs on the new data.
+
+use candle_core::{Tensor, D};
+use seqmodal_model::UnifiedModel;
+
+use crate::error::Result;
+use crate::experiment::LearnerSpec;
+use crate::learners::{Footprint, Learner};
+use crate::trainer::{ModalityTrain, StageData, Trainer};
+
+/// LwF state: the previous stage's model.
+pub struct Lwf {
+    alpha: f64,
+    temperature: f64,
+    old: Option<UnifiedModel>,
+}
+
+impl Lwf {
+    /// From the checked `[learner]` keys `alpha`, `temperature`.
+    pub fn new(spec: &LearnerSpec) -> Self {
+        Self { alpha: spec.alpha, temperature: spec.temperature, old: None }
+    }
+}
+
+/// `mean (h − h_old)² + T²·KL(p_old ‖ p)` with temperature-softened distributions.
+pub fn distillation(h: &Tensor, logits: &Tensor, h_old: &Tensor, logits_old: &Tensor, t: f64) -> Result<Tensor> {
+    let codes = (h - h_old)?.sqr()?.mean_all()?;
+    let logp = candle_nn::ops::log_softmax(&logits.affine(1.0 / t, 0.0)?, D::Minus1)?;
+    let logq = candle_nn::ops::log_softmax(&logits_old.affine(1.0 / t, 0.0)?, D::Minus1)?;
+    let kl = (logq.exp()? * (&logq - logp)?)?.sum(D::Minus1)?.mean_all()?;
+    Ok((codes + kl.affine(t * t, 0.0)?)?)
+}
+
+impl Learner for Lwf {
+    fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
+        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let (alpha, temp, old) = (self.alpha, self.temperature, &self.old);
+        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+            let (out, loss) = t.forward(batch)?;
+            let mut total = loss.total;
+            if let Some(old) = old {
+                let o = old.forward(&t.batch_parts(batch)?)?;
+                let d = distillation(&out.h, &out.logits, &o.h.detach(), &o.logits.detach(), temp)?;
+                total = (total + d.affine(alpha, 0.0)?)?;
+            }
+            let grads = t.backward(&total)?;
+            t.apply(&mut opt, &grads, batch.len())?;
+            Ok(total.to_scalar::<f32>()? as f64)
+        })?;
+        self.old = Some(trainer.model.frozen_copy()?);
+        Ok(())
+    }
+
+    fn footprint(&self, _: &[ModalityTrain]) -> Footprint {
+        Footprint { extra_param_copies: 1, ..Footprint::default() }
+    }
+}

@@ -1,0 +1,98 @@
+//! `meta`: the seed paper's meta-learning against forgetting, in our formulation.
+//!
+//! For a batch B_new of the current modality and a batch B_mem from the memory of
+//! earlier modalities:
+//!
+//! ```text
+//! θ'  = θ − α ∇θ L(θ; B_new)                      (inner_steps times, α = inner_lr)
+//! θ  ← Adam_meta_lr( ∇θ' L(θ'; B_mem ∪ B_new) )   (first-order meta-gradient)
+//! ```
+//!
+//! The slow weights move in the direction that, after adapting to the new modality,
+//! still serves the old ones: the update rewards steps on new data that do not hurt
+//! the memory. Without a memory (`memory = 0`) the old modalities' term is
+//! `α_d · mean (h(θ'; B_new) − h_old(B_new))²`: the previous stage's model's codes on
+//! the current batch are the targets.
+
+use seqmodal_model::UnifiedModel;
+
+use crate::error::Result;
+use crate::experiment::LearnerSpec;
+use crate::learners::params::{restore, sgd, snapshot};
+use crate::learners::{Footprint, Learner};
+use crate::memory::Memory;
+use crate::trainer::{Item, ModalityTrain, StageData, Trainer};
+
+/// Meta-learner state.
+pub struct Meta {
+    memory: Memory,
+    replay_batch: usize,
+    inner_lr: f64,
+    inner_steps: usize,
+    meta_lr: f64,
+    alpha: f64,
+    old: Option<UnifiedModel>,
+}
+
+impl Meta {
+    /// From the checked `[learner]` keys.
+    pub fn new(spec: &LearnerSpec) -> Self {
+        Self {
+            memory: Memory::new(spec.memory),
+            replay_batch: spec.replay_batch,
+            inner_lr: spec.inner_lr,
+            inner_steps: spec.inner_steps,
+            meta_lr: spec.meta_lr,
+            alpha: spec.alpha,
+            old: None,
+        }
+    }
+}
+
+impl Learner for Meta {
+    fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
+        let name = stage.modality_name(trainer).to_string();
+        let vars = trainer.model.vars_for(&[&name]);
+        let mut opt = trainer.optimizer(&[&name])?;
+        candle_nn::Optimizer::set_learning_rate(&mut opt, self.meta_lr);
+        let (memory, rb, lr, k, alpha) = (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.alpha);
+        let old = self.old.as_ref().filter(|_| memory.capacity() == 0);
+        let first_stage = memory.is_empty() && self.old.is_none();
+        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+            if first_stage {
+                // Nothing to protect yet: plain training on the first modality.
+                return t.step(&mut opt, batch);
+            }
+            let slow = snapshot(&vars)?;
+            for _ in 0..k {
+                let (_, loss) = t.forward(batch)?;
+                let grads = t.backward(&loss.total)?;
+                sgd(&vars, &grads, lr)?;
+            }
+            let mut items: Vec<Item> = batch.to_vec();
+            items.extend(memory.sample(rb, t.rng).into_iter().map(|s| s.item));
+            let (out, loss) = t.forward(&items)?;
+            let mut total = loss.total;
+            if let Some(old) = old {
+                let o = old.forward(&t.batch_parts(&items)?)?;
+                let d = (&out.h - o.h.detach())?.sqr()?.mean_all()?;
+                total = (total + d.affine(alpha, 0.0)?)?;
+            }
+            let grads = t.backward(&total)?;
+            restore(&vars, &slow)?;
+            t.apply(&mut opt, &grads, items.len())?;
+            Ok(total.to_scalar::<f32>()? as f64)
+        })?;
+        self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
+        if self.memory.capacity() == 0 {
+            self.old = Some(trainer.model.frozen_copy()?);
+        }
+        Ok(())
+    }
+
+    fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
+        let mut f = self.memory.footprint(data);
+        f.extra_param_copies = usize::from(self.old.is_some());
+        f
+    }
+}

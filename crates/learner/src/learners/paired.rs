@@ -1,0 +1,63 @@
+//! `paired`: the parallel paradigm the seed paper argues against. Every modality seen
+//! so far is trained together on aligned pairs: a batch holds the same items (rows) in
+//! each modality, each passing through its own input sub-network, and the pairwise
+//! label-similarity likelihood spans the modalities (the DCMH-style inter-modal term)
+//! besides the classification and quantisation terms. It needs a dataset whose rows
+//! are aligned across modalities.
+
+use std::collections::BTreeSet;
+
+use crate::error::{LearnerError, Result};
+use crate::learners::Learner;
+use crate::trainer::{Item, StageData, Trainer};
+
+/// Paired training over every modality seen so far.
+#[derive(Debug, Default)]
+pub struct Paired {
+    modalities: Vec<usize>,
+    rows: BTreeSet<u32>,
+}
+
+impl Learner for Paired {
+    fn check(&self, ds: &seqmodal_data::Dataset) -> Result<()> {
+        if !ds.aligned {
+            return Err(LearnerError::Learner {
+                learner: "paired".into(),
+                message: format!(
+                    "dataset '{}' has no aligned pairs across modalities; paired training needs row i of every \
+                     modality to be the same item",
+                    ds.name
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
+        if !self.modalities.contains(&stage.modality) {
+            self.modalities.push(stage.modality);
+        }
+        self.rows.extend(stage.rows.iter().copied());
+        let names: Vec<String> = self.modalities.iter().map(|&m| trainer.data[m].name.clone()).collect();
+        let names: Vec<&str> = names.iter().map(String::as_str).collect();
+        let mut opt = trainer.optimizer(&names)?;
+        // Batches are drawn over rows; each row brings its item in every modality.
+        let pool: Vec<Item> = self.rows.iter().map(|&r| (0, r)).collect();
+        let modalities = self.modalities.clone();
+        let per_row = modalities.len().max(1);
+        let rows_per_batch = (trainer.train.batch / per_row).max(1);
+        for epoch in 0..stage.epochs {
+            let mut rows: Vec<u32> = pool.iter().map(|it| it.1).collect();
+            rand::seq::SliceRandom::shuffle(rows.as_mut_slice(), trainer.rng);
+            let mut sum = 0.0;
+            let chunks: Vec<&[u32]> = rows.chunks(rows_per_batch).collect();
+            for chunk in &chunks {
+                let items: Vec<Item> =
+                    modalities.iter().flat_map(|&m| chunk.iter().map(move |&r| (m as u32, r))).collect();
+                sum += trainer.step(&mut opt, &items)?;
+            }
+            trainer.observer.on_epoch(trainer.stage, epoch + 1, sum / chunks.len().max(1) as f64);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,74 @@
+//! `si`: synaptic intelligence (Zenke et al. 2017).
+//!
+//! During a stage each parameter accumulates its contribution to the loss decrease,
+//! `ω += −g · Δθ` per step. At the end, `Ω += ω / ((θ_end − θ_start)² + ξ)` and the
+//! anchor becomes `θ_end`; training adds `c · Σ Ω (θ − θ*)²`.
+
+use candle_core::Tensor;
+
+use crate::error::Result;
+use crate::experiment::LearnerSpec;
+use crate::learners::params::{snapshot, weighted_distance};
+use crate::learners::{Footprint, Learner};
+use crate::trainer::{ModalityTrain, StageData, Trainer};
+
+/// SI state: consolidated importance and anchor per parameter.
+pub struct Si {
+    c: f64,
+    xi: f64,
+    importance: Vec<Tensor>,
+    anchor: Vec<Tensor>,
+}
+
+impl Si {
+    /// From the checked `[learner]` keys `c`, `xi`.
+    pub fn new(spec: &LearnerSpec) -> Self {
+        Self { c: spec.c, xi: spec.xi, importance: Vec::new(), anchor: Vec::new() }
+    }
+}
+
+impl Learner for Si {
+    fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
+        let vars = trainer.model.vars();
+        let start = snapshot(&vars)?;
+        let mut omega: Vec<Tensor> =
+            vars.iter().map(|v| v.as_tensor().zeros_like()).collect::<candle_core::Result<_>>()?;
+        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let (c, importance, anchor) = (self.c, &self.importance, &self.anchor);
+        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+            let (_, loss) = t.forward(batch)?;
+            let mut total = loss.total;
+            if let Some(pen) = weighted_distance(&vars, anchor, importance)? {
+                total = (total + pen.affine(c, 0.0)?)?;
+            }
+            let grads = t.backward(&total)?;
+            let before = snapshot(&vars)?;
+            t.apply(&mut opt, &grads, batch.len())?;
+            for ((w, v), b) in omega.iter_mut().zip(&vars).zip(&before) {
+                if let Some(g) = grads.get(v.as_tensor()) {
+                    let delta = (v.as_tensor() - b)?;
+                    *w = (&*w - (g * delta)?)?;
+                }
+            }
+            Ok(total.to_scalar::<f32>()? as f64)
+        })?;
+        let end = snapshot(&vars)?;
+        let mut new_importance = Vec::with_capacity(vars.len());
+        for (i, w) in omega.iter().enumerate() {
+            let drift = ((&end[i] - &start[i])?.sqr()? + self.xi)?;
+            // Negative path integrals (parameters pushed uphill) carry no importance.
+            let add = (w / drift)?.relu()?;
+            new_importance.push(match self.importance.get(i) {
+                Some(old) => (old + add)?,
+                None => add,
+            });
+        }
+        self.importance = new_importance;
+        self.anchor = end;
+        Ok(())
+    }
+
+    fn footprint(&self, _: &[ModalityTrain]) -> Footprint {
+        Footprint { extra_param_copies: 3, ..Footprint::default() }
+    }
+}

@@ -1,0 +1,157 @@
+//! Episodic memory of earlier stages' samples, bounded by `[learner] memory`.
+//!
+//! Selection is balanced: after each stage the budget is split evenly over the
+//! modalities trained so far and, inside a modality, over its classes (round-robin
+//! over classes, random rows within a class), so no modality or class crowds out the
+//! others. Stored targets (codes/logits at storage time) serve distillation learners.
+
+use std::collections::BTreeMap;
+
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::trainer::{Item, ModalityTrain};
+
+/// One stored sample with optional targets recorded when it was stored.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Stored {
+    /// (modality, row) of the sample.
+    pub item: Item,
+    /// Classifier logits of the model that stored it (DER++).
+    pub logits: Option<Vec<f32>>,
+}
+
+/// A bounded, modality- and class-balanced replay memory.
+#[derive(Clone, Debug, Default)]
+pub struct Memory {
+    capacity: usize,
+    /// Candidate rows per modality (everything that modality's stages showed).
+    pools: BTreeMap<u32, Vec<u32>>,
+    stored: Vec<Stored>,
+}
+
+impl Memory {
+    /// An empty memory holding at most `capacity` samples.
+    pub fn new(capacity: usize) -> Self {
+        Self { capacity, pools: BTreeMap::new(), stored: Vec::new() }
+    }
+
+    /// Maximum number of samples.
+    pub fn capacity(&self) -> usize {
+        self.capacity
+    }
+
+    /// Stored samples.
+    pub fn stored(&self) -> &[Stored] {
+        &self.stored
+    }
+
+    /// Number of stored samples.
+    pub fn len(&self) -> usize {
+        self.stored.len()
+    }
+
+    /// Whether nothing is stored.
+    pub fn is_empty(&self) -> bool {
+        self.stored.is_empty()
+    }
+
+    /// Adds a finished stage's rows to the candidates and re-selects the memory.
+    /// Samples already stored are kept where the new quota allows (their targets stay).
+    pub fn add_stage(&mut self, items: &[Item], data: &[ModalityTrain], rng: &mut ChaCha8Rng) {
+        if self.capacity == 0 {
+            return;
+        }
+        for &(m, r) in items {
+            let pool = self.pools.entry(m).or_default();
+            if !pool.contains(&r) {
+                pool.push(r);
+            }
+        }
+        let modalities: Vec<u32> = self.pools.keys().copied().collect();
+        let mut kept: Vec<Stored> = Vec::with_capacity(self.capacity);
+        for (mi, &m) in modalities.iter().enumerate() {
+            // Even split; the first `capacity % k` modalities get one more.
+            let quota = self.capacity / modalities.len() + usize::from(mi < self.capacity % modalities.len());
+            let md = &data[m as usize];
+            // Rows by class (a multi-label row is listed under its first class).
+            let mut by_class: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
+            let previous: Vec<&Stored> = self.stored.iter().filter(|s| s.item.0 == m).collect();
+            for &r in &self.pools[&m] {
+                let row = &md.y[r as usize * md.classes..(r as usize + 1) * md.classes];
+                let c = row.iter().position(|&v| v > 0.0).unwrap_or(0);
+                by_class.entry(c).or_default().push(r);
+            }
+            // Previously stored rows first in each class, then a random order of the rest.
+            for rows in by_class.values_mut() {
+                rows.shuffle(rng);
+                rows.sort_by_key(|r| !previous.iter().any(|s| s.item.1 == *r));
+            }
+            let mut cursors: Vec<(usize, &Vec<u32>)> = by_class.values().map(|v| (0, v)).collect();
+            let mut picked = 0;
+            let total: usize = cursors.iter().map(|(_, v)| v.len()).sum();
+            let start = if cursors.is_empty() { 0 } else { rng.random_range(0..cursors.len()) };
+            let mut k = start;
+            while picked < quota && picked < total {
+                let n_classes = cursors.len();
+                let (cur, rows) = &mut cursors[k % n_classes];
+                if *cur < rows.len() {
+                    let r = rows[*cur];
+                    *cur += 1;
+                    let logits = previous.iter().find(|s| s.item.1 == r).and_then(|s| s.logits.clone());
+                    kept.push(Stored { item: (m, r), logits });
+                    picked += 1;
+                }
+                k += 1;
+            }
+        }
+        self.stored = kept;
+    }
+
+    /// A random batch of up to `n` stored samples (without replacement).
+    pub fn sample(&self, n: usize, rng: &mut ChaCha8Rng) -> Vec<Stored> {
+        let mut idx: Vec<usize> = (0..self.stored.len()).collect();
+        idx.shuffle(rng);
+        idx.truncate(n);
+        idx.into_iter().map(|i| self.stored[i].clone()).collect()
+    }
+
+    /// Records targets for stored samples that lack them.
+    pub fn set_logits(&mut self, item: Item, logits: Vec<f32>) {
+        if let Some(s) = self.stored.iter_mut().find(|s| s.item == item) {
+            s.logits = Some(logits);
+        }
+    }
+
+    /// Number of stored samples per modality index.
+    pub fn per_modality(&self) -> BTreeMap<u32, usize> {
+        let mut out = BTreeMap::new();
+        for s in &self.stored {
+            *out.entry(s.item.0).or_insert(0) += 1;
+        }
+        out
+    }
+}
+
+impl Memory {
+    /// Bytes of the stored samples: features, labels and targets as f32.
+    pub fn bytes(&self, data: &[ModalityTrain]) -> usize {
+        self.stored
+            .iter()
+            .map(|s| {
+                let md = &data[s.item.0 as usize];
+                4 * (md.dim + md.classes + s.logits.as_ref().map_or(0, Vec::len))
+            })
+            .sum()
+    }
+
+    /// The footprint report of a memory-based learner.
+    pub fn footprint(&self, data: &[ModalityTrain]) -> crate::learners::Footprint {
+        crate::learners::Footprint {
+            memory_samples: self.len(),
+            memory_bytes: self.bytes(data),
+            extra_param_copies: 0,
+        }
+    }
+}
