@@ -48,7 +48,8 @@ pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result
     summary.extra.insert("stage_samples".into(), serde_json::json!(result.stage_samples));
     // Forward+backward sample passes per sample of the stages' own data: 1.0 is
     // finetune's cost; replay, reference gradients and inner loops add to it.
-    let ratio = if result.stage_samples > 0 { result.passes as f64 / result.stage_samples as f64 } else { 0.0 };
+    let ratio =
+        if result.stage_samples > 0 { result.passes as f64 / result.stage_samples as f64 } else { 0.0 };
     summary.extra.insert("compute_ratio".into(), serde_json::json!(ratio));
     summary.extra.insert("memory_samples".into(), serde_json::json!(result.footprint.memory_samples));
     summary.extra.insert("memory_bytes".into(), serde_json::json!(result.footprint.memory_bytes));

@@ -107,6 +107,8 @@ pub struct LearnerSection {
     pub meta_lr: Option<Spanned<f64>>,
     /// `meta`: first-order meta-gradient (true; second order is not available in candle).
     pub first_order: Option<Spanned<bool>>,
+    /// `meta`: std of Gaussian noise added to replayed (standardised) features.
+    pub replay_noise: Option<Spanned<f64>>,
 }
 
 /// `[train]` section.
@@ -242,6 +244,8 @@ pub struct LearnerSpec {
     pub meta_lr: f64,
     /// First-order meta-gradient.
     pub first_order: bool,
+    /// Replay feature noise.
+    pub replay_noise: f64,
 }
 
 /// Checked `[train]`.
@@ -542,7 +546,10 @@ impl Experiment {
                     epochs: Some(Spanned::new(0..0, s.epochs as i64)),
                 })
                 .collect(),
-            eval: EvalSection { metrics: Some(self.metrics.iter().map(|m| sp(m.to_string())).collect()), database: Some(sp(self.database.as_str().into())) },
+            eval: EvalSection {
+                metrics: Some(self.metrics.iter().map(|m| sp(m.to_string())).collect()),
+                database: Some(sp(self.database.as_str().into())),
+            },
         };
         // Serialising plain data types into TOML cannot fail.
         toml::to_string(&file).unwrap_or_default()
@@ -556,7 +563,13 @@ fn line_of(text: &str, offset: usize) -> usize {
 
 impl ExperimentFile {
     /// Checks the `[learner]` keys: each must belong to the chosen kind and be in range.
-    fn check_learner(&self, kind: LearnerKind, train: &TrainSpec, text: &str, path: &Path) -> Result<LearnerSpec> {
+    fn check_learner(
+        &self,
+        kind: LearnerKind,
+        train: &TrainSpec,
+        text: &str,
+        path: &Path,
+    ) -> Result<LearnerSpec> {
         let l = &self.learner;
         let keys = kind.keys();
         let invalid = |span: std::ops::Range<usize>, key: &str, message: String| LearnerError::Invalid {
@@ -565,7 +578,8 @@ impl ExperimentFile {
             key: format!("learner.{key}"),
             message,
         };
-        let given: [(&str, Option<std::ops::Range<usize>>); 13] = [
+        let given: [(&str, Option<std::ops::Range<usize>>); 14] = [
+            ("replay_noise", l.replay_noise.as_ref().map(Spanned::span)),
             ("replay_batch", l.replay_batch.as_ref().map(Spanned::span)),
             ("lambda", l.lambda.as_ref().map(Spanned::span)),
             ("gamma", l.gamma.as_ref().map(Spanned::span)),
@@ -593,21 +607,24 @@ impl ExperimentFile {
                 }
             }
         }
-        let float = |v: &Option<Spanned<f64>>, key: &str, default: f64, strictly_positive: bool| -> Result<f64> {
-            let Some(s) = v else { return Ok(default) };
-            let x = *s.get_ref();
-            if x.is_finite() && (x > 0.0 || (!strictly_positive && x == 0.0)) {
-                Ok(x)
-            } else {
-                let bound = if strictly_positive { "> 0" } else { ">= 0" };
-                Err(invalid(s.span(), key, format!("must be a finite number {bound}, got {x}")))
-            }
-        };
+        let float =
+            |v: &Option<Spanned<f64>>, key: &str, default: f64, strictly_positive: bool| -> Result<f64> {
+                let Some(s) = v else { return Ok(default) };
+                let x = *s.get_ref();
+                if x.is_finite() && (x > 0.0 || (!strictly_positive && x == 0.0)) {
+                    Ok(x)
+                } else {
+                    let bound = if strictly_positive { "> 0" } else { ">= 0" };
+                    Err(invalid(s.span(), key, format!("must be a finite number {bound}, got {x}")))
+                }
+            };
         let count = |v: &Option<Spanned<i64>>, key: &str, default: usize, min: i64| -> Result<usize> {
             match v {
                 None => Ok(default),
                 Some(s) if *s.get_ref() >= min => Ok(*s.get_ref() as usize),
-                Some(s) => Err(invalid(s.span(), key, format!("must be an integer >= {min}, got {}", s.get_ref()))),
+                Some(s) => {
+                    Err(invalid(s.span(), key, format!("must be an integer >= {min}, got {}", s.get_ref())))
+                }
             }
         };
         let uses_memory = keys.contains(&"memory");
@@ -637,6 +654,7 @@ impl ExperimentFile {
             inner_steps: count(&l.inner_steps, "inner_steps", if is(LearnerKind::Mer) { 4 } else { 1 }, 1)?,
             meta_lr: float(&l.meta_lr, "meta_lr", train.lr, true)?,
             first_order: true,
+            replay_noise: float(&l.replay_noise, "replay_noise", 0.0, false)?,
         })
     }
 }
@@ -662,6 +680,7 @@ impl LearnerSpec {
             inner_steps: i("inner_steps", self.inner_steps),
             meta_lr: f("meta_lr", self.meta_lr),
             first_order: keys.contains(&"first_order").then(|| Spanned::new(0..0, self.first_order)),
+            replay_noise: f("replay_noise", self.replay_noise),
         }
     }
 }

@@ -2,10 +2,10 @@
 //! file format, and the stage runner that trains and evaluates stage by stage.
 
 mod error;
-pub mod memory;
 pub mod evaluate;
 pub mod experiment;
 pub mod learners;
+pub mod memory;
 pub mod overrides;
 mod runner;
 mod trainer;

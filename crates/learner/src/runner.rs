@@ -15,10 +15,10 @@ use seqmodal_model::{ModelConfig, UnifiedModel};
 
 use crate::error::{LearnerError, Result};
 use crate::evaluate::{evaluate_all, EvalRow};
+use crate::experiment::DatabasePolicy;
 use crate::experiment::Experiment;
 use crate::learners::{Footprint, LearnerKind};
 use crate::trainer::{ModalityTrain, StageData, Trainer};
-use crate::experiment::DatabasePolicy;
 use std::collections::BTreeMap;
 
 /// Progress callbacks (the CLI draws progress bars from these).

@@ -5,6 +5,7 @@ use candle_core::backprop::GradStore;
 use candle_core::Tensor;
 use candle_nn::{AdamW, Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
+use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use seqmodal_data::Dataset;
@@ -154,6 +155,37 @@ impl Trainer<'_> {
     /// Forward pass and model loss of `items` (counted as passes).
     pub fn forward(&mut self, items: &[Item]) -> Result<(Output, LossParts)> {
         let parts = self.batch_parts(items)?;
+        let out = self.model.forward(&parts)?;
+        let loss = self.model.loss(&out)?;
+        self.passes += items.len() as u64;
+        Ok((out, loss))
+    }
+
+    /// Like [`Trainer::forward`], but rows of modalities other than `current` (replayed
+    /// memory) get Gaussian feature noise of standard deviation `sigma`: the few stored
+    /// samples then stand for a neighbourhood instead of being memorised point by point.
+    pub fn forward_replay_noise(
+        &mut self,
+        items: &[Item],
+        current: &str,
+        sigma: f64,
+    ) -> Result<(Output, LossParts)> {
+        let mut parts = self.batch_parts(items)?;
+        if sigma > 0.0 {
+            for p in parts.iter_mut().filter(|p| p.modality != current) {
+                let n = p.x.elem_count();
+                let noise: Vec<f32> = (0..n)
+                    .map(|_| {
+                        // Box–Muller from the run's seeded generator (deterministic per seed).
+                        let u1: f64 = self.rng.random::<f64>().max(1e-12);
+                        let u2: f64 = self.rng.random::<f64>();
+                        ((-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos() * sigma) as f32
+                    })
+                    .collect();
+                let noise = Tensor::from_vec(noise, p.x.shape(), p.x.device())?;
+                p.x = (&p.x + noise)?;
+            }
+        }
         let out = self.model.forward(&parts)?;
         let loss = self.model.loss(&out)?;
         self.passes += items.len() as u64;

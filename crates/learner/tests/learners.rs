@@ -8,7 +8,8 @@ use seqmodal_learner::{run, EvalRow, Experiment, LearnerKind, Memory, ModalityTr
 
 fn mfeat() -> seqmodal_data::Dataset {
     let mut ds =
-        seqmodal_data::load_mfeat(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mfeat")).unwrap();
+        seqmodal_data::load_mfeat(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/mfeat"))
+            .unwrap();
     ds.standardize();
     ds
 }
@@ -37,7 +38,10 @@ fn experiment(kind: LearnerKind) -> Experiment {
 }
 
 fn map(rows: &[EvalRow], stage: usize, q: &str, d: &str) -> f64 {
-    rows.iter().find(|r| r.stage == stage && r.query == q && r.database == d && r.metric == Metric::Map).unwrap().value
+    rows.iter()
+        .find(|r| r.stage == stage && r.query == q && r.database == d && r.metric == Metric::Map)
+        .unwrap()
+        .value
 }
 
 #[test]
@@ -58,7 +62,12 @@ fn every_learner_learns() {
         let cross = map(&res.rows, last, "pix", "zer");
         assert!(zz > 0.3, "{name}: zer->zer mAP {zz}");
         assert!(cross > 0.2, "{name}: pix->zer mAP {cross}");
-        assert!(res.passes >= res.stage_samples, "{name}: passes {} < stage samples {}", res.passes, res.stage_samples);
+        assert!(
+            res.passes >= res.stage_samples,
+            "{name}: passes {} < stage samples {}",
+            res.passes,
+            res.stage_samples
+        );
         let uses_memory = kind.keys().contains(&"memory");
         assert_eq!(res.footprint.memory_samples > 0, uses_memory, "{name}: {:?}", res.footprint);
         assert!(res.footprint.memory_samples <= 60, "{name}");
@@ -68,7 +77,8 @@ fn every_learner_learns() {
 #[test]
 fn replay_forgets_less_than_finetune() {
     let ds = mfeat();
-    let ft = run(&experiment(LearnerKind::Finetune), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let ft =
+        run(&experiment(LearnerKind::Finetune), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
     let er = run(&experiment(LearnerKind::Er), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
     // kar->kar after its own stage vs at the end.
     let drop = |rows: &[EvalRow]| map(rows, 1, "kar", "kar") - map(rows, 3, "kar", "kar");
@@ -113,7 +123,8 @@ fn memory_is_balanced_across_modalities_and_classes_and_keeps_its_budget() {
 fn paired_needs_aligned_data() {
     let mut ds = mfeat();
     ds.aligned = false;
-    let err = run(&experiment(LearnerKind::Paired), &ds, &RunOptions::default(), &mut Losses::default()).unwrap_err();
+    let err = run(&experiment(LearnerKind::Paired), &ds, &RunOptions::default(), &mut Losses::default())
+        .unwrap_err();
     assert!(err.to_string().contains("aligned"), "{err}");
 }
 
@@ -126,7 +137,8 @@ fn learner_keys_are_checked_per_kind() {
     let e = Experiment::load(&p, &[]).unwrap_err().to_string();
     assert!(e.contains("e.toml:7: learner.lambda") && e.contains("not a key of learner 'finetune'"), "{e}");
     std::fs::write(&p, format!("{base}[[stages]]\nmodality = \"fac\"\n")).unwrap();
-    let e = Experiment::load(&p, &["learner.kind=meta".into(), "learner.first_order=false".into()]).unwrap_err();
+    let e =
+        Experiment::load(&p, &["learner.kind=meta".into(), "learner.first_order=false".into()]).unwrap_err();
     assert!(e.to_string().contains("learner.first_order") && e.to_string().contains("second-order"), "{e}");
     let e = Experiment::load(&p, &["learner.kind=er".into()]).unwrap();
     assert_eq!(e.learner.memory, 200);

@@ -23,7 +23,12 @@ pub struct Der {
 impl Der {
     /// From the checked `[learner]` keys `memory`, `replay_batch`, `alpha`, `beta`.
     pub fn new(spec: &LearnerSpec) -> Self {
-        Self { memory: Memory::new(spec.memory), replay_batch: spec.replay_batch, alpha: spec.alpha, beta: spec.beta }
+        Self {
+            memory: Memory::new(spec.memory),
+            replay_batch: spec.replay_batch,
+            alpha: spec.alpha,
+            beta: spec.beta,
+        }
     }
 }
 
@@ -62,7 +67,8 @@ impl Learner for Der {
         })?;
         self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
         // Record logits for newly stored samples with the model as it is now.
-        let missing: Vec<Item> = self.memory.stored().iter().filter(|s| s.logits.is_none()).map(|s| s.item).collect();
+        let missing: Vec<Item> =
+            self.memory.stored().iter().filter(|s| s.logits.is_none()).map(|s| s.item).collect();
         for chunk in missing.chunks(256) {
             let order = Trainer::output_order(chunk);
             let out = trainer.model.forward(&trainer.batch_parts(chunk)?)?;

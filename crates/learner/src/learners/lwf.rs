@@ -27,7 +27,13 @@ impl Lwf {
 }
 
 /// `mean (h − h_old)² + T²·KL(p_old ‖ p)` with temperature-softened distributions.
-pub fn distillation(h: &Tensor, logits: &Tensor, h_old: &Tensor, logits_old: &Tensor, t: f64) -> Result<Tensor> {
+pub fn distillation(
+    h: &Tensor,
+    logits: &Tensor,
+    h_old: &Tensor,
+    logits_old: &Tensor,
+    t: f64,
+) -> Result<Tensor> {
     let codes = (h - h_old)?.sqr()?.mean_all()?;
     let logp = candle_nn::ops::log_softmax(&logits.affine(1.0 / t, 0.0)?, D::Minus1)?;
     let logq = candle_nn::ops::log_softmax(&logits_old.affine(1.0 / t, 0.0)?, D::Minus1)?;

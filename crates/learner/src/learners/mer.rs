@@ -39,7 +39,8 @@ impl Learner for Mer {
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
         let vars = trainer.model.vars_for(&[&name]);
-        let (memory, rb, lr, k, beta) = (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.beta);
+        let (memory, rb, lr, k, beta) =
+            (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.beta);
         trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
             let start = snapshot(&vars)?;
             let piece = batch.len().div_ceil(k).max(1);

@@ -31,6 +31,7 @@ pub struct Meta {
     inner_steps: usize,
     meta_lr: f64,
     alpha: f64,
+    replay_noise: f64,
     old: Option<UnifiedModel>,
 }
 
@@ -44,6 +45,7 @@ impl Meta {
             inner_steps: spec.inner_steps,
             meta_lr: spec.meta_lr,
             alpha: spec.alpha,
+            replay_noise: spec.replay_noise,
             old: None,
         }
     }
@@ -55,7 +57,9 @@ impl Learner for Meta {
         let vars = trainer.model.vars_for(&[&name]);
         let mut opt = trainer.optimizer(&[&name])?;
         candle_nn::Optimizer::set_learning_rate(&mut opt, self.meta_lr);
-        let (memory, rb, lr, k, alpha) = (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.alpha);
+        let (memory, rb, lr, k, alpha) =
+            (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.alpha);
+        let noise = self.replay_noise;
         let old = self.old.as_ref().filter(|_| memory.capacity() == 0);
         let first_stage = memory.is_empty() && self.old.is_none();
         trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
@@ -71,7 +75,7 @@ impl Learner for Meta {
             }
             let mut items: Vec<Item> = batch.to_vec();
             items.extend(memory.sample(rb, t.rng).into_iter().map(|s| s.item));
-            let (out, loss) = t.forward(&items)?;
+            let (out, loss) = t.forward_replay_noise(&items, &name, noise)?;
             let mut total = loss.total;
             if let Some(old) = old {
                 let o = old.forward(&t.batch_parts(&items)?)?;

@@ -6,8 +6,8 @@
 
 mod agem;
 mod der;
-mod ewc;
 mod er;
+mod ewc;
 mod finetune;
 mod joint;
 mod lwf;
@@ -105,7 +105,16 @@ impl LearnerKind {
             LearnerKind::Er | LearnerKind::Agem => &["memory", "replay_batch"],
             LearnerKind::Der => &["memory", "replay_batch", "alpha", "beta"],
             LearnerKind::Mer => &["memory", "replay_batch", "inner_lr", "inner_steps", "beta"],
-            LearnerKind::Meta => &["memory", "replay_batch", "inner_lr", "inner_steps", "meta_lr", "first_order", "alpha"],
+            LearnerKind::Meta => &[
+                "memory",
+                "replay_batch",
+                "inner_lr",
+                "inner_steps",
+                "meta_lr",
+                "first_order",
+                "alpha",
+                "replay_noise",
+            ],
         }
     }
 
