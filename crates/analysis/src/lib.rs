@@ -12,6 +12,7 @@ pub mod error;
 pub mod figures;
 pub mod matrix;
 pub mod record;
+pub mod report;
 pub mod summary;
 
 pub use atomic::atomic_write;
@@ -20,4 +21,5 @@ pub use error::{AnalysisError, Result};
 pub use figures::{forgetting_curves, map_matrix_heatmap};
 pub use matrix::AccuracyMatrix;
 pub use record::Record;
+pub use report::{learners_report, load_run, mean_std, RunData};
 pub use summary::{write_summary_json, Summary};

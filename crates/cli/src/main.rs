@@ -2,6 +2,7 @@
 
 mod output;
 mod progress;
+mod report;
 mod run;
 
 use std::path::PathBuf;
@@ -39,6 +40,19 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Aggregate finished runs (directories with metrics.csv, searched recursively) into a
+    /// markdown table per scenario: learners x (ACC, BWT, forgetting, FWT, intransigence, time, memory).
+    Report {
+        /// Run directories or folders containing them, e.g. runs/sweeps.
+        #[arg(required = true)]
+        runs: Vec<PathBuf>,
+        /// Markdown file to write.
+        #[arg(long, default_value = "reports/learners.md")]
+        out: PathBuf,
+        /// Title of the report.
+        #[arg(long, default_value = "Learners across scenarios")]
+        title: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -48,6 +62,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let result = match cli.command {
         Command::Run { experiment, out, set, quiet } => run::run(&experiment, out, &set, quiet),
+        Command::Report { runs, out, title } => report::report(&runs, &out, &title),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

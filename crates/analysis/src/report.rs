@@ -1,0 +1,137 @@
+//! Multi-run reports: learner × scenario tables (mean ± std over seeds), computed from
+//! each run's stored `metrics.csv`; only run facts not in the CSV (time, memory,
+//! compute) come from `summary.json`.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::cl_metrics;
+use crate::csv::read_metrics_csv;
+use crate::error::{AnalysisError, Result};
+use crate::matrix::AccuracyMatrix;
+
+/// One finished run, as read back from its output directory.
+#[derive(Clone, Debug)]
+pub struct RunData {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// Accuracy matrix of the `map` metric, from metrics.csv.
+    pub matrix: AccuracyMatrix,
+    /// Experiment (scenario) name.
+    pub experiment: String,
+    /// Learner name.
+    pub learner: String,
+    /// Seed.
+    pub seed: u64,
+    /// Code length.
+    pub bits: usize,
+    /// summary.json as written by the run (run facts).
+    pub facts: serde_json::Value,
+}
+
+/// Reads `dir/metrics.csv` and `dir/summary.json`.
+pub fn load_run(dir: &Path) -> Result<RunData> {
+    let records = read_metrics_csv(&dir.join("metrics.csv"))?;
+    let first = records
+        .first()
+        .ok_or_else(|| AnalysisError::Matrix(format!("{}: metrics.csv has no rows", dir.display())))?
+        .clone();
+    let matrix = AccuracyMatrix::from_records(&records, "map")?;
+    let path = dir.join("summary.json");
+    let text = std::fs::read_to_string(&path).map_err(|source| AnalysisError::Io {
+        op: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let facts = serde_json::from_str(&text).map_err(|source| AnalysisError::Json { path, source })?;
+    Ok(RunData {
+        dir: dir.into(),
+        matrix,
+        experiment: first.experiment,
+        learner: first.learner,
+        seed: first.seed,
+        bits: first.bits,
+        facts,
+    })
+}
+
+/// Mean and sample standard deviation (n − 1); std is 0 for one value.
+pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
+    if values.is_empty() {
+        return None;
+    }
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n;
+    let var = if values.len() > 1 {
+        values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0)
+    } else {
+        0.0
+    };
+    Some((mean, var.sqrt()))
+}
+
+fn cell(values: &[f64], digits: usize) -> String {
+    match mean_std(values) {
+        None => "–".into(),
+        Some((m, _)) if values.len() == 1 => format!("{m:.digits$}"),
+        Some((m, s)) => format!("{m:.digits$} ± {s:.digits$}"),
+    }
+}
+
+/// Markdown tables, one per (scenario, bits): a row per learner with ACC, BWT,
+/// forgetting, FWT, intransigence (against the `joint` runs of the same seed),
+/// ACC relative to joint, training time, memory and compute, mean ± std over seeds.
+pub fn learners_report(runs: &[RunData]) -> String {
+    let mut groups: BTreeMap<(String, usize), BTreeMap<String, Vec<&RunData>>> = BTreeMap::new();
+    for r in runs {
+        groups
+            .entry((r.experiment.clone(), r.bits))
+            .or_default()
+            .entry(r.learner.clone())
+            .or_default()
+            .push(r);
+    }
+    let mut out = String::new();
+    for ((scenario, bits), learners) in &groups {
+        let joint: BTreeMap<u64, &RunData> =
+            learners.get("joint").map(|v| v.iter().map(|r| (r.seed, *r)).collect()).unwrap_or_default();
+        let joint_acc: Vec<f64> = joint.values().filter_map(|r| cl_metrics::acc(&r.matrix)).collect();
+        let joint_mean = mean_std(&joint_acc).map(|(m, _)| m);
+        out.push_str(&format!(
+            "\n## {scenario} ({bits} bits)\n\n| learner | seeds | ACC | BWT | forgetting (max prev) | FWT | \
+             intransigence | ACC / joint | train s | memory | compute |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+        ));
+        let mut names: Vec<&String> = learners.keys().collect();
+        // finetune and joint first: the two references.
+        names.sort_by_key(|n| (n.as_str() != "finetune", n.as_str() != "joint", n.to_string()));
+        for name in names {
+            let rs = &learners[name];
+            let col = |f: &dyn Fn(&RunData) -> Option<f64>| -> Vec<f64> {
+                rs.iter().filter_map(|r| f(r)).collect()
+            };
+            let fact =
+                |key: &'static str| move |r: &RunData| r.facts.get(key).and_then(serde_json::Value::as_f64);
+            let acc = col(&|r| cl_metrics::acc(&r.matrix));
+            let intr =
+                col(&|r| joint.get(&r.seed).and_then(|j| cl_metrics::intransigence(&r.matrix, &j.matrix)));
+            let rel: Vec<f64> = match joint_mean {
+                Some(j) if j > 0.0 => acc.iter().map(|a| a / j).collect(),
+                _ => Vec::new(),
+            };
+            out.push_str(&format!(
+                "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+                rs.len(),
+                cell(&acc, 3),
+                cell(&col(&|r| cl_metrics::bwt(&r.matrix)), 3),
+                cell(&col(&|r| cl_metrics::forgetting_max_prev(&r.matrix)), 3),
+                cell(&col(&|r| cl_metrics::fwt(&r.matrix)), 3),
+                cell(&intr, 3),
+                cell(&rel, 2),
+                cell(&col(&fact("train_seconds")), 1),
+                cell(&col(&fact("memory_samples")), 0),
+                cell(&col(&fact("compute_ratio")), 2),
+            ));
+        }
+    }
+    out
+}
