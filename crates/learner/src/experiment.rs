@@ -654,7 +654,12 @@ impl ExperimentFile {
             inner_steps: count(&l.inner_steps, "inner_steps", if is(LearnerKind::Mer) { 4 } else { 1 }, 1)?,
             meta_lr: float(&l.meta_lr, "meta_lr", train.lr, true)?,
             first_order: true,
-            replay_noise: float(&l.replay_noise, "replay_noise", 0.0, false)?,
+            replay_noise: float(
+                &l.replay_noise,
+                "replay_noise",
+                if is(LearnerKind::Meta) { 0.6 } else { 0.0 },
+                false,
+            )?,
         })
     }
 }

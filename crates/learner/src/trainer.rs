@@ -154,11 +154,7 @@ impl Trainer<'_> {
 
     /// Forward pass and model loss of `items` (counted as passes).
     pub fn forward(&mut self, items: &[Item]) -> Result<(Output, LossParts)> {
-        let parts = self.batch_parts(items)?;
-        let out = self.model.forward(&parts)?;
-        let loss = self.model.loss(&out)?;
-        self.passes += items.len() as u64;
-        Ok((out, loss))
+        self.forward_replay_noise(items, "", 0.0)
     }
 
     /// Like [`Trainer::forward`], but rows of modalities other than `current` (replayed
