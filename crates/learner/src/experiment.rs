@@ -647,7 +647,16 @@ impl ExperimentFile {
             gamma: float(&l.gamma, "gamma", 0.9, false)?,
             c: float(&l.c, "c", 0.5, false)?,
             xi: float(&l.xi, "xi", 1e-3, true)?,
-            alpha: float(&l.alpha, "alpha", if is(LearnerKind::Der) { 0.5 } else { 1.0 }, false)?,
+            alpha: float(
+                &l.alpha,
+                "alpha",
+                match kind {
+                    LearnerKind::Der => 0.5,
+                    LearnerKind::Meta => 3.0,
+                    _ => 1.0,
+                },
+                false,
+            )?,
             beta: float(&l.beta, "beta", if is(LearnerKind::Mer) { 0.3 } else { 0.5 }, false)?,
             temperature: float(&l.temperature, "temperature", 2.0, true)?,
             inner_lr: float(&l.inner_lr, "inner_lr", if is(LearnerKind::Mer) { 0.03 } else { 0.01 }, true)?,

@@ -154,18 +154,14 @@ impl Trainer<'_> {
 
     /// Forward pass and model loss of `items` (counted as passes).
     pub fn forward(&mut self, items: &[Item]) -> Result<(Output, LossParts)> {
-        self.forward_replay_noise(items, "", 0.0)
+        let parts = self.batch_parts(items)?;
+        self.forward_parts(&parts)
     }
 
-    /// Like [`Trainer::forward`], but rows of modalities other than `current` (replayed
+    /// Batch parts of `items` where rows of modalities other than `current` (replayed
     /// memory) get Gaussian feature noise of standard deviation `sigma`: the few stored
     /// samples then stand for a neighbourhood instead of being memorised point by point.
-    pub fn forward_replay_noise(
-        &mut self,
-        items: &[Item],
-        current: &str,
-        sigma: f64,
-    ) -> Result<(Output, LossParts)> {
+    pub fn replay_parts(&mut self, items: &[Item], current: &str, sigma: f64) -> Result<Vec<BatchPart>> {
         let mut parts = self.batch_parts(items)?;
         if sigma > 0.0 {
             for p in parts.iter_mut().filter(|p| p.modality != current) {
@@ -182,9 +178,14 @@ impl Trainer<'_> {
                 p.x = (&p.x + noise)?;
             }
         }
-        let out = self.model.forward(&parts)?;
+        Ok(parts)
+    }
+
+    /// Forward pass and model loss of prepared batch parts (counted as passes).
+    pub fn forward_parts(&mut self, parts: &[BatchPart]) -> Result<(Output, LossParts)> {
+        let out = self.model.forward(parts)?;
         let loss = self.model.loss(&out)?;
-        self.passes += items.len() as u64;
+        self.passes += out.h.dim(0)? as u64;
         Ok((out, loss))
     }
 

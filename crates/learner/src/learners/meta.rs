@@ -60,7 +60,7 @@ impl Learner for Meta {
         let (memory, rb, lr, k, alpha) =
             (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.alpha);
         let noise = self.replay_noise;
-        let old = self.old.as_ref().filter(|_| memory.capacity() == 0);
+        let old = self.old.as_ref();
         let first_stage = memory.is_empty() && self.old.is_none();
         trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
             if first_stage {
@@ -75,12 +75,28 @@ impl Learner for Meta {
             }
             let mut items: Vec<Item> = batch.to_vec();
             items.extend(memory.sample(rb, t.rng).into_iter().map(|s| s.item));
-            let (out, loss) = t.forward_replay_noise(&items, &name, noise)?;
+            let parts = t.replay_parts(&items, &name, noise)?;
+            let (out, loss) = t.forward_parts(&parts)?;
             let mut total = loss.total;
             if let Some(old) = old {
-                let o = old.forward(&t.batch_parts(&items)?)?;
-                let d = (&out.h - o.h.detach())?.sqr()?.mean_all()?;
-                total = (total + d.affine(alpha, 0.0)?)?;
+                // The old modalities' term: the previous model's codes as targets, on the
+                // (noisy) replayed rows when there is a memory, else on the current batch.
+                let current_rows = parts.first().filter(|p| p.modality == name).map_or(0, |p| p.x.dim(0).unwrap_or(0));
+                let (h, targets) = if memory.is_empty() {
+                    (out.h.clone(), old.forward(&parts)?.h)
+                } else {
+                    let rows = out.h.dim(0)? - current_rows;
+                    let replay: Vec<_> = parts.iter().filter(|p| p.modality != name).cloned().collect();
+                    if rows == 0 || replay.is_empty() {
+                        (out.h.narrow(0, 0, 0)?, out.h.narrow(0, 0, 0)?)
+                    } else {
+                        (out.h.narrow(0, current_rows, rows)?, old.forward(&replay)?.h)
+                    }
+                };
+                if h.dim(0)? > 0 {
+                    let d = (h - targets.detach())?.sqr()?.mean_all()?;
+                    total = (total + d.affine(alpha, 0.0)?)?;
+                }
             }
             let grads = t.backward(&total)?;
             restore(&vars, &slow)?;
@@ -88,9 +104,7 @@ impl Learner for Meta {
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
         self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
-        if self.memory.capacity() == 0 {
-            self.old = Some(trainer.model.frozen_copy()?);
-        }
+        self.old = Some(trainer.model.frozen_copy()?);
         Ok(())
     }
 
