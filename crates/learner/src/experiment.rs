@@ -652,7 +652,7 @@ impl ExperimentFile {
                 "alpha",
                 match kind {
                     LearnerKind::Der => 0.5,
-                    LearnerKind::Meta => 3.0,
+                    LearnerKind::Meta => 10.0,
                     _ => 1.0,
                 },
                 false,

@@ -81,7 +81,8 @@ impl Learner for Meta {
             if let Some(old) = old {
                 // The old modalities' term: the previous model's codes as targets, on the
                 // (noisy) replayed rows when there is a memory, else on the current batch.
-                let current_rows = parts.first().filter(|p| p.modality == name).map_or(0, |p| p.x.dim(0).unwrap_or(0));
+                let current_rows =
+                    parts.first().filter(|p| p.modality == name).map_or(0, |p| p.x.dim(0).unwrap_or(0));
                 let (h, targets) = if memory.is_empty() {
                     (out.h.clone(), old.forward(&parts)?.h)
                 } else {
