@@ -268,7 +268,7 @@ impl UnifiedModel {
     pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
         let mut out = BTreeMap::new();
         for (k, v) in &self.vars {
-            out.insert(k.clone(), v.as_tensor().copy()?);
+            out.insert(k.clone(), v.as_tensor().detach().copy()?);
         }
         Ok(out)
     }
@@ -278,7 +278,7 @@ impl UnifiedModel {
     pub fn frozen_copy(&self) -> Result<UnifiedModel> {
         let mut vars = BTreeMap::new();
         for (k, v) in &self.vars {
-            vars.insert(k.clone(), Var::from_tensor(&v.as_tensor().copy()?)?);
+            vars.insert(k.clone(), Var::from_tensor(&v.as_tensor().detach().copy()?)?);
         }
         Ok(UnifiedModel { cfg: self.cfg.clone(), device: self.device.clone(), vars, dims: self.dims.clone() })
     }

@@ -44,14 +44,14 @@ impl Learner for Ewc {
         })?;
         // Fisher of this stage: one pass over its data in batches.
         let mut new_f: Vec<Tensor> =
-            vars.iter().map(|v| v.as_tensor().zeros_like()).collect::<candle_core::Result<_>>()?;
+            vars.iter().map(|v| v.as_tensor().detach().zeros_like()).collect::<candle_core::Result<_>>()?;
         let batches = trainer.shuffled_batches(&stage.items());
         for b in &batches {
             let (_, loss) = trainer.forward(b)?;
             let grads = trainer.backward(&loss.total)?;
             for (f, v) in new_f.iter_mut().zip(&vars) {
                 if let Some(g) = grads.get(v.as_tensor()) {
-                    *f = (&*f + g.sqr()?)?;
+                    *f = (&*f + g.detach().sqr()?)?;
                 }
             }
         }

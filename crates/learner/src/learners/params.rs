@@ -5,9 +5,10 @@ use candle_core::{Tensor, Var};
 
 use crate::error::Result;
 
-/// Copies of the current values of `vars` (same order).
+/// Copies of the current values of `vars` (same order), detached from autograd: an
+/// anchor must be a constant, or the gradient of `(θ − θ*)²` would cancel through it.
 pub fn snapshot(vars: &[Var]) -> Result<Vec<Tensor>> {
-    Ok(vars.iter().map(|v| v.as_tensor().copy()).collect::<candle_core::Result<_>>()?)
+    Ok(vars.iter().map(|v| v.as_tensor().detach().copy()).collect::<candle_core::Result<_>>()?)
 }
 
 /// Writes saved values back into `vars`.

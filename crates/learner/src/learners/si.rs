@@ -32,7 +32,7 @@ impl Learner for Si {
         let vars = trainer.model.vars();
         let start = snapshot(&vars)?;
         let mut omega: Vec<Tensor> =
-            vars.iter().map(|v| v.as_tensor().zeros_like()).collect::<candle_core::Result<_>>()?;
+            vars.iter().map(|v| v.as_tensor().detach().zeros_like()).collect::<candle_core::Result<_>>()?;
         let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
         let (c, importance, anchor) = (self.c, &self.importance, &self.anchor);
         trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
@@ -46,8 +46,9 @@ impl Learner for Si {
             t.apply(&mut opt, &grads, batch.len())?;
             for ((w, v), b) in omega.iter_mut().zip(&vars).zip(&before) {
                 if let Some(g) = grads.get(v.as_tensor()) {
-                    let delta = (v.as_tensor() - b)?;
-                    *w = (&*w - (g * delta)?)?;
+                    // Plain numbers, not a graph: ω must not keep every step's graph alive.
+                    let delta = (v.as_tensor().detach() - b)?;
+                    *w = (&*w - (g.detach() * delta)?)?;
                 }
             }
             Ok(total.to_scalar::<f32>()? as f64)
