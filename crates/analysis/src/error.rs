@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum AnalysisError {
     /// A filesystem operation failed on `path`.
-    #[error("{op} {path}: {source}", path = path.display())]
+    #[error("{op} {path}", path = path.display())]
     Io {
         /// What was being done ("write", "rename", ...).
         op: &'static str,
@@ -16,7 +16,7 @@ pub enum AnalysisError {
         source: std::io::Error,
     },
     /// polars failed to build, write or parse a CSV table.
-    #[error("csv {path}: {source}", path = path.display())]
+    #[error("csv {path}", path = path.display())]
     Polars {
         /// The CSV file involved.
         path: PathBuf,
@@ -39,7 +39,7 @@ pub enum AnalysisError {
     #[error("accuracy matrix: {0}")]
     Matrix(String),
     /// JSON serialisation failed.
-    #[error("json {path}: {source}", path = path.display())]
+    #[error("json {path}", path = path.display())]
     Json {
         /// The JSON file being written.
         path: PathBuf,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum LearnerError {
     /// The experiment file could not be read.
-    #[error("cannot read experiment file {path}: {source}")]
+    #[error("cannot read experiment file {path}")]
     Io {
         /// The file.
         path: PathBuf,
