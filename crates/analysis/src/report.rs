@@ -135,3 +135,65 @@ pub fn learners_report(runs: &[RunData]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::csv::write_metrics_csv;
+    use crate::record::Record;
+
+    #[test]
+    fn mean_and_sample_std() {
+        assert_eq!(mean_std(&[]), None);
+        assert_eq!(mean_std(&[2.0]), Some((2.0, 0.0)));
+        // mean 2, squared deviations 1+0+1 over n−1 = 2 → var 1
+        assert_eq!(mean_std(&[1.0, 2.0, 3.0]), Some((2.0, 1.0)));
+    }
+
+    /// A 2-modality run (a trained at stage 1, b at stage 2) whose cross pairs end at `x`.
+    fn write_run(dir: &Path, learner: &str, seed: u64, x: f64) {
+        let mut recs = Vec::new();
+        for (s, t) in [(0, None), (1, Some("a")), (2, Some("b"))] {
+            for (q, d) in [("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")] {
+                let value = if s == 2 && q != d { x } else { 0.5 };
+                recs.push(Record {
+                    experiment: "scen".into(),
+                    learner: learner.into(),
+                    seed,
+                    bits: 16,
+                    stage: s,
+                    trained: t.map(String::from),
+                    query: q.into(),
+                    database: d.into(),
+                    metric: "map".into(),
+                    value,
+                });
+            }
+        }
+        std::fs::create_dir_all(dir).unwrap();
+        write_metrics_csv(&recs, &dir.join("metrics.csv")).unwrap();
+        std::fs::write(dir.join("summary.json"), r#"{"train_seconds": 2.0, "memory_samples": 10}"#).unwrap();
+    }
+
+    #[test]
+    fn report_aggregates_seeds_and_compares_with_joint() {
+        let tmp = tempfile::tempdir().unwrap();
+        write_run(&tmp.path().join("ft1"), "finetune", 1, 0.2);
+        write_run(&tmp.path().join("ft2"), "finetune", 2, 0.4);
+        write_run(&tmp.path().join("j1"), "joint", 1, 0.8);
+        let runs: Vec<RunData> =
+            ["ft1", "ft2", "j1"].iter().map(|d| load_run(&tmp.path().join(d)).unwrap()).collect();
+        let text = learners_report(&runs);
+        assert!(text.contains("## scen (16 bits)"), "{text}");
+        // finetune ACC: mean(0.2, 0.4) = 0.3, sample std = 0.1414; ACC/joint = 0.3/0.8 = 0.375 ± 0.177
+        let ft = text.lines().find(|l| l.starts_with("| finetune |")).unwrap();
+        assert!(ft.contains("| 2 | 0.300 ± 0.141 |"), "{ft}");
+        assert!(ft.contains("0.38 ± 0.18"), "{ft}");
+        // intransigence only for seed 1 (the joint run's seed): joint final a->b 0.8 − R[t_p=2] 0.2,
+        // a->a: 0.5 − 0.5 = 0, b->b 0, b->a 0.6: mean (0 + 0.6 + 0.6 + 0) / 4 = 0.3
+        assert!(ft.contains("| 0.300 |"), "{ft}");
+        assert!(ft.contains("| 2.0 ± 0.0 | 10 ± 0 |"), "{ft}");
+        // finetune is listed before joint.
+        assert!(text.find("| finetune |").unwrap() < text.find("| joint |").unwrap());
+    }
+}
