@@ -30,3 +30,7 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
       done
     done
     ./target/release/seqmodal report runs/sweeps --out reports/learners.md --title "Learners across forgetting scenarios"
+
+# Training throughput: the unified model vs a plain candle loop, same process.
+bench threads="1":
+    cargo run --release -- bench train --threads {{threads}}

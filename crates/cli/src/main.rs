@@ -1,5 +1,6 @@
 //! `seqmodal`: run continual cross-modal retrieval experiments from TOML files.
 
+mod bench;
 mod output;
 mod progress;
 mod report;
@@ -40,6 +41,22 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Measure training throughput (samples/s) of the unified model against a plain candle
+    /// loop of the same size, in one process.
+    Bench {
+        /// What to measure.
+        #[arg(value_enum)]
+        what: BenchWhat,
+        /// Threads for candle's CPU kernels.
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Optimiser steps per loop.
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// Wikipedia dataset directory (image features are the inputs).
+        #[arg(long, default_value = "datasets/wiki")]
+        data: PathBuf,
+    },
     /// Aggregate finished runs (directories with metrics.csv, searched recursively) into a
     /// markdown table per scenario: learners x (ACC, BWT, forgetting, FWT, intransigence, time, memory).
     Report {
@@ -55,6 +72,13 @@ enum Command {
     },
 }
 
+/// Benchmarks `seqmodal bench` knows.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum BenchWhat {
+    /// Training steps of the joint-size model (hidden 512, 64 bits, batch 128).
+    Train,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
@@ -63,6 +87,9 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run { experiment, out, set, quiet } => run::run(&experiment, out, &set, quiet),
         Command::Report { runs, out, title } => report::report(&runs, &out, &title),
+        Command::Bench { what: BenchWhat::Train, threads, steps, data } => {
+            bench::bench_train(&data, threads, steps)
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

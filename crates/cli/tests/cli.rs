@@ -130,3 +130,18 @@ fn missing_experiment_file_is_reported() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("does-not-exist.toml"), "{err}");
 }
+
+#[test]
+fn bench_train_reports_both_rates_and_their_ratio() {
+    let out = seqmodal(&["bench", "train", "--steps", "2"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for needle in
+        ["1 thread(s)", "seqmodal unified model", "plain candle loop", "ratio seqmodal / plain candle"]
+    {
+        assert!(text.contains(needle), "{text}");
+    }
+    let out = seqmodal(&["bench", "train", "--data", "/no/such/wiki"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/wiki"));
+}
