@@ -1,6 +1,7 @@
 //! Cross-modal retrieval evaluation of the current model: every ordered pair of
 //! modalities, queries = test split of q, database = train split of d.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use seqmodal_data::{Dataset, Labels, Matrix};
@@ -54,8 +55,8 @@ pub fn evaluate_all(
         // `frozen` holds the database codes made when a modality was last trained;
         // modalities not in it are re-encoded with the current model.
         let db = match frozen.get(&m.name) {
-            Some(c) => c.clone(),
-            None => encode_split(model, &m.name, &m.train.features)?,
+            Some(c) => Cow::Borrowed(c),
+            None => Cow::Owned(encode_split(model, &m.name, &m.train.features)?),
         };
         database.push((db, label_set(&m.train.labels)?));
     }

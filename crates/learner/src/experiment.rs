@@ -288,29 +288,10 @@ impl ExperimentFile {
 
     /// Validates every value that does not need the dataset.
     pub fn check(&self, text: &str, path: &Path) -> Result<Experiment> {
-        let at = |span: std::ops::Range<usize>, key: &str, message: String| LearnerError::Invalid {
-            path: path.into(),
-            line: line_of(text, span.start),
-            key: key.into(),
-            message,
-        };
-        let positive = |v: &Option<Spanned<i64>>, key: &str, default: usize| -> Result<usize> {
-            match v {
-                None => Ok(default),
-                Some(s) if *s.get_ref() > 0 => Ok(*s.get_ref() as usize),
-                Some(s) => Err(at(s.span(), key, format!("must be a positive integer, got {}", s.get_ref()))),
-            }
-        };
-        let weight = |v: &Option<Spanned<f64>>, key: &str, default: f64| -> Result<f64> {
-            match v {
-                None => Ok(default),
-                Some(s) if s.get_ref().is_finite() && *s.get_ref() >= 0.0 => Ok(*s.get_ref()),
-                Some(s) => {
-                    Err(at(s.span(), key, format!("must be a finite number >= 0, got {}", s.get_ref())))
-                }
-            }
-        };
-
+        let ck = Checker { text, path };
+        let at = |span, key: &str, message| ck.err(span, key, message);
+        let positive = |v: &Option<Spanned<i64>>, key: &str, default| ck.int(v, key, default, 1);
+        let weight = |v: &Option<Spanned<f64>>, key: &str, default| ck.float(v, key, default, false);
         if self.name.get_ref().trim().is_empty() || self.name.get_ref().contains(['/', '\\']) {
             return Err(at(
                 self.name.span(),
@@ -320,20 +301,14 @@ impl ExperimentFile {
         }
         let kind = DatasetKind::from_str(self.dataset.kind.get_ref())
             .map_err(|e| at(self.dataset.kind.span(), "dataset.kind", e.to_string()))?;
-        let adapter = match &self.model.adapter {
-            None => AdapterKind::PerModality,
-            Some(s) => match s.get_ref().as_str() {
-                "per-modality" => AdapterKind::PerModality,
-                "shared-pad" => AdapterKind::SharedPad,
-                other => {
-                    return Err(at(
-                        s.span(),
-                        "model.adapter",
-                        format!("unknown adapter '{other}' (known: per-modality, shared-pad)"),
-                    ))
-                }
-            },
-        };
+        let adapter = ck.choice(
+            &self.model.adapter,
+            "model.adapter",
+            "adapter",
+            AdapterKind::PerModality,
+            &[AdapterKind::PerModality, AdapterKind::SharedPad],
+            AdapterKind::as_str,
+        )?;
         let defaults = LossWeights::default();
         let model = ModelSpec {
             bits: positive(&self.model.bits, "model.bits", 64)?,
@@ -354,11 +329,7 @@ impl ExperimentFile {
         let train = TrainSpec {
             epochs: positive(&self.train.epochs, "train.epochs", 30)?,
             batch: positive(&self.train.batch, "train.batch", 128)?,
-            lr: match &self.train.lr {
-                None => 1e-3,
-                Some(s) if s.get_ref().is_finite() && *s.get_ref() > 0.0 => *s.get_ref(),
-                Some(s) => return Err(at(s.span(), "train.lr", format!("must be > 0, got {}", s.get_ref()))),
-            },
+            lr: ck.float(&self.train.lr, "train.lr", 1e-3, true)?,
         };
         let learner = self.check_learner(learner_kind, &train, text, path)?;
         if self.stages.is_empty() {
@@ -406,20 +377,14 @@ impl ExperimentFile {
                 metrics.push(metric);
             }
         }
-        let database = match &self.eval.database {
-            None => DatabasePolicy::Reencode,
-            Some(s) => match s.get_ref().as_str() {
-                "reencode" => DatabasePolicy::Reencode,
-                "frozen" => DatabasePolicy::Frozen,
-                other => {
-                    return Err(at(
-                        s.span(),
-                        "eval.database",
-                        format!("unknown database policy '{other}' (known: reencode, frozen)"),
-                    ))
-                }
-            },
-        };
+        let database = ck.choice(
+            &self.eval.database,
+            "eval.database",
+            "database policy",
+            DatabasePolicy::Reencode,
+            &[DatabasePolicy::Reencode, DatabasePolicy::Frozen],
+            DatabasePolicy::as_str,
+        )?;
         Ok(Experiment {
             database,
             source: path.into(),
@@ -556,6 +521,71 @@ impl Experiment {
     }
 }
 
+/// Range checks shared by every section; errors name the file, the line and the key.
+struct Checker<'a> {
+    text: &'a str,
+    path: &'a Path,
+}
+
+impl Checker<'_> {
+    fn err(&self, span: std::ops::Range<usize>, key: &str, message: String) -> LearnerError {
+        LearnerError::Invalid {
+            path: self.path.into(),
+            line: line_of(self.text, span.start),
+            key: key.into(),
+            message,
+        }
+    }
+
+    /// An integer `>= min` (default when absent).
+    fn int(&self, v: &Option<Spanned<i64>>, key: &str, default: usize, min: i64) -> Result<usize> {
+        match v {
+            None => Ok(default),
+            Some(s) if *s.get_ref() >= min => Ok(*s.get_ref() as usize),
+            Some(s) => {
+                let bound =
+                    if min == 1 { "a positive integer".to_string() } else { format!("an integer >= {min}") };
+                Err(self.err(s.span(), key, format!("must be {bound}, got {}", s.get_ref())))
+            }
+        }
+    }
+
+    /// A finite number `> 0` (`strictly_positive`) or `>= 0` (default when absent).
+    fn float(
+        &self,
+        v: &Option<Spanned<f64>>,
+        key: &str,
+        default: f64,
+        strictly_positive: bool,
+    ) -> Result<f64> {
+        let Some(s) = v else { return Ok(default) };
+        let x = *s.get_ref();
+        if x.is_finite() && (x > 0.0 || (!strictly_positive && x == 0.0)) {
+            Ok(x)
+        } else {
+            let bound = if strictly_positive { "> 0" } else { ">= 0" };
+            Err(self.err(s.span(), key, format!("must be a finite number {bound}, got {x}")))
+        }
+    }
+
+    /// One of `options`, named by `name` (default when absent).
+    fn choice<T: Copy>(
+        &self,
+        v: &Option<Spanned<String>>,
+        key: &str,
+        what: &str,
+        default: T,
+        options: &[T],
+        name: fn(T) -> &'static str,
+    ) -> Result<T> {
+        let Some(s) = v else { return Ok(default) };
+        options.iter().copied().find(|&o| name(o) == s.get_ref()).ok_or_else(|| {
+            let known: Vec<&str> = options.iter().map(|&o| name(o)).collect();
+            self.err(s.span(), key, format!("unknown {what} '{}' (known: {})", s.get_ref(), known.join(", ")))
+        })
+    }
+}
+
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
@@ -572,12 +602,8 @@ impl ExperimentFile {
     ) -> Result<LearnerSpec> {
         let l = &self.learner;
         let keys = kind.keys();
-        let invalid = |span: std::ops::Range<usize>, key: &str, message: String| LearnerError::Invalid {
-            path: path.into(),
-            line: line_of(text, span.start),
-            key: format!("learner.{key}"),
-            message,
-        };
+        let ck = Checker { text, path };
+        let invalid = |span, key: &str, message| ck.err(span, &format!("learner.{key}"), message);
         let given: [(&str, Option<std::ops::Range<usize>>); 14] = [
             ("replay_noise", l.replay_noise.as_ref().map(Spanned::span)),
             ("replay_batch", l.replay_batch.as_ref().map(Spanned::span)),
@@ -607,25 +633,11 @@ impl ExperimentFile {
                 }
             }
         }
-        let float =
-            |v: &Option<Spanned<f64>>, key: &str, default: f64, strictly_positive: bool| -> Result<f64> {
-                let Some(s) = v else { return Ok(default) };
-                let x = *s.get_ref();
-                if x.is_finite() && (x > 0.0 || (!strictly_positive && x == 0.0)) {
-                    Ok(x)
-                } else {
-                    let bound = if strictly_positive { "> 0" } else { ">= 0" };
-                    Err(invalid(s.span(), key, format!("must be a finite number {bound}, got {x}")))
-                }
-            };
-        let count = |v: &Option<Spanned<i64>>, key: &str, default: usize, min: i64| -> Result<usize> {
-            match v {
-                None => Ok(default),
-                Some(s) if *s.get_ref() >= min => Ok(*s.get_ref() as usize),
-                Some(s) => {
-                    Err(invalid(s.span(), key, format!("must be an integer >= {min}, got {}", s.get_ref())))
-                }
-            }
+        let float = |v: &Option<Spanned<f64>>, key: &str, default, strictly_positive| {
+            ck.float(v, &format!("learner.{key}"), default, strictly_positive)
+        };
+        let count = |v: &Option<Spanned<i64>>, key: &str, default, min| {
+            ck.int(v, &format!("learner.{key}"), default, min)
         };
         let uses_memory = keys.contains(&"memory");
         let memory = count(&l.memory, "memory", if uses_memory { 200 } else { 0 }, 0)?;

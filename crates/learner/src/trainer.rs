@@ -114,20 +114,14 @@ impl Trainer<'_> {
 
     /// Gathers items into per-modality batch parts (modalities in first-appearance order).
     pub fn batch_parts(&self, items: &[Item]) -> Result<Vec<BatchPart>> {
-        let mut order: Vec<u32> = Vec::new();
-        for &(m, _) in items {
-            if !order.contains(&m) {
-                order.push(m);
-            }
-        }
         let dev = self.model.device().clone();
-        let mut parts = Vec::with_capacity(order.len());
-        for m in order {
+        let mut parts = Vec::new();
+        for (m, rows) in group_by_modality(items) {
             let md = &self.data[m as usize];
-            let rows: Vec<usize> = items.iter().filter(|it| it.0 == m).map(|it| it.1 as usize).collect();
             let mut x = Vec::with_capacity(rows.len() * md.dim);
             let mut y = Vec::with_capacity(rows.len() * md.classes);
             for &r in &rows {
+                let r = r as usize;
                 x.extend_from_slice(&md.x[r * md.dim..(r + 1) * md.dim]);
                 y.extend_from_slice(&md.y[r * md.classes..(r + 1) * md.classes]);
             }
@@ -143,13 +137,10 @@ impl Trainer<'_> {
     /// Items reordered the way [`Trainer::batch_parts`] lays out rows (grouped by
     /// modality in first-appearance order): row i of a forward output is item i here.
     pub fn output_order(items: &[Item]) -> Vec<Item> {
-        let mut order: Vec<u32> = Vec::new();
-        for &(m, _) in items {
-            if !order.contains(&m) {
-                order.push(m);
-            }
-        }
-        order.iter().flat_map(|&m| items.iter().copied().filter(move |it| it.0 == m)).collect()
+        group_by_modality(items)
+            .into_iter()
+            .flat_map(|(m, rows)| rows.into_iter().map(move |r| (m, r)))
+            .collect()
     }
 
     /// Forward pass and model loss of `items` (counted as passes).
@@ -226,4 +217,16 @@ impl Trainer<'_> {
         }
         Ok(())
     }
+}
+
+/// Rows of each modality, modalities in order of first appearance, rows in item order.
+fn group_by_modality(items: &[Item]) -> Vec<(u32, Vec<u32>)> {
+    let mut groups: Vec<(u32, Vec<u32>)> = Vec::new();
+    for &(m, r) in items {
+        match groups.iter_mut().find(|(g, _)| *g == m) {
+            Some((_, rows)) => rows.push(r),
+            None => groups.push((m, vec![r])),
+        }
+    }
+    groups
 }

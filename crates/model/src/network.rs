@@ -39,12 +39,12 @@ pub struct Output {
 pub struct LossParts {
     /// Weighted sum: the tensor to differentiate.
     pub total: Tensor,
-    /// Classification term (unweighted).
-    pub classification: f32,
-    /// Pairwise term (unweighted).
-    pub pairwise: f32,
-    /// Quantisation term (unweighted).
-    pub quantization: f32,
+    /// Classification term (unweighted, scalar tensor).
+    pub classification: Tensor,
+    /// Pairwise term (unweighted, scalar tensor).
+    pub pairwise: Tensor,
+    /// Quantisation term (unweighted, scalar tensor).
+    pub quantization: Tensor,
 }
 
 /// The unified model: every modality shares the trunk, hash layer and classifier.
@@ -119,11 +119,6 @@ impl UnifiedModel {
         self.vars.values().cloned().collect()
     }
 
-    /// Named parameters in name order.
-    pub fn named_vars(&self) -> &BTreeMap<String, Var> {
-        &self.vars
-    }
-
     /// The shared parameters plus the adapters of `modalities` only: training with
     /// these leaves other modalities' adapters untouched.
     pub fn vars_for(&self, modalities: &[&str]) -> Vec<Var> {
@@ -186,12 +181,8 @@ impl UnifiedModel {
         let quant = loss::quantization(&out.h)?;
         let total = ((cls.affine(w.classification, 0.0)? + pair.affine(w.pairwise, 0.0)?)?
             + quant.affine(w.quantization, 0.0)?)?;
-        Ok(LossParts {
-            total,
-            classification: cls.to_scalar::<f32>()?,
-            pairwise: pair.to_scalar::<f32>()?,
-            quantization: quant.to_scalar::<f32>()?,
-        })
+        // Terms stay tensors: reading them out would cost three syncs on every step.
+        Ok(LossParts { total, classification: cls, pairwise: pair, quantization: quant })
     }
 
     /// tanh codes (row-major, rows x bits) of `rows` samples of `modality`, in chunks.
@@ -216,11 +207,6 @@ impl UnifiedModel {
             start += n;
         }
         Ok(out)
-    }
-
-    /// Classifier logits for given codes (used by distillation learners).
-    pub fn classify(&self, h: &Tensor) -> Result<Tensor> {
-        self.linear("classifier", h)
     }
 
     /// Saves every parameter to a safetensors file, atomically (temp file + rename).
@@ -262,15 +248,6 @@ impl UnifiedModel {
             }
         }
         Ok(())
-    }
-
-    /// Copies every parameter value (for snapshots of the previous model).
-    pub fn snapshot(&self) -> Result<BTreeMap<String, Tensor>> {
-        let mut out = BTreeMap::new();
-        for (k, v) in &self.vars {
-            out.insert(k.clone(), v.as_tensor().detach().copy()?);
-        }
-        Ok(out)
     }
 
     /// An independent copy with the same weights (the frozen "previous model" of

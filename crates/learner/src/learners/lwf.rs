@@ -46,10 +46,12 @@ impl Learner for Lwf {
         let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
         let (alpha, temp, old) = (self.alpha, self.temperature, &self.old);
         trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
-            let (out, loss) = t.forward(batch)?;
+            // One gathered batch serves both the new and the old model.
+            let parts = t.batch_parts(batch)?;
+            let (out, loss) = t.forward_parts(&parts)?;
             let mut total = loss.total;
             if let Some(old) = old {
-                let o = old.forward(&t.batch_parts(batch)?)?;
+                let o = old.forward(&parts)?;
                 let d = distillation(&out.h, &out.logits, &o.h.detach(), &o.logits.detach(), temp)?;
                 total = (total + d.affine(alpha, 0.0)?)?;
             }

@@ -81,20 +81,19 @@ impl Learner for Meta {
             if let Some(old) = old {
                 // The old modalities' term: the previous model's codes as targets, on the
                 // (noisy) replayed rows when there is a memory, else on the current batch.
-                let current_rows =
-                    parts.first().filter(|p| p.modality == name).map_or(0, |p| p.x.dim(0).unwrap_or(0));
-                let (h, targets) = if memory.is_empty() {
-                    (out.h.clone(), old.forward(&parts)?.h)
+                // Parts are grouped by modality with the current batch first, so every
+                // part after it holds replayed rows only.
+                let skip = usize::from(parts.first().is_some_and(|p| p.modality == name));
+                let term = if memory.is_empty() {
+                    Some((out.h.clone(), old.forward(&parts)?.h))
+                } else if parts.len() > skip {
+                    let current_rows = if skip == 1 { parts[0].x.dim(0)? } else { 0 };
+                    let h = out.h.narrow(0, current_rows, out.h.dim(0)? - current_rows)?;
+                    Some((h, old.forward(&parts[skip..])?.h))
                 } else {
-                    let rows = out.h.dim(0)? - current_rows;
-                    let replay: Vec<_> = parts.iter().filter(|p| p.modality != name).cloned().collect();
-                    if rows == 0 || replay.is_empty() {
-                        (out.h.narrow(0, 0, 0)?, out.h.narrow(0, 0, 0)?)
-                    } else {
-                        (out.h.narrow(0, current_rows, rows)?, old.forward(&replay)?.h)
-                    }
+                    None
                 };
-                if h.dim(0)? > 0 {
+                if let Some((h, targets)) = term {
                     let d = (h - targets.detach())?.sqr()?.mean_all()?;
                     total = (total + d.affine(alpha, 0.0)?)?;
                 }

@@ -42,12 +42,11 @@ impl Learner for Paired {
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
         let mut opt = trainer.optimizer(&names)?;
         // Batches are drawn over rows; each row brings its item in every modality.
-        let pool: Vec<Item> = self.rows.iter().map(|&r| (0, r)).collect();
         let modalities = self.modalities.clone();
         let per_row = modalities.len().max(1);
         let rows_per_batch = (trainer.train.batch / per_row).max(1);
         for epoch in 0..stage.epochs {
-            let mut rows: Vec<u32> = pool.iter().map(|it| it.1).collect();
+            let mut rows: Vec<u32> = self.rows.iter().copied().collect();
             rand::seq::SliceRandom::shuffle(rows.as_mut_slice(), trainer.rng);
             let mut sum = 0.0;
             let chunks: Vec<&[u32]> = rows.chunks(rows_per_batch).collect();
