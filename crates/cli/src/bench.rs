@@ -8,7 +8,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use candle_core::{DType, Device, Tensor};
 use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
-use seqmodal_model::{AdapterKind, BatchPart, LossWeights, ModelConfig, UnifiedModel};
+use seqmodal_model::{AdapterKind, BatchPart, FusedAdamW, LossWeights, ModelConfig, UnifiedModel};
 
 const HIDDEN: usize = 512;
 const BITS: usize = 64;
@@ -40,7 +40,7 @@ pub fn bench_train(data: &Path, threads: usize, steps: usize) -> Result<()> {
         seed: 1,
     })?;
     model.ensure_modality("image", d)?;
-    let mut opt = AdamW::new(model.vars(), ParamsAdamW { weight_decay: 0.0, ..Default::default() })?;
+    let mut opt = FusedAdamW::new(model.vars(), ParamsAdamW { weight_decay: 0.0, ..Default::default() })?;
     let ours = time(&batches, |start| {
         let parts = [BatchPart {
             modality: "image".into(),

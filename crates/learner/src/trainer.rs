@@ -3,13 +3,13 @@
 
 use candle_core::backprop::GradStore;
 use candle_core::Tensor;
-use candle_nn::{AdamW, Optimizer, ParamsAdamW};
+use candle_nn::{Optimizer, ParamsAdamW};
 use rand::seq::SliceRandom;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use seqmodal_data::Dataset;
-use seqmodal_model::{BatchPart, LossParts, Output, UnifiedModel};
+use seqmodal_model::{BatchPart, FusedAdamW, LossParts, Output, UnifiedModel};
 
 use crate::error::Result;
 use crate::experiment::TrainSpec;
@@ -100,9 +100,9 @@ pub struct Trainer<'a> {
 impl Trainer<'_> {
     /// Adam over the shared parameters and the adapters of `modalities` only, so other
     /// modalities' adapters stay frozen.
-    pub fn optimizer(&self, modalities: &[&str]) -> Result<AdamW> {
+    pub fn optimizer(&self, modalities: &[&str]) -> Result<FusedAdamW> {
         let params = ParamsAdamW { lr: self.train.lr, weight_decay: 0.0, ..Default::default() };
-        Ok(AdamW::new(self.model.vars_for(modalities), params)?)
+        Ok(FusedAdamW::new(self.model.vars_for(modalities), params)?)
     }
 
     /// Shuffles `pool` and cuts it into batches of `[train] batch` (last one smaller).
@@ -186,7 +186,7 @@ impl Trainer<'_> {
     }
 
     /// Applies an optimiser step with `grads`, counting `samples` as trained.
-    pub fn apply(&mut self, opt: &mut AdamW, grads: &GradStore, samples: usize) -> Result<()> {
+    pub fn apply(&mut self, opt: &mut FusedAdamW, grads: &GradStore, samples: usize) -> Result<()> {
         opt.step(grads)?;
         self.samples += samples as u64;
         self.steps += 1;
@@ -194,7 +194,7 @@ impl Trainer<'_> {
     }
 
     /// One plain step: forward, model loss, backward, optimiser. Returns the loss.
-    pub fn step(&mut self, opt: &mut AdamW, items: &[Item]) -> Result<f64> {
+    pub fn step(&mut self, opt: &mut FusedAdamW, items: &[Item]) -> Result<f64> {
         let (_, loss) = self.forward(items)?;
         let grads = self.backward(&loss.total)?;
         self.apply(opt, &grads, items.len())?;

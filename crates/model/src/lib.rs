@@ -9,8 +9,10 @@ mod config;
 mod error;
 pub mod loss;
 mod network;
+mod optim;
 
 pub use candle_core::{Device, Tensor, Var};
 pub use config::{AdapterKind, LossWeights, ModelConfig};
 pub use error::{ModelError, Result};
 pub use network::{BatchPart, LossParts, Output, UnifiedModel};
+pub use optim::FusedAdamW;
