@@ -123,6 +123,11 @@ impl Codes {
         self.row(i)[j / 64] >> (j % 64) & 1 == 1
     }
 
+    /// A borrowed view of all codes, for the search engine.
+    pub fn view(&self) -> CodesView<'_> {
+        CodesView { data: &self.data, n: self.n, bits: self.bits, words: self.words }
+    }
+
     /// Gathers the given rows, in the given order (panics on an out-of-range row).
     pub fn select(&self, rows: &[usize]) -> Codes {
         let mut data = Vec::with_capacity(rows.len() * self.words);
@@ -130,6 +135,82 @@ impl Codes {
             data.extend_from_slice(self.row(r));
         }
         Codes { data, n: rows.len(), bits: self.bits, words: self.words }
+    }
+}
+
+/// A borrowed packed code matrix: `len() * words_per_code()` u64 words, padding bits zero.
+///
+/// What the search engine reads. It can borrow a [`Codes`] ([`Codes::view`]), a memory-mapped
+/// file ([`crate::npy::CodeFile::view`]) or any caller's buffer ([`CodesView::from_words`]).
+/// Only the XOR + popcount of two codes matters, so any bit layout works as long as queries
+/// and database share it.
+#[derive(Clone, Copy, Debug)]
+pub struct CodesView<'a> {
+    data: &'a [u64],
+    n: usize,
+    bits: usize,
+    words: usize,
+}
+
+impl<'a> CodesView<'a> {
+    /// Views `n` codes of `bits` bits in `data` (`bits.div_ceil(64)` words each, padding bits zero).
+    pub fn from_words(data: &'a [u64], n: usize, bits: usize) -> Result<CodesView<'a>> {
+        if bits == 0 {
+            return Err(HammingError::ZeroBits);
+        }
+        let words = bits.div_ceil(64);
+        check_shape("packed words", n, words, data.len())?;
+        if !bits.is_multiple_of(64) {
+            let mask = !((1u64 << (bits % 64)) - 1);
+            if let Some(row) = data.chunks_exact(words).position(|r| r[words - 1] & mask != 0) {
+                return Err(HammingError::DirtyPadding { row, bits });
+            }
+        }
+        Ok(CodesView { data, n, bits, words })
+    }
+
+    /// Caller guarantees `data.len() == n * bits.div_ceil(64)` and zero padding bits.
+    pub(crate) fn new_unchecked(data: &'a [u64], n: usize, bits: usize) -> CodesView<'a> {
+        let words = bits.div_ceil(64);
+        debug_assert_eq!(data.len(), n * words);
+        CodesView { data, n, bits, words }
+    }
+
+    /// Number of codes.
+    pub fn len(&self) -> usize {
+        self.n
+    }
+
+    /// True when there are no codes.
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Bits per code.
+    pub fn bits(&self) -> usize {
+        self.bits
+    }
+
+    /// u64 words per code.
+    pub fn words_per_code(&self) -> usize {
+        self.words
+    }
+
+    /// All words, row-major.
+    pub fn as_words(&self) -> &'a [u64] {
+        self.data
+    }
+
+    /// Words of code `i` (panics if `i >= len()`).
+    pub fn row(&self, i: usize) -> &'a [u64] {
+        assert!(i < self.n, "code row {i} out of range for {} codes", self.n);
+        &self.data[i * self.words..(i + 1) * self.words]
+    }
+
+    /// Codes `start..end` as a view (panics if out of range).
+    pub fn slice(&self, start: usize, end: usize) -> CodesView<'a> {
+        assert!(start <= end && end <= self.n, "code range {start}..{end} out of range for {}", self.n);
+        CodesView { data: &self.data[start * self.words..end * self.words], n: end - start, ..*self }
     }
 }
 

@@ -64,6 +64,31 @@ pub enum HammingError {
         /// Number of label rows.
         labels: usize,
     },
+    /// A packed word buffer has nonzero padding bits (they would corrupt distances).
+    #[error("code row {row} has nonzero padding bits beyond bit {bits}")]
+    DirtyPadding {
+        /// First offending row.
+        row: usize,
+        /// Bits per code.
+        bits: usize,
+    },
+    /// k is 0 or larger than the database.
+    #[error("k must be between 1 and the database size {n}, got {k}")]
+    BadK {
+        /// Requested neighbours.
+        k: usize,
+        /// Database size.
+        n: usize,
+    },
+    /// The database has more items than 32-bit indices address.
+    #[error("database of {0} items is too large (at most 4294967295)")]
+    TooLarge(usize),
+    /// A CPU kernel was forced that this machine does not support.
+    #[error("kernel {0} is not supported by this CPU")]
+    KernelUnsupported(&'static str),
+    /// The CUDA backend failed (no driver, no device, compile or launch error).
+    #[error("CUDA backend: {0}")]
+    Cuda(String),
 }
 
 /// Result alias used throughout the crate.

@@ -32,14 +32,23 @@
 
 mod backend;
 mod codes;
+#[cfg(feature = "cuda")]
+pub mod cuda;
 mod error;
+mod eval;
+mod kernel;
+mod knn;
 mod labels;
 mod metric;
+pub mod npy;
 mod search;
 
 pub use backend::{CpuBackend, SearchBackend};
-pub use codes::{hamming_distance, Codes};
+pub use codes::{hamming_distance, Codes, CodesView};
 pub use error::{HammingError, Result};
+pub use eval::{evaluate_with, EvalReport, PrPoint};
+pub use kernel::{Engine, Kernel, Width};
+pub use knn::{knn, Neighbors, NO_DISTANCE, NO_ID};
 pub use labels::LabelSet;
 pub use metric::Metric;
 pub use search::{evaluate, rank};

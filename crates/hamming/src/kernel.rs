@@ -1,0 +1,465 @@
+//! Distance kernels: XOR + popcount over packed codes.
+//!
+//! One implementation per instruction set ([`Kernel`]), each with loops specialised for codes
+//! of 1, 2 and 4 words (64, 128, 256 bits; 32-bit codes are padded to one word) and a generic
+//! loop for any width ([`Width`]). Every kernel computes the same integers, so results never
+//! depend on which one runs; tests force each one against a naive reference.
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{HammingError, Result};
+
+/// Which popcount implementation to use; `Auto` picks the best one this CPU supports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Kernel {
+    /// Best supported: AVX-512 VPOPCNTDQ, then AVX2, then the popcnt instruction, then portable.
+    #[default]
+    Auto,
+    /// Plain Rust `count_ones` compiled for the baseline target (no popcount instruction assumed).
+    Portable,
+    /// The scalar `popcnt` instruction, one 64-bit word at a time.
+    Popcnt,
+    /// AVX2: nibble lookup table with `vpshufb` + `vpsadbw`, four codes per vector.
+    Avx2,
+    /// AVX-512 VPOPCNTDQ for 64-bit codes (eight per vector); other widths use the AVX2 loops.
+    Avx512,
+}
+
+impl Kernel {
+    /// The concrete kernels, slowest first.
+    pub const CONCRETE: [Kernel; 4] = [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Avx512];
+
+    /// Lower-case name, as accepted by `FromStr` (e.g. "avx2").
+    pub fn name(self) -> &'static str {
+        match self {
+            Kernel::Auto => "auto",
+            Kernel::Portable => "portable",
+            Kernel::Popcnt => "popcnt",
+            Kernel::Avx2 => "avx2",
+            Kernel::Avx512 => "avx512",
+        }
+    }
+
+    /// True when this CPU can run the kernel (always for `Auto` and `Portable`).
+    pub fn is_supported(self) -> bool {
+        match self {
+            Kernel::Auto | Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Popcnt => std::arch::is_x86_feature_detected!("popcnt"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => {
+                std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
+            }
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => {
+                Kernel::Avx2.is_supported()
+                    && std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The concrete kernel to run: `Auto` becomes the best supported one; an unsupported forced
+    /// kernel is an error.
+    pub fn resolve(self) -> Result<Kernel> {
+        match self {
+            Kernel::Auto => {
+                Ok(Kernel::CONCRETE.into_iter().rev().find(|k| k.is_supported()).unwrap_or(Kernel::Portable))
+            }
+            k if k.is_supported() => Ok(k),
+            k => Err(HammingError::KernelUnsupported(k.name())),
+        }
+    }
+}
+
+impl fmt::Display for Kernel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Kernel {
+    type Err = String;
+
+    /// Parses "auto", "portable", "popcnt", "avx2" or "avx512".
+    fn from_str(s: &str) -> std::result::Result<Kernel, String> {
+        [Kernel::Auto, Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Avx512]
+            .into_iter()
+            .find(|k| k.name() == s)
+            .ok_or_else(|| format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2 or avx512"))
+    }
+}
+
+/// Whether to use the loops specialised for 1/2/4-word codes or the generic any-width loop.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Width {
+    /// Specialised loops where the code width has one (64, 128, 256 bits), generic otherwise.
+    #[default]
+    Specialised,
+    /// Always the generic loop (for tests and comparisons).
+    Generic,
+}
+
+/// How the CPU engine computes distances: kernel and width path (defaults: fastest).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Engine {
+    /// Popcount implementation.
+    pub kernel: Kernel,
+    /// Specialised or generic width loops.
+    pub width: Width,
+}
+
+/// A database item that passed a distance filter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Cand {
+    pub idx: u32,
+    pub d: u32,
+}
+
+/// A resolved engine for one code width: what the hot loops dispatch on.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Imp {
+    kernel: Kernel,
+    words: usize,
+    spec: bool,
+}
+
+impl Imp {
+    /// Resolves `engine` for codes of `words` words.
+    pub fn new(engine: Engine, words: usize) -> Result<Imp> {
+        let kernel = engine.kernel.resolve()?;
+        let spec = engine.width == Width::Specialised && matches!(words, 1 | 2 | 4);
+        Ok(Imp { kernel, words, spec })
+    }
+
+    /// Appends every code of `db` (words, row-major) with distance < `limit` to `out`, in index
+    /// order; `base` is the index of the first code.
+    pub fn filter(&self, q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
+        let Imp { kernel, words: w, spec } = *self;
+        match kernel {
+            // SAFETY (all three): `Imp::new` resolved the kernel, which checks CPU support.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Popcnt => unsafe { x86::filter_popcnt(w, spec, q, db, base, limit, out) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { x86::filter_avx2(w, spec, q, db, base, limit, out) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { x86::filter_avx512(w, spec, q, db, base, limit, out) },
+            _ => scalar::filter_any(w, spec, q, db, base, limit, out),
+        }
+    }
+
+    /// Writes the distance from `q` to each code of `db` into `out` (`out.len()` codes).
+    pub fn fill(&self, q: &[u64], db: &[u64], out: &mut [u32]) {
+        let Imp { kernel, words: w, spec } = *self;
+        debug_assert_eq!(db.len(), out.len() * w);
+        match kernel {
+            // SAFETY (all three): `Imp::new` resolved the kernel, which checks CPU support.
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Popcnt => unsafe { x86::fill_popcnt(w, spec, q, db, out) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => unsafe { x86::fill_avx2(w, spec, q, db, out) },
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx512 => unsafe { x86::fill_avx512(w, spec, q, db, out) },
+            _ => scalar::fill_any(w, spec, q, db, out),
+        }
+    }
+}
+
+/// Scalar loops; `inline(always)` so the x86 wrappers recompile them with `popcnt` enabled.
+mod scalar {
+    use super::Cand;
+
+    #[inline(always)]
+    fn dist<const W: usize>(q: &[u64; W], c: &[u64; W]) -> u32 {
+        let mut d = 0;
+        for i in 0..W {
+            d += (q[i] ^ c[i]).count_ones();
+        }
+        d
+    }
+
+    #[inline(always)]
+    fn dist_dyn(q: &[u64], c: &[u64]) -> u32 {
+        q.iter().zip(c).map(|(a, b)| (a ^ b).count_ones()).sum()
+    }
+
+    #[inline(always)]
+    pub fn filter_w<const W: usize>(q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
+        let Some(q) = q.first_chunk::<W>() else { return };
+        for (j, c) in db.as_chunks::<W>().0.iter().enumerate() {
+            let d = dist(q, c);
+            if d < limit {
+                out.push(Cand { idx: base + j as u32, d });
+            }
+        }
+    }
+
+    #[inline(always)]
+    fn filter_dyn(w: usize, q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
+        for (j, c) in db.chunks_exact(w).enumerate() {
+            let d = dist_dyn(q, c);
+            if d < limit {
+                out.push(Cand { idx: base + j as u32, d });
+            }
+        }
+    }
+
+    #[inline(always)]
+    pub fn filter_any(
+        w: usize,
+        spec: bool,
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        match (spec, w) {
+            (true, 1) => filter_w::<1>(q, db, base, limit, out),
+            (true, 2) => filter_w::<2>(q, db, base, limit, out),
+            (true, 4) => filter_w::<4>(q, db, base, limit, out),
+            _ => filter_dyn(w, q, db, base, limit, out),
+        }
+    }
+
+    #[inline(always)]
+    pub fn fill_w<const W: usize>(q: &[u64], db: &[u64], out: &mut [u32]) {
+        let Some(q) = q.first_chunk::<W>() else { return };
+        for (o, c) in out.iter_mut().zip(db.as_chunks::<W>().0) {
+            *o = dist(q, c);
+        }
+    }
+
+    #[inline(always)]
+    pub fn fill_any(w: usize, spec: bool, q: &[u64], db: &[u64], out: &mut [u32]) {
+        match (spec, w) {
+            (true, 1) => fill_w::<1>(q, db, out),
+            (true, 2) => fill_w::<2>(q, db, out),
+            (true, 4) => fill_w::<4>(q, db, out),
+            _ => {
+                for (o, c) in out.iter_mut().zip(db.chunks_exact(w)) {
+                    *o = dist_dyn(q, c);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    use super::{scalar, Cand};
+
+    #[target_feature(enable = "popcnt")]
+    pub unsafe fn filter_popcnt(
+        w: usize,
+        spec: bool,
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        scalar::filter_any(w, spec, q, db, base, limit, out)
+    }
+
+    #[target_feature(enable = "popcnt")]
+    pub unsafe fn fill_popcnt(w: usize, spec: bool, q: &[u64], db: &[u64], out: &mut [u32]) {
+        scalar::fill_any(w, spec, q, db, out)
+    }
+
+    /// Per-u64-lane popcount: nibble lookup with `vpshufb`, byte sums with `vpsadbw`.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn popcnt_lanes(v: __m256i) -> __m256i {
+        let lut = _mm256_setr_epi8(
+            0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4, 0, 1, 1, 2, 1, 2, 2, 3, 1, 2, 2, 3, 2, 3, 3, 4,
+        );
+        let low = _mm256_set1_epi8(0x0f);
+        let lo = _mm256_shuffle_epi8(lut, _mm256_and_si256(v, low));
+        let hi = _mm256_shuffle_epi8(lut, _mm256_and_si256(_mm256_srli_epi16::<4>(v), low));
+        _mm256_sad_epu8(_mm256_add_epi8(lo, hi), _mm256_setzero_si256())
+    }
+
+    /// The query broadcast to fill a vector: 4 copies of a 1-word code, 2 of a 2-word one, or 1.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn qvec<const W: usize>(q: &[u64]) -> __m256i {
+        match W {
+            1 => _mm256_set1_epi64x(q[0] as i64),
+            2 => _mm256_setr_epi64x(q[0] as i64, q[1] as i64, q[0] as i64, q[1] as i64),
+            _ => _mm256_loadu_si256(q.as_ptr().cast()),
+        }
+    }
+
+    /// Distances of the 4 codes at `p` (4·W words), one per u64 lane, in code order.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn d4<const W: usize>(p: *const u64, qv: __m256i) -> __m256i {
+        let ld = |i: usize| _mm256_xor_si256(_mm256_loadu_si256(p.add(4 * i).cast()), qv);
+        match W {
+            1 => popcnt_lanes(ld(0)),
+            2 => {
+                // s0 = [c0w0, c0w1, c1w0, c1w1], s1 likewise for c2, c3.
+                let s0 = popcnt_lanes(ld(0));
+                let s1 = popcnt_lanes(ld(1));
+                // Pairwise sums come out as [c0, c2, c1, c3]; the permute restores code order.
+                let t = _mm256_add_epi64(_mm256_unpacklo_epi64(s0, s1), _mm256_unpackhi_epi64(s0, s1));
+                _mm256_permute4x64_epi64::<0b11_01_10_00>(t)
+            }
+            _ => {
+                let s: [__m256i; 4] =
+                    [popcnt_lanes(ld(0)), popcnt_lanes(ld(1)), popcnt_lanes(ld(2)), popcnt_lanes(ld(3))];
+                // a = [c0.lo, c1.lo, c0.hi, c1.hi] (lo/hi = 128-bit halves), b likewise for c2, c3.
+                let a =
+                    _mm256_add_epi64(_mm256_unpacklo_epi64(s[0], s[1]), _mm256_unpackhi_epi64(s[0], s[1]));
+                let b =
+                    _mm256_add_epi64(_mm256_unpacklo_epi64(s[2], s[3]), _mm256_unpackhi_epi64(s[2], s[3]));
+                _mm256_add_epi64(
+                    _mm256_permute2x128_si256::<0x20>(a, b),
+                    _mm256_permute2x128_si256::<0x31>(a, b),
+                )
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,popcnt")]
+    unsafe fn filter_avx2_w<const W: usize>(
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        let n = db.len() / W;
+        let qv = qvec::<W>(q);
+        let limv = _mm256_set1_epi64x(i64::from(limit));
+        let p = db.as_ptr();
+        let mut j = 0;
+        // Eight codes per step with one branch: almost every step rejects all eight.
+        while j + 8 <= n {
+            let a = d4::<W>(p.add(j * W), qv);
+            let b = d4::<W>(p.add((j + 4) * W), qv);
+            let m = _mm256_or_si256(_mm256_cmpgt_epi64(limv, a), _mm256_cmpgt_epi64(limv, b));
+            if _mm256_testz_si256(m, m) == 0 {
+                let mut t = [0u64; 8];
+                _mm256_storeu_si256(t.as_mut_ptr().cast(), a);
+                _mm256_storeu_si256(t.as_mut_ptr().add(4).cast(), b);
+                for (i, &d) in t.iter().enumerate() {
+                    let d = d as u32;
+                    if d < limit {
+                        out.push(Cand { idx: base + (j + i) as u32, d });
+                    }
+                }
+            }
+            j += 8;
+        }
+        scalar::filter_w::<W>(q, &db[j * W..], base + j as u32, limit, out);
+    }
+
+    #[target_feature(enable = "avx2,popcnt")]
+    pub unsafe fn filter_avx2(
+        w: usize,
+        spec: bool,
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        match (spec, w) {
+            (true, 1) => filter_avx2_w::<1>(q, db, base, limit, out),
+            (true, 2) => filter_avx2_w::<2>(q, db, base, limit, out),
+            (true, 4) => filter_avx2_w::<4>(q, db, base, limit, out),
+            _ => scalar::filter_any(w, false, q, db, base, limit, out),
+        }
+    }
+
+    #[target_feature(enable = "avx2,popcnt")]
+    unsafe fn fill_avx2_w<const W: usize>(q: &[u64], db: &[u64], out: &mut [u32]) {
+        let n = out.len();
+        let qv = qvec::<W>(q);
+        let p = db.as_ptr();
+        // Low 32 bits of each u64 lane into the low 128 bits.
+        let pick = _mm256_setr_epi32(0, 2, 4, 6, 0, 2, 4, 6);
+        let mut j = 0;
+        while j + 4 <= n {
+            let d = _mm256_permutevar8x32_epi32(d4::<W>(p.add(j * W), qv), pick);
+            _mm_storeu_si128(out.as_mut_ptr().add(j).cast(), _mm256_castsi256_si128(d));
+            j += 4;
+        }
+        scalar::fill_w::<W>(q, &db[j * W..], &mut out[j..]);
+    }
+
+    #[target_feature(enable = "avx2,popcnt")]
+    pub unsafe fn fill_avx2(w: usize, spec: bool, q: &[u64], db: &[u64], out: &mut [u32]) {
+        match (spec, w) {
+            (true, 1) => fill_avx2_w::<1>(q, db, out),
+            (true, 2) => fill_avx2_w::<2>(q, db, out),
+            (true, 4) => fill_avx2_w::<4>(q, db, out),
+            _ => scalar::fill_any(w, false, q, db, out),
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
+    unsafe fn filter_avx512_w1(q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
+        let n = db.len();
+        let qv = _mm512_set1_epi64(q[0] as i64);
+        let limv = _mm512_set1_epi64(i64::from(limit));
+        let p = db.as_ptr();
+        let mut j = 0;
+        while j + 8 <= n {
+            let c = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(j).cast()), qv));
+            let m = _mm512_cmplt_epu64_mask(c, limv);
+            if m != 0 {
+                let mut t = [0u64; 8];
+                _mm512_storeu_si512(t.as_mut_ptr().cast(), c);
+                for (i, &d) in t.iter().enumerate() {
+                    if m >> i & 1 == 1 {
+                        out.push(Cand { idx: base + (j + i) as u32, d: d as u32 });
+                    }
+                }
+            }
+            j += 8;
+        }
+        scalar::filter_w::<1>(q, &db[j..], base + j as u32, limit, out);
+    }
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
+    pub unsafe fn filter_avx512(
+        w: usize,
+        spec: bool,
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        if spec && w == 1 {
+            filter_avx512_w1(q, db, base, limit, out)
+        } else {
+            filter_avx2(w, spec, q, db, base, limit, out)
+        }
+    }
+
+    #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
+    pub unsafe fn fill_avx512(w: usize, spec: bool, q: &[u64], db: &[u64], out: &mut [u32]) {
+        if !(spec && w == 1) {
+            return fill_avx2(w, spec, q, db, out);
+        }
+        let n = out.len();
+        let qv = _mm512_set1_epi64(q[0] as i64);
+        let p = db.as_ptr();
+        let mut j = 0;
+        while j + 8 <= n {
+            let c = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(j).cast()), qv));
+            _mm256_storeu_si256(out.as_mut_ptr().add(j).cast(), _mm512_cvtepi64_epi32(c));
+            j += 8;
+        }
+        scalar::fill_w::<1>(q, &db[j..], &mut out[j..]);
+    }
+}
