@@ -16,8 +16,7 @@ const BATCH: usize = 128;
 
 /// Runs `steps` optimiser steps of each loop on the Wikipedia image features.
 pub fn bench_train(data: &Path, threads: usize, steps: usize) -> Result<()> {
-    // candle's CPU kernels read RAYON_NUM_THREADS; set it before the first tensor op.
-    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
+    crate::threads::configure(threads, 0);
     let mut ds = seqmodal_data::load_wiki(data).with_context(|| format!("bench data {}", data.display()))?;
     ds.standardize();
     let m = ds.modality("image").context("wiki has an image modality")?;

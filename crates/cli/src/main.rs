@@ -5,6 +5,7 @@ mod output;
 mod progress;
 mod report;
 mod run;
+mod threads;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -46,6 +47,12 @@ enum Command {
         /// Do not draw progress bars.
         #[arg(long)]
         quiet: bool,
+        /// Threads for candle's training kernels (one is fastest at these model sizes).
+        #[arg(long, default_value_t = 1)]
+        train_threads: usize,
+        /// Threads for retrieval evaluation [default: all cores].
+        #[arg(long, default_value_t = 0, hide_default_value = true)]
+        threads: usize,
     },
     /// Measure training throughput (samples/s) of the unified model against a plain candle
     /// loop of the same size, in one process.
@@ -91,7 +98,10 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let result = match cli.command {
-        Command::Run { experiment, out, set, quiet } => run::run(&experiment, out, &set, quiet),
+        Command::Run { experiment, out, set, quiet, train_threads, threads: eval_threads } => {
+            threads::configure(train_threads, eval_threads);
+            run::run(&experiment, out, &set, quiet)
+        }
         Command::Report { runs, out, title } => report::report(&runs, &out, &title),
         Command::Bench { what: BenchWhat::Train, threads, steps, data } => {
             bench::bench_train(&data, threads, steps)
