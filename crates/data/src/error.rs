@@ -60,9 +60,17 @@ pub enum DataError {
         /// The value.
         value: f64,
     },
-    /// A dataset kind that has no loader.
-    #[error("unknown dataset kind '{0}' (known: wiki, mfeat)")]
+    /// A dataset kind that has no loader (the message lists the known ones).
+    #[error("{0}")]
     UnknownKind(String),
+    /// A synthetic-dataset parameter is out of range.
+    #[error("dataset.{key}: {message}")]
+    Synthetic {
+        /// The `[dataset]` key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 /// Result alias of the data crate.
