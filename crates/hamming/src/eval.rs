@@ -252,144 +252,82 @@ fn ratio(num: f64, den: u64) -> f64 {
 #[derive(Default)]
 struct Scratch {
     dist: Vec<u32>,
-    keys16: Vec<u16>,
-    keys32: Vec<u32>,
-    hist4: Vec<u32>,
+    /// Per distance: `items seen << 32 | relevant items seen`, updated in index order.
     cur: Vec<u64>,
+    /// Per relevant item (index order): its bucket's counter just after it was counted...
     terms: Vec<Term>,
+    /// ... and its distance. Written for every item, kept (cursor advanced) only if relevant.
+    term_d: Vec<u32>,
     n_terms: usize,
 }
 
 impl Scratch {
-    /// Runs both passes for one query; afterwards `terms()` holds its relevant items' (p, h).
-    fn query(&mut self, imp: Imp, q: &[u64], ql: &[u64], db: CodesView<'_>, dl: &LabelSet) -> Hist {
-        // u16 keys halve pass 2's memory traffic; 2·bits + 1 must fit.
-        if 2 * db.bits() < usize::from(u16::MAX) {
-            let mut keys = std::mem::take(&mut self.keys16);
-            let h = self.run(imp, q, ql, db, dl, &mut keys);
-            self.keys16 = keys;
-            h
-        } else {
-            let mut keys = std::mem::take(&mut self.keys32);
-            let h = self.run(imp, q, ql, db, dl, &mut keys);
-            self.keys32 = keys;
-            h
-        }
-    }
-
     fn terms(&self) -> &[Term] {
         &self.terms[..self.n_terms]
     }
 
-    fn run<K: Key>(
-        &mut self,
-        imp: Imp,
-        q: &[u64],
-        ql: &[u64],
-        db: CodesView<'_>,
-        dl: &LabelSet,
-        keys: &mut Vec<K>,
-    ) -> Hist {
+    /// One pass over the database in index order; afterwards `terms()` holds each relevant
+    /// item's (ranking position, hits so far) and the returned histogram the bucket counts.
+    ///
+    /// An item's position is (items in closer buckets) + (items of its own bucket up to it);
+    /// the second part is a running counter, the first is known once the pass has counted
+    /// every bucket, so positions are fixed up afterwards for the relevant items only.
+    fn query(&mut self, imp: Imp, q: &[u64], ql: &[u64], db: CodesView<'_>, dl: &LabelSet) -> Hist {
         let n = db.len();
         let w = db.words_per_code();
         let nb = db.bits() + 1;
-        let stride = 2 * nb;
-        keys.resize(n, K::default());
         self.dist.resize(TILE.min(n), 0);
-        // Four sub-histograms: consecutive items often share a distance, and one counter would
-        // serialise on store-to-load forwarding.
-        self.hist4.clear();
-        self.hist4.resize(4 * stride, 0);
+        self.cur.clear();
+        self.cur.resize(nb, 0);
+        self.terms.resize(n + 1, 0);
+        self.term_d.resize(n + 1, 0);
         let words = db.as_words();
         let labels = dl.as_words();
         let lw = dl.words_per_row();
+        // Locals, not `self.` fields, in the hot loop: stores through one could alias another,
+        // which makes the compiler reload every pointer on every item.
+        let (dist_buf, cur, terms, term_d) =
+            (&mut self.dist[..], &mut self.cur[..], &mut self.terms[..], &mut self.term_d[..]);
+        let mut nt = 0usize;
         for t0 in (0..n).step_by(TILE) {
             let t1 = (t0 + TILE).min(n);
-            let dist = &mut self.dist[..t1 - t0];
+            let dist = &mut dist_buf[..t1 - t0];
             imp.fill(q, &words[t0 * w..t1 * w], dist);
-            let keys = &mut keys[t0..t1];
-            if let [q0] = ql {
-                let ls = &labels[t0..t1];
-                for (j, ((k, &d), &l)) in keys.iter_mut().zip(dist.iter()).zip(ls).enumerate() {
-                    let key = d * 2 + u32::from(q0 & l != 0);
-                    *k = K::from_u32(key);
-                    self.hist4[(j & 3) * stride + key as usize] += 1;
-                }
-            } else {
-                let ls = &labels[t0 * lw..t1 * lw];
-                for (j, ((k, &d), l)) in keys.iter_mut().zip(dist.iter()).zip(ls.chunks_exact(lw)).enumerate()
-                {
-                    let rel = ql.iter().zip(l).any(|(a, b)| a & b != 0);
-                    let key = d * 2 + u32::from(rel);
-                    *k = K::from_u32(key);
-                    self.hist4[(j & 3) * stride + key as usize] += 1;
-                }
-            }
-        }
-        let mut hist = Hist { total: vec![0; nb], hits: vec![0; nb] };
-        for d in 0..nb {
-            let (mut miss, mut hit) = (0u32, 0u32);
-            for s in 0..4 {
-                miss += self.hist4[s * stride + 2 * d];
-                hit += self.hist4[s * stride + 2 * d + 1];
-            }
-            hist.total[d] = miss + hit;
-            hist.hits[d] = hit;
-        }
-
-        // Pass 2: running (position, hits) per bucket, one packed add per item; relevant items
-        // append their counters (branch-free: the slot is always written, kept only if relevant).
-        self.cur.clear();
-        let (mut pos, mut hits) = (0u64, 0u64);
-        for d in 0..nb {
-            self.cur.push(pos << 32 | hits);
-            pos += u64::from(hist.total[d]);
-            hits += u64::from(hist.hits[d]);
-        }
-        self.terms.resize(hits as usize + 1, 0);
-        let mut nt = 0usize;
-        if hits > 0 {
-            let terms = &mut self.terms;
-            let cur = &mut self.cur;
-            for &k in keys.iter() {
-                let key = k.to_u32();
-                let r = u64::from(key & 1);
-                let slot = &mut cur[(key >> 1) as usize];
+            let mut step = |d: u32, rel: bool| {
+                let r = u64::from(rel);
+                let slot = &mut cur[d as usize];
                 let v = *slot + (1 << 32 | r);
                 *slot = v;
+                // Branch-free: relevance is unpredictable, so always write and advance by r.
                 terms[nt] = v;
+                term_d[nt] = d;
                 nt += r as usize;
+            };
+            if let [q0] = ql {
+                for (&d, &l) in dist.iter().zip(&labels[t0..t1]) {
+                    step(d, q0 & l != 0);
+                }
+            } else {
+                for (&d, l) in dist.iter().zip(labels[t0 * lw..t1 * lw].chunks_exact(lw)) {
+                    step(d, ql.iter().zip(l).any(|(a, b)| a & b != 0));
+                }
             }
         }
         self.n_terms = nt;
+        let mut hist = Hist { total: vec![0; nb], hits: vec![0; nb] };
+        // Bucket bases: (items, hits) at distances below d, packed like the counters.
+        let mut base = vec![0u64; nb];
+        let mut acc = 0u64;
+        for d in 0..nb {
+            base[d] = acc;
+            hist.total[d] = (self.cur[d] >> 32) as u32;
+            hist.hits[d] = self.cur[d] as u32;
+            acc += self.cur[d];
+        }
+        for (t, &d) in self.terms[..nt].iter_mut().zip(&self.term_d[..nt]) {
+            // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
+            *t += base[d as usize];
+        }
         hist
-    }
-}
-
-/// Key storage width for pass 1 → pass 2.
-trait Key: Copy + Default {
-    fn from_u32(v: u32) -> Self;
-    fn to_u32(self) -> u32;
-}
-
-impl Key for u16 {
-    #[inline(always)]
-    fn from_u32(v: u32) -> Self {
-        v as u16
-    }
-    #[inline(always)]
-    fn to_u32(self) -> u32 {
-        u32::from(self)
-    }
-}
-
-impl Key for u32 {
-    #[inline(always)]
-    fn from_u32(v: u32) -> Self {
-        v
-    }
-    #[inline(always)]
-    fn to_u32(self) -> u32 {
-        self
     }
 }
