@@ -314,16 +314,20 @@ impl Scratch {
             }
         }
         self.n_terms = nt;
-        let mut hist = Hist { total: vec![0; nb], hits: vec![0; nb] };
+        let hist = Hist {
+            total: self.cur.iter().map(|&c| (c >> 32) as u32).collect(),
+            hits: self.cur.iter().map(|&c| c as u32).collect(),
+        };
         // Bucket bases: (items, hits) at distances below d, packed like the counters.
-        let mut base = vec![0u64; nb];
-        let mut acc = 0u64;
-        for d in 0..nb {
-            base[d] = acc;
-            hist.total[d] = (self.cur[d] >> 32) as u32;
-            hist.hits[d] = self.cur[d] as u32;
-            acc += self.cur[d];
-        }
+        let base: Vec<u64> = self
+            .cur
+            .iter()
+            .scan(0u64, |acc, &c| {
+                let b = *acc;
+                *acc += c;
+                Some(b)
+            })
+            .collect();
         for (t, &d) in self.terms[..nt].iter_mut().zip(&self.term_d[..nt]) {
             // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
             *t += base[d as usize];
