@@ -197,45 +197,43 @@ pub(crate) type Term = u64;
 
 /// Every metric of one query from its histogram and its relevant items' (p, h) in index order.
 pub(crate) fn per_query_metrics(hist: &Hist, terms: &[Term], metrics: &[Metric], out: &mut [f64]) {
-    let n: u64 = hist.total.iter().map(|&t| u64::from(t)).sum();
-    let r_total = terms.len() as u64;
     for (o, metric) in out.iter_mut().zip(metrics) {
-        *o = match *metric {
-            Metric::Map => {
-                // Sequential, in index order: the contract shared with the CUDA backend.
-                let mut s = 0.0f64;
-                for &t in terms {
-                    s += (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
-                }
-                ratio(s, r_total)
-            }
-            Metric::MapAt(k) => {
-                let k = k as u64;
-                let (mut s, mut c) = (0.0f64, 0u64);
-                for &t in terms {
-                    if t >> 32 <= k {
-                        s += (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
-                        c += 1;
-                    }
-                }
-                ratio(s, c)
-            }
-            Metric::PrecisionAt(k) => {
-                let k = k as u64;
-                let c = terms.iter().filter(|&&t| t >> 32 <= k).count();
-                ratio(c as f64, k.min(n))
-            }
-            Metric::PrecisionRadius(r) => {
-                let upto = (r as usize).min(hist.total.len().saturating_sub(1));
-                if hist.total.is_empty() {
-                    0.0
-                } else {
-                    let c: u64 = hist.total[..=upto].iter().map(|&t| u64::from(t)).sum();
-                    let h: u64 = hist.hits[..=upto].iter().map(|&t| u64::from(t)).sum();
-                    ratio(h as f64, c)
-                }
-            }
+        // Only items within the top k count for the @k metrics; Map takes every term.
+        let k = match *metric {
+            Metric::MapAt(k) | Metric::PrecisionAt(k) => k as u64,
+            _ => u64::MAX,
         };
+        let (mut s, mut c) = (0.0f64, 0u64);
+        if !matches!(metric, Metric::PrecisionRadius(_)) {
+            // Sequential, in index order: the contract shared with the CUDA backend.
+            for &t in terms {
+                if t >> 32 <= k {
+                    s += (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
+                    c += 1;
+                }
+            }
+        }
+        *o = finish_metric(*metric, hist, s, c);
+    }
+}
+
+/// One metric of one query from its histogram, the index-order sum of h/p over the relevant
+/// items it covers and their count (shared by the CPU and CUDA backends).
+pub(crate) fn finish_metric(metric: Metric, hist: &Hist, sum: f64, count: u64) -> f64 {
+    let n: u64 = hist.total.iter().map(|&t| u64::from(t)).sum();
+    match metric {
+        Metric::Map => ratio(sum, hist.relevant()),
+        Metric::MapAt(_) => ratio(sum, count),
+        Metric::PrecisionAt(k) => ratio(count as f64, (k as u64).min(n)),
+        Metric::PrecisionRadius(r) => {
+            if hist.total.is_empty() {
+                return 0.0;
+            }
+            let upto = (r as usize).min(hist.total.len() - 1);
+            let c: u64 = hist.total[..=upto].iter().map(|&t| u64::from(t)).sum();
+            let h: u64 = hist.hits[..=upto].iter().map(|&t| u64::from(t)).sum();
+            ratio(h as f64, c)
+        }
     }
 }
 

@@ -28,6 +28,12 @@ pub struct Neighbors {
 }
 
 impl Neighbors {
+    /// Wraps row-major results (`ids.len() == distances.len()`, a multiple of k).
+    pub(crate) fn from_parts(k: usize, ids: Vec<i64>, distances: Vec<i32>) -> Neighbors {
+        debug_assert!(ids.len() == distances.len() && k > 0 && ids.len().is_multiple_of(k));
+        Neighbors { k, ids, distances }
+    }
+
     /// Neighbours per query.
     pub fn k(&self) -> usize {
         self.k
@@ -106,7 +112,7 @@ pub fn knn(
     let mut ids = vec![NO_ID; nq * k];
     let mut distances = vec![NO_DISTANCE; nq * k];
     if nq == 0 {
-        return Ok(Neighbors { k, ids, distances });
+        return Ok(Neighbors::from_parts(k, ids, distances));
     }
     // Push iff distance < limit: bits + 1 admits everything; a radius admits d <= r.
     let all = db.bits() as u64 + 1;
@@ -119,7 +125,7 @@ pub fn knn(
             search_range(imp, qs, db, k, limit0, ids, ds);
         },
     );
-    Ok(Neighbors { k, ids, distances })
+    Ok(Neighbors::from_parts(k, ids, distances))
 }
 
 /// Candidate list of one query: every item that may still be in its top k, in index order.
