@@ -596,6 +596,262 @@ pub fn map_matrix_heatmap(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result
     render_both!(dir, "map_matrix", heatmap_size(m), draw_heatmap(m, title))
 }
 
+/// One learner's bars in the sweep bar chart.
+#[derive(Clone, Debug)]
+pub struct BarGroup {
+    /// Learner name (the group's tick label).
+    pub learner: String,
+    /// One bar per setting of the other axes, in the legend's order.
+    pub series: Vec<BarSeries>,
+}
+
+/// One bar pair (ACC and forgetting) of a [`BarGroup`].
+#[derive(Clone, Debug)]
+pub struct BarSeries {
+    /// Setting of the other axes ("" when the sweep varies only learner, ordering and seed).
+    pub label: String,
+    /// Mean and std of ACC.
+    pub acc: Option<(f64, f64)>,
+    /// Mean and std of forgetting.
+    pub forgetting: Option<(f64, f64)>,
+    /// Runs behind the bar.
+    pub n: usize,
+}
+
+/// One panel of the sweep curves: one stage ordering.
+#[derive(Clone, Debug)]
+pub struct CurvePanel {
+    /// Panel title (the ordering).
+    pub caption: String,
+    /// Trained modality of stages 1..=T.
+    pub stage_labels: Vec<String>,
+    /// One line per setting.
+    pub series: Vec<CurveSeries>,
+}
+
+/// One line of a [`CurvePanel`].
+#[derive(Clone, Debug)]
+pub struct CurveSeries {
+    /// Legend label; equal labels share a colour across panels.
+    pub label: String,
+    /// (stage, mean, std) for stages 1..=T.
+    pub points: Vec<(usize, f64, f64)>,
+}
+
+/// Distinct bar/curve labels in order of first appearance, for stable colours.
+fn labels_in_order<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for l in labels {
+        if !out.iter().any(|x| x == l) {
+            out.push(l.to_string());
+        }
+    }
+    out
+}
+
+fn bars_size(groups: &[BarGroup]) -> (u32, u32) {
+    let bars: usize = groups.iter().map(|g| g.series.len().max(1)).sum();
+    let panel_w = (bars as u32 * 46 + groups.len() as u32 * 30 + 140).clamp(480, 900);
+    (2 * panel_w + legend_width(groups), 560 + header_height(1))
+}
+
+/// The legend column is only drawn when bars differ by more than their learner.
+fn legend_width(groups: &[BarGroup]) -> u32 {
+    let labelled = groups.iter().flat_map(|g| &g.series).any(|s| !s.label.is_empty());
+    if labelled {
+        LEGEND_W
+    } else {
+        0
+    }
+}
+
+fn draw_bars_panel<DB: DrawingBackend>(
+    area: &DrawingArea<DB, Shift>,
+    groups: &[BarGroup],
+    labels: &[String],
+    caption: &str,
+    value: fn(&BarSeries) -> Option<(f64, f64)>,
+) -> std::result::Result<(), String> {
+    let all: Vec<(f64, f64)> = groups.iter().flat_map(|g| g.series.iter().filter_map(value)).collect();
+    let hi = all.iter().map(|(m, s)| m + s).fold(0.0f64, f64::max);
+    let lo = all.iter().map(|(m, s)| m - s).fold(0.0f64, f64::min);
+    let top = if hi > 0.5 { hi.max(1.0).min(hi * 1.12) } else { ((hi * 1.2 * 10.0).ceil() / 10.0).max(0.1) };
+    let bottom = if lo < 0.0 { (lo * 1.2 * 20.0).floor() / 20.0 } else { 0.0 };
+    let n = groups.len();
+    let keys: Vec<f64> = (0..n).map(|i| i as f64).collect();
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .caption(caption, (FONT, 20).into_font().style(FontStyle::Bold))
+        .x_label_area_size(44)
+        .y_label_area_size(Y_LABEL_AREA as u32)
+        .build_cartesian_2d(KeyAxis::new(-0.6..n as f64 - 0.4, keys), bottom..top)
+        .map_err(msg)?;
+    chart
+        .configure_mesh()
+        .x_labels(n)
+        .y_labels(8)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if i >= 0.0 && (x - i).abs() < 1e-6 {
+                groups.get(i as usize).map(|g| g.learner.clone()).unwrap_or_default()
+            } else {
+                String::new()
+            }
+        })
+        .y_label_formatter(&|y| format!("{y:.2}"))
+        .label_style((FONT, 16))
+        .axis_desc_style((FONT, 17))
+        .light_line_style(WHITE.mix(0.0))
+        .bold_line_style(BLACK.mix(0.12))
+        .draw()
+        .map_err(msg)?;
+    for (gi, g) in groups.iter().enumerate() {
+        let k = g.series.len().max(1) as f64;
+        let width = 0.8 / k;
+        for (si, s) in g.series.iter().enumerate() {
+            let Some((mean, std)) = value(s) else { continue };
+            let li = labels.iter().position(|l| *l == s.label).unwrap_or(0);
+            let color = PALETTE[li % PALETTE.len()];
+            let x0 = gi as f64 - 0.4 + si as f64 * width + width * 0.08;
+            let x1 = x0 + width * 0.84;
+            let xc = (x0 + x1) / 2.0;
+            chart
+                .draw_series(std::iter::once(Rectangle::new([(x0, 0.0), (x1, mean)], color.filled())))
+                .map_err(msg)?;
+            if std > 0.0 {
+                // Whisker and caps drawn as paths: plotters' ErrorBar needs another cargo feature.
+                let cap = width * 0.2;
+                let (a, b) = (mean - std, mean + std);
+                let paths = [
+                    vec![(xc, a), (xc, b)],
+                    vec![(xc - cap, a), (xc + cap, a)],
+                    vec![(xc - cap, b), (xc + cap, b)],
+                ];
+                chart
+                    .draw_series(paths.into_iter().map(|p| PathElement::new(p, BLACK.stroke_width(2))))
+                    .map_err(msg)?;
+            }
+            chart
+                .draw_series(std::iter::once(Text::new(
+                    format!("{mean:.3}"),
+                    (xc, mean.max(0.0) + std + (top - bottom) * 0.015),
+                    (FONT, 14).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                )))
+                .map_err(msg)?;
+        }
+    }
+    Ok(())
+}
+
+fn draw_bars<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    groups: &[BarGroup],
+    title: &str,
+) -> std::result::Result<(), String> {
+    let runs: Vec<String> =
+        labels_in_order(groups.iter().flat_map(|g| g.series.iter().map(|s| s.label.as_str())));
+    let n_runs: Vec<usize> = groups.iter().flat_map(|g| g.series.iter().map(|s| s.n)).collect();
+    let (lo, hi) = (n_runs.iter().min().copied().unwrap_or(0), n_runs.iter().max().copied().unwrap_or(0));
+    let runs_text = if lo == hi { format!("{lo} runs") } else { format!("{lo}–{hi} runs") };
+    let subtitle = [format!(
+        "final cross-modal mAP (ACC) and forgetting (max over previous stages − final) per learner · \
+         bar: mean, whisker: ± std over seeds and orderings ({runs_text} per bar)"
+    )];
+    let body = draw_header(root, title, &subtitle)?;
+    let (w, _) = body.dim_in_pixel();
+    let (plots, legend) = body.split_horizontally(w.saturating_sub(legend_width(groups)));
+    let panels = plots.split_evenly((1, 2));
+    draw_bars_panel(&panels[0], groups, &runs, "ACC (higher is better)", |s| s.acc)?;
+    draw_bars_panel(&panels[1], groups, &runs, "forgetting (lower is better)", |s| s.forgetting)?;
+    if legend_width(groups) > 0 {
+        let entries: Vec<_> =
+            runs.iter().enumerate().map(|(i, l)| (l.clone(), PALETTE[i % PALETTE.len()], false)).collect();
+        draw_legend(&legend, "setting", &entries, &[])?;
+    }
+    Ok(())
+}
+
+/// Sweep bar chart: ACC and forgetting per learner with ± std error bars, written to
+/// dir/learners.png and dir/learners.svg.
+pub fn sweep_bars(groups: &[BarGroup], title: &str, dir: &Path) -> Result<()> {
+    render_both!(dir, "learners", bars_size(groups), draw_bars(groups, title))
+}
+
+fn curves_size(panels: &[CurvePanel]) -> (u32, u32) {
+    let (cols, rows) = grid(panels.len());
+    ((cols as u32 * 460 + LEGEND_W).max(900), rows as u32 * 380 + header_height(2))
+}
+
+fn draw_sweep_curves<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    panels: &[CurvePanel],
+    title: &str,
+) -> std::result::Result<(), String> {
+    let labels = labels_in_order(panels.iter().flat_map(|p| p.series.iter().map(|s| s.label.as_str())));
+    let subtitle = [
+        "mean mAP over all pairs of the modalities learned so far, after each stage".to_string(),
+        "line: mean over seeds, band: ± std · one panel per stage ordering".to_string(),
+    ];
+    let body = draw_header(root, title, &subtitle)?;
+    let (w, _) = body.dim_in_pixel();
+    let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
+    let (cols, rows) = grid(panels.len());
+    let areas = plot.split_evenly((rows, cols));
+    let top = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|&(_, m, sd)| m + sd)))
+        .fold(0.0f64, f64::max);
+    let top = if top > 0.5 { 1.0 } else { ((top * 1.15 * 10.0).ceil() / 10.0).max(0.1) };
+    for (panel, area) in panels.iter().zip(&areas) {
+        let t = panel.stage_labels.len().max(1);
+        let keys: Vec<f64> = (1..=t).map(|s| s as f64).collect();
+        let mut chart = ChartBuilder::on(area)
+            .margin(10)
+            .caption(&panel.caption, (FONT, 16).into_font().style(FontStyle::Bold))
+            .x_label_area_size(42)
+            .y_label_area_size((Y_LABEL_AREA * PANEL_SCALE) as u32)
+            .build_cartesian_2d(KeyAxis::new(0.75..t as f64 + 0.25, keys), 0.0..top)
+            .map_err(msg)?;
+        chart
+            .configure_mesh()
+            .x_labels(t)
+            .y_labels(6)
+            .x_label_formatter(&|x| format!("{}", x.round() as i64))
+            .y_label_formatter(&|y| format!("{y:.1}"))
+            .x_desc("stage")
+            .label_style((FONT, 13))
+            .axis_desc_style((FONT, 14))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.12))
+            .draw()
+            .map_err(msg)?;
+        for s in &panel.series {
+            let li = labels.iter().position(|l| *l == s.label).unwrap_or(0);
+            let color = PALETTE[li % PALETTE.len()];
+            let band: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .map(|&(x, m, sd)| (x as f64, (m + sd).min(top)))
+                .chain(s.points.iter().rev().map(|&(x, m, sd)| (x as f64, (m - sd).max(0.0))))
+                .collect();
+            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18).filled()))).map_err(msg)?;
+            let line: Vec<(f64, f64)> = s.points.iter().map(|&(x, m, _)| (x as f64, m)).collect();
+            chart.draw_series(LineSeries::new(line.clone(), color.stroke_width(2))).map_err(msg)?;
+            chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(msg)?;
+        }
+    }
+    let entries: Vec<_> =
+        labels.iter().enumerate().map(|(i, l)| (l.clone(), PALETTE[i % PALETTE.len()], false)).collect();
+    draw_legend(&legend, "learner", &entries, &[])?;
+    Ok(())
+}
+
+/// Sweep curves per stage ordering (mean ± std over seeds), written to dir/orderings.png and
+/// dir/orderings.svg.
+pub fn sweep_curves(panels: &[CurvePanel], title: &str, dir: &Path) -> Result<()> {
+    render_both!(dir, "orderings", curves_size(panels), draw_sweep_curves(panels, title))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

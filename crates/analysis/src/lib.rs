@@ -14,6 +14,7 @@ pub mod matrix;
 pub mod record;
 pub mod report;
 pub mod summary;
+pub mod sweep;
 
 pub use atomic::atomic_write;
 pub use csv::{read_metrics_csv, write_metrics_csv, METRICS_COLUMNS};
@@ -23,3 +24,4 @@ pub use matrix::AccuracyMatrix;
 pub use record::Record;
 pub use report::{learners_report, load_run, mean_std, RunData};
 pub use summary::{write_summary_json, Summary};
+pub use sweep::{aggregate as aggregate_sweep, CellStatus, SweepCell, SweepOutputs};

@@ -7,6 +7,7 @@ mod progress;
 mod report;
 mod run;
 mod search;
+mod sweep;
 mod threads;
 
 use std::path::PathBuf;
@@ -56,6 +57,32 @@ enum Command {
         #[arg(long, default_value_t = 0, hide_default_value = true)]
         threads: usize,
     },
+    /// Run a sweep file (a base experiment x axes: keys, orderings, learners, seeds): each cell
+    /// a run directory under DIR/cells/, then DIR/sweep.csv, DIR/summary.csv and DIR/figures/.
+    /// Finished cells are skipped (resume); a failing cell is recorded and the others go on.
+    Sweep {
+        /// Sweep file (TOML), e.g. sweeps/ablation-wiki.toml; format in docs/sweeps.md.
+        sweep: PathBuf,
+        /// Sweep directory [default: runs/sweeps/<name>/].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Cells run at once (each trains on one thread).
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Run only cell I (0-based), e.g. as a Slurm array task; no aggregation.
+        #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
+        cell: Option<usize>,
+        /// Write a job-array script for a scheduler to DIR/slurm/ instead of running.
+        #[arg(long, value_enum, conflicts_with = "collect")]
+        emit: Option<Emit>,
+        /// Only aggregate what the cells wrote (after a Slurm array); exits non-zero if a cell
+        /// failed or is missing.
+        #[arg(long)]
+        collect: bool,
+        /// Do not draw the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
     /// Measure training throughput (samples/s) of the unified model against a plain candle
     /// loop of the same size, in one process.
     Bench {
@@ -96,6 +123,13 @@ enum Command {
     },
 }
 
+/// Schedulers `seqmodal sweep --emit` writes scripts for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum Emit {
+    /// A Slurm job array: task i runs `seqmodal sweep SWEEP --out DIR --cell i`.
+    Slurm,
+}
+
 /// Benchmarks `seqmodal bench` knows.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum BenchWhat {
@@ -115,6 +149,17 @@ fn main() -> ExitCode {
         Command::Run { experiment, out, set, quiet, train_threads, threads: eval_threads } => {
             threads::configure(train_threads, eval_threads);
             run::run(&experiment, out, &set, quiet)
+        }
+        Command::Sweep { sweep: file, out, jobs, cell, emit, collect, quiet } => {
+            sweep::sweep(&sweep::SweepArgs {
+                sweep: file,
+                out,
+                jobs,
+                cell,
+                emit_slurm: matches!(emit, Some(Emit::Slurm)),
+                collect,
+                quiet,
+            })
         }
         Command::Search(args) => search::search(&args),
         Command::Eval(args) => search::eval(&args),

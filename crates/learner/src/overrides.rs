@@ -66,3 +66,79 @@ fn set_in(table: &mut dyn TableLike, parts: &[&str], value: Value) -> std::resul
 fn parse_value(raw: &str) -> Value {
     raw.parse::<Value>().unwrap_or_else(|_| Value::from(raw))
 }
+
+/// Reorders the `[[stages]]` tables: stage `i` of the result is stage `order[i]` of `text`.
+///
+/// `order` must be a permutation of `0..n` (n = number of stages). Each table moves whole,
+/// with its keys and the comments above it, so per-stage settings follow their modality.
+pub fn reorder_stages(text: &str, order: &[usize], path: &Path) -> Result<String> {
+    let syntax = |message: String| LearnerError::Syntax { path: path.into(), message };
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| syntax(e.to_string()))?;
+    let stages = doc
+        .get_mut("stages")
+        .and_then(Item::as_array_of_tables_mut)
+        .ok_or_else(|| syntax("no [[stages]] to reorder".into()))?;
+    let n = stages.len();
+    let mut seen = vec![false; n];
+    for &i in order {
+        if i >= n || std::mem::replace(&mut seen[i], true) {
+            return Err(syntax(format!("stage order {order:?} is not a permutation of 0..{n}")));
+        }
+    }
+    if order.len() != n {
+        return Err(syntax(format!("stage order {order:?} is not a permutation of 0..{n}")));
+    }
+    let old: Vec<toml_edit::Table> = stages.iter().cloned().collect();
+    stages.clear();
+    for (slot, &i) in order.iter().enumerate() {
+        let mut t = old[i].clone();
+        // toml_edit prints tables by their recorded document position, not by array order:
+        // the moved table takes the position of the slot it fills.
+        if let Some(p) = old[slot].position() {
+            t.set_position(p);
+        }
+        stages.push(t);
+    }
+    Ok(doc.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "name = \"x\"\n\n[[stages]]\nmodality = \"a\"\n\n# b runs short\n[[stages]]\nmodality = \"b\"\nepochs = 2\n\n[[stages]]\nmodality = \"c\"\n\n[eval]\nmetrics = [\"map\"]\n";
+
+    fn modalities(text: &str) -> Vec<(String, Option<i64>)> {
+        let doc: DocumentMut = text.parse().unwrap();
+        doc["stages"]
+            .as_array_of_tables()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (t["modality"].as_str().unwrap().to_string(), t.get("epochs").and_then(Item::as_integer))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn reorder_moves_whole_tables() {
+        let out = reorder_stages(TEXT, &[2, 1, 0], Path::new("x.toml")).unwrap();
+        assert_eq!(modalities(&out), vec![("c".into(), None), ("b".into(), Some(2)), ("a".into(), None)]);
+        // The comment travels with its stage; the rest of the file is untouched.
+        assert!(out.find("# b runs short").unwrap() < out.find("modality = \"b\"").unwrap());
+        assert!(out.contains("[eval]\nmetrics = [\"map\"]"));
+        // The identity gives back the same stages.
+        let same = reorder_stages(TEXT, &[0, 1, 2], Path::new("x.toml")).unwrap();
+        assert_eq!(modalities(&same), modalities(TEXT));
+    }
+
+    #[test]
+    fn reorder_rejects_non_permutations() {
+        for bad in [&[0, 1][..], &[0, 0, 1], &[0, 1, 3], &[0, 1, 2, 2]] {
+            let e = reorder_stages(TEXT, bad, Path::new("x.toml")).unwrap_err().to_string();
+            assert!(e.contains("x.toml") && e.contains("not a permutation"), "{e}");
+        }
+        let e = reorder_stages("name = \"x\"\n", &[0], Path::new("y.toml")).unwrap_err().to_string();
+        assert!(e.contains("y.toml") && e.contains("no [[stages]]"), "{e}");
+    }
+}

@@ -1,0 +1,342 @@
+//! `seqmodal sweep`: run every cell of a sweep file (a base experiment × axes) as a normal run
+//! directory under `DIR/cells/<id>/`, resume by skipping finished cells, record failures, and
+//! aggregate everything into `sweep.csv`, `summary.csv` and figures. `--emit slurm` writes a
+//! job-array script instead, `--cell I` runs one cell (a Slurm task), `--collect` aggregates.
+//!
+//! Each cell runs as a child process (`seqmodal run`, the same binary) rather than on a thread
+//! of this one. A cell's panic, abort or out-of-memory kill then stays in that cell and is
+//! recorded from its exit status and log; candle's thread settings are per process
+//! (`threads.rs` sets them through the environment before the first tensor op), which a
+//! thread-per-cell design could not give each cell; and a Slurm task runs exactly the same
+//! code path as a local cell. Starting a process costs milliseconds against cells of seconds
+//! to minutes.
+
+pub mod slurm;
+pub mod spec;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use seqmodal_analysis::{atomic_write, CellStatus, SweepCell};
+
+use spec::{Cell, Sweep};
+
+/// What `seqmodal sweep` should do.
+#[derive(Clone, Debug)]
+pub struct SweepArgs {
+    /// The sweep file.
+    pub sweep: PathBuf,
+    /// Sweep directory (default `runs/sweeps/<name>`).
+    pub out: Option<PathBuf>,
+    /// Cells run at once.
+    pub jobs: usize,
+    /// Run only this cell.
+    pub cell: Option<usize>,
+    /// Write a Slurm job-array script and exit.
+    pub emit_slurm: bool,
+    /// Only aggregate what the cells wrote.
+    pub collect: bool,
+    /// No progress bar.
+    pub quiet: bool,
+}
+
+/// How one cell ended in this invocation.
+enum Outcome {
+    /// Finished earlier (summary.json exists): not run again.
+    Skipped,
+    /// Ran and finished.
+    Done(f64),
+    /// Ran and failed; the first line of the reason.
+    Failed(String),
+}
+
+fn cell_dir(dir: &Path, cell: &Cell) -> PathBuf {
+    dir.join("cells").join(&cell.id)
+}
+
+/// Runs the `seqmodal sweep` command.
+pub fn sweep(args: &SweepArgs) -> Result<()> {
+    let spec = Sweep::load(&args.sweep)?;
+    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs/sweeps").join(&spec.name));
+    let n = spec.cells.len();
+    if args.emit_slurm {
+        let script = slurm::emit(&spec, &args.sweep, &dir)?;
+        println!("{n} cells: wrote {}", script.display());
+        println!("submit:  sbatch {}", script.display());
+        println!("collect: seqmodal sweep {} --out {} --collect", args.sweep.display(), dir.display());
+        return Ok(());
+    }
+    if args.collect {
+        return collect(&spec, &dir);
+    }
+    check_finished_cells_match(&spec, &dir)?;
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create sweep directory {}", dir.display()))?;
+    // The sweep file as run, next to its results.
+    let sweep_text =
+        std::fs::read(&args.sweep).with_context(|| format!("cannot read {}", args.sweep.display()))?;
+    atomic_write(&dir.join("sweep.toml"), &sweep_text)?;
+    if let Some(i) = args.cell {
+        let cell = spec.cells.get(i).with_context(|| {
+            format!("--cell {i}: {} has {n} cells (0..{})", args.sweep.display(), n.saturating_sub(1))
+        })?;
+        // Under Slurm, evaluate on the task's allocation, not on every core of a shared node.
+        let threads = std::env::var("SLURM_CPUS_PER_TASK")
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+        return match run_cell(cell, &dir, threads)? {
+            Outcome::Skipped => {
+                println!("cell {i} ({}) finished earlier: skipped", cell.id);
+                Ok(())
+            }
+            Outcome::Done(s) => {
+                println!("cell {i} ({}) done in {s:.1} s", cell.id);
+                Ok(())
+            }
+            Outcome::Failed(why) => {
+                bail!(
+                    "cell {i} ({}) failed: {why} (see {})",
+                    cell.id,
+                    cell_dir(&dir, cell).join("error.txt").display()
+                )
+            }
+        };
+    }
+    run_all(&spec, &dir, args.jobs.max(1), args.quiet)
+}
+
+/// Refuses to mix results: a finished cell whose experiment.toml differs from what the sweep
+/// file now gives was run from another version of the sweep.
+fn check_finished_cells_match(spec: &Sweep, dir: &Path) -> Result<()> {
+    let stale: Vec<&str> = spec
+        .cells
+        .iter()
+        .filter(|c| {
+            let d = cell_dir(dir, c);
+            d.join("summary.json").is_file()
+                && std::fs::read_to_string(d.join("experiment.toml")).map_or(true, |t| t != c.text)
+        })
+        .map(|c| c.id.as_str())
+        .collect();
+    if !stale.is_empty() {
+        bail!(
+            "{}: {} finished cell(s) were run with a different experiment than {} now gives ({}): \
+             use another --out, or delete those cells to rerun them",
+            dir.display(),
+            stale.len(),
+            spec.path.display(),
+            stale.join(", ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs one cell as a child `seqmodal run` process; skips it if it finished before.
+fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
+    let cdir = cell_dir(dir, cell);
+    if cdir.join("summary.json").is_file() {
+        return Ok(Outcome::Skipped);
+    }
+    std::fs::create_dir_all(&cdir).with_context(|| format!("cannot create {}", cdir.display()))?;
+    let exp = cdir.join("experiment.toml");
+    atomic_write(&exp, cell.text.as_bytes())?;
+    let error_file = cdir.join("error.txt");
+    if error_file.exists() {
+        std::fs::remove_file(&error_file)
+            .with_context(|| format!("cannot remove {}", error_file.display()))?;
+    }
+    let log_path = cdir.join("log.txt");
+    let log =
+        std::fs::File::create(&log_path).with_context(|| format!("cannot create {}", log_path.display()))?;
+    let log_err = log.try_clone().with_context(|| format!("cannot reopen {}", log_path.display()))?;
+    let exe = std::env::current_exe().context("cannot locate the seqmodal executable")?;
+    let start = Instant::now();
+    let status = Command::new(&exe)
+        .arg("run")
+        .arg(&exp)
+        .arg("--out")
+        .arg(&cdir)
+        .args(["--quiet", "--log", "warn", "--train-threads", "1", "--threads"])
+        .arg(eval_threads.to_string())
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .status();
+    let secs = start.elapsed().as_secs_f64();
+    let why = match status {
+        Ok(s) if s.success() && cdir.join("summary.json").is_file() => return Ok(Outcome::Done(secs)),
+        Ok(s) if s.success() => "exited 0 without writing summary.json".to_string(),
+        Ok(s) => format!("seqmodal run {s}"),
+        Err(e) => format!("cannot start {}: {e}", exe.display()),
+    };
+    let tail = log_tail(&log_path, 40);
+    // The run's own error line (`error: ...`) is the most useful one-line reason.
+    let first =
+        tail.lines().rev().find(|l| l.starts_with("error:")).map_or(why.clone(), |l| format!("{why}: {l}"));
+    let text = format!(
+        "cell {} ({}) failed after {secs:.1} s: {why}\n\nlast lines of log.txt:\n{tail}\n",
+        cell.index, cell.id
+    );
+    atomic_write(&error_file, text.as_bytes())?;
+    Ok(Outcome::Failed(first))
+}
+
+/// The last `lines` lines of a file (empty if unreadable).
+fn log_tail(path: &Path, lines: usize) -> String {
+    let mut s = String::new();
+    if let Ok(mut f) = std::fs::File::open(path) {
+        let _ = f.read_to_string(&mut s);
+    }
+    let all: Vec<&str> = s.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+/// Runs every unfinished cell, `jobs` at a time, then aggregates.
+fn run_all(spec: &Sweep, dir: &Path, jobs: usize, quiet: bool) -> Result<()> {
+    let n = spec.cells.len();
+    let pending: Vec<&Cell> =
+        spec.cells.iter().filter(|c| !cell_dir(dir, c).join("summary.json").is_file()).collect();
+    let skipped = n - pending.len();
+    println!(
+        "sweep {} (base {}): {n} cells, {skipped} finished earlier, {} to run, {jobs} at a time -> {}",
+        spec.name,
+        spec.base.display(),
+        pending.len(),
+        dir.display()
+    );
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    // Evaluation threads per cell: share the cores between the cells running at once.
+    let eval_threads = (cores / jobs.min(pending.len().max(1))).max(1);
+    let bar = if quiet { ProgressBar::hidden() } else { ProgressBar::new(pending.len() as u64) };
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells  {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    bar.enable_steady_tick(std::time::Duration::from_millis(500));
+    let next = AtomicUsize::new(0);
+    let results: Mutex<Vec<(usize, Outcome)>> = Mutex::new(Vec::new());
+    let start = Instant::now();
+    std::thread::scope(|s| -> Result<()> {
+        let workers: Vec<_> = (0..jobs.min(pending.len()))
+            .map(|_| {
+                s.spawn(|| -> Result<()> {
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(cell) = pending.get(i) else { return Ok(()) };
+                        let outcome = run_cell(cell, dir, eval_threads)?;
+                        let line = match &outcome {
+                            Outcome::Done(secs) => format!("cell {} done in {secs:.1} s", cell.id),
+                            Outcome::Failed(why) => format!("cell {} FAILED: {why}", cell.id),
+                            Outcome::Skipped => format!("cell {} finished meanwhile", cell.id),
+                        };
+                        if quiet {
+                            if let Outcome::Failed(_) = outcome {
+                                eprintln!("{line}");
+                            }
+                        } else {
+                            bar.println(&line);
+                        }
+                        bar.inc(1);
+                        bar.set_message(line);
+                        results
+                            .lock()
+                            .map_err(|_| anyhow::anyhow!("a worker thread panicked"))?
+                            .push((cell.index, outcome));
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.join().map_err(|_| anyhow::anyhow!("a sweep worker thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    bar.finish_and_clear();
+    let results = results.into_inner().map_err(|_| anyhow::anyhow!("a worker thread panicked"))?;
+    let ran = results.iter().filter(|(_, o)| matches!(o, Outcome::Done(_))).count();
+    let failed: Vec<String> = results
+        .iter()
+        .filter_map(|(i, o)| match o {
+            Outcome::Failed(why) => Some(format!("{} ({why})", spec.cells[*i].id)),
+            _ => None,
+        })
+        .collect();
+    println!(
+        "ran {ran} cells in {:.1} s ({skipped} skipped, {} failed)",
+        start.elapsed().as_secs_f64(),
+        failed.len()
+    );
+    aggregate(spec, dir)?;
+    if !failed.is_empty() {
+        bail!(
+            "{} of {n} cells failed (error.txt in each cell directory): {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// `--collect`: aggregates what the cells (e.g. Slurm tasks) wrote; fails, after writing the
+/// tables, if a cell failed or has not finished.
+fn collect(spec: &Sweep, dir: &Path) -> Result<()> {
+    if !dir.is_dir() {
+        bail!("{}: no such sweep directory (run the sweep or its Slurm tasks first)", dir.display());
+    }
+    check_finished_cells_match(spec, dir)?;
+    let cells = aggregate(spec, dir)?;
+    let not_ok: Vec<String> = cells
+        .iter()
+        .filter(|c| c.status != CellStatus::Ok)
+        .map(|c| format!("{} ({})", c.id, c.status.as_str()))
+        .collect();
+    if !not_ok.is_empty() {
+        bail!("{} of {} cells did not finish: {}", not_ok.len(), cells.len(), not_ok.join(", "));
+    }
+    Ok(())
+}
+
+/// Writes sweep.csv, summary.csv and the figures; returns the cells with their status.
+fn aggregate(spec: &Sweep, dir: &Path) -> Result<Vec<SweepCell>> {
+    let cells: Vec<SweepCell> = spec
+        .cells
+        .iter()
+        .map(|c| {
+            let d = cell_dir(dir, c);
+            let status = if d.join("summary.json").is_file() {
+                CellStatus::Ok
+            } else if d.join("error.txt").is_file() {
+                CellStatus::Failed
+            } else {
+                CellStatus::Missing
+            };
+            SweepCell {
+                index: c.index,
+                id: c.id.clone(),
+                dir: d,
+                axes: c.axes.clone(),
+                experiment: c.experiment.clone(),
+                learner: c.learner.clone(),
+                seed: c.seed,
+                bits: c.bits,
+                status,
+            }
+        })
+        .collect();
+    let ok = cells.iter().filter(|c| c.status == CellStatus::Ok).count();
+    let title = format!("sweep {} ({ok} of {} cells)", spec.name, cells.len());
+    let out = seqmodal_analysis::aggregate_sweep(&cells, &spec.axis_columns, dir, &title)
+        .with_context(|| format!("aggregating sweep {}", dir.display()))?;
+    println!("wrote {} and {}", out.sweep_csv.display(), out.summary_csv.display());
+    for f in out.figures.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
+        println!("figure {}", f.display());
+    }
+    Ok(cells)
+}
