@@ -31,6 +31,9 @@ pub struct Summary {
     pub bwt: Option<f64>,
     /// [`cl_metrics::bwt_cross`].
     pub bwt_cross: Option<f64>,
+    /// The experiment-file contract's `forgetting` key: the same value as
+    /// `forgetting_max_prev` (best earlier value − final), the definition the reports use.
+    pub forgetting: Option<f64>,
     /// [`cl_metrics::forgetting_max_prev`].
     pub forgetting_max_prev: Option<f64>,
     /// [`cl_metrics::forgetting_initial`].
@@ -80,6 +83,7 @@ impl Summary {
             acc_all_pairs: cl_metrics::acc_all_pairs(m),
             bwt: cl_metrics::bwt(m),
             bwt_cross: cl_metrics::bwt_cross(m),
+            forgetting: cl_metrics::forgetting_max_prev(m),
             forgetting_max_prev: cl_metrics::forgetting_max_prev(m),
             forgetting_initial: cl_metrics::forgetting_initial(m),
             forgetting_max_all: cl_metrics::forgetting_max_all(m),

@@ -12,12 +12,10 @@ use crate::progress::Progress;
 pub fn run(path: &Path, out: Option<PathBuf>, overrides: &[String], quiet: bool) -> Result<()> {
     let exp = Experiment::load(path, overrides)?;
     let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&exp.name));
-    let data_dir = exp.dataset_dir();
-    let mut ds = seqmodal_data::load(exp.dataset.kind, &data_dir)
-        .with_context(|| format!("{}: dataset.path = \"{}\"", path.display(), exp.dataset.path))?;
-    if exp.dataset.standardize {
-        ds.standardize();
-    }
+    let ds = exp.load_dataset().with_context(|| match exp.dataset.synthetic {
+        Some(_) => format!("{}: [dataset] kind = \"synthetic\"", path.display()),
+        None => format!("{}: dataset.path = \"{}\"", path.display(), exp.dataset.path),
+    })?;
     exp.check_dataset(&ds)?;
     tracing::info!(
         "{}: dataset {} ({}), learner {}, {} bits, {} stages -> {}",

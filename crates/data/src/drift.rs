@@ -183,7 +183,7 @@ mod tests {
                 n += 1.0;
             }
             let mean = cos_sum / n;
-            let c = (deg as f64).to_radians().cos();
+            let c = deg.to_radians().cos();
             assert!(mean >= c - 1e-6 && mean < 1.0 - 1e-3, "{deg}°: mean cosine {mean}");
         }
         // Two 45° turns make one 90° turn: the ramp turns one rotation further.

@@ -57,8 +57,8 @@ impl Default for SyntheticParams {
             train: 1000,
             test: 200,
             latent: 16,
-            spread: 0.5,
-            noise: 0.5,
+            spread: 1.0,
+            noise: 1.5,
             nonlinearity: 1.0,
             seed: 0,
         }
@@ -127,7 +127,7 @@ pub fn generate(params: &SyntheticParams) -> Result<Dataset> {
             (a, b)
         })
         .collect();
-    let mut split = |rows: usize, rng: &mut ChaCha8Rng| -> Result<Vec<Split>> {
+    let split = |rows: usize, rng: &mut ChaCha8Rng| -> Result<Vec<Split>> {
         let (latents, labels) = items(params, &prototypes, rows, rng)?;
         params
             .dims

@@ -39,7 +39,8 @@ pub fn label_set(labels: &Labels) -> Result<LabelSet> {
 }
 
 /// Evaluates every ordered pair (query, database) of the dataset's modalities.
-/// Queries are always encoded by the current model.
+/// Queries are always encoded by the current model; `drifted_queries` replaces the test
+/// features of a modality whose latest stage drifted.
 pub fn evaluate_all(
     model: &UnifiedModel,
     ds: &Dataset,
@@ -47,11 +48,13 @@ pub fn evaluate_all(
     stage: usize,
     trained: Option<&str>,
     frozen: &BTreeMap<String, Codes>,
+    drifted_queries: &BTreeMap<String, Matrix>,
 ) -> Result<Vec<EvalRow>> {
     let mut queries = Vec::new();
     let mut database = Vec::new();
     for m in &ds.modalities {
-        queries.push((encode_split(model, &m.name, &m.test.features)?, label_set(&m.test.labels)?));
+        let x = drifted_queries.get(&m.name).unwrap_or(&m.test.features);
+        queries.push((encode_split(model, &m.name, x)?, label_set(&m.test.labels)?));
         // `frozen` holds the database codes made when a modality was last trained;
         // modalities not in it are re-encoded with the current model.
         let db = match frozen.get(&m.name) {

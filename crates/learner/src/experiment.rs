@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use seqmodal_data::{Dataset, DatasetKind};
+use seqmodal_data::{Dataset, DatasetKind, Drift, SyntheticParams};
 use seqmodal_hamming::Metric;
 use seqmodal_model::{AdapterKind, LossWeights};
 
@@ -49,12 +49,34 @@ pub struct ExperimentFile {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSection {
-    /// Loader: `wiki` or `mfeat`.
+    /// Loader: `wiki`, `mfeat` or `synthetic`.
     pub kind: Spanned<String>,
-    /// Directory of the dataset files.
-    pub path: Spanned<String>,
+    /// Directory of the dataset files (not for `synthetic`).
+    pub path: Option<Spanned<String>>,
     /// Standardise each modality with train-split statistics (default true).
     pub standardize: Option<bool>,
+    /// `synthetic`: modality names.
+    pub modalities: Option<Spanned<Vec<String>>>,
+    /// `synthetic`: feature width per modality.
+    pub dims: Option<Spanned<Vec<i64>>>,
+    /// `synthetic`: number of classes.
+    pub classes: Option<Spanned<i64>>,
+    /// `synthetic`: `[min, max]` labels per item (`[1, 1]`: single-label).
+    pub labels_per_item: Option<Spanned<Vec<i64>>>,
+    /// `synthetic`: training (database) rows per modality.
+    pub train: Option<Spanned<i64>>,
+    /// `synthetic`: test (query) rows per modality.
+    pub test: Option<Spanned<i64>>,
+    /// `synthetic`: latent width.
+    pub latent: Option<Spanned<i64>>,
+    /// `synthetic`: latent noise around the class prototypes.
+    pub spread: Option<Spanned<f64>>,
+    /// `synthetic`: per-modality feature noise.
+    pub noise: Option<Spanned<f64>>,
+    /// `synthetic`: weight of the nonlinear (tanh) part of each modality's map.
+    pub nonlinearity: Option<Spanned<f64>>,
+    /// `synthetic`: seed of the generated data (default 0; independent of the run seed).
+    pub seed: Option<u64>,
 }
 
 /// `[model]` section.
@@ -133,6 +155,55 @@ pub struct StageSection {
     pub classes: Option<Spanned<Vec<i64>>>,
     /// Optional per-stage override of `[train] epochs`.
     pub epochs: Option<Spanned<i64>>,
+    /// Optional drift of this stage's data (training rows and the modality's queries).
+    pub drift: Option<Spanned<DriftSection>>,
+    /// Optional: expand into this many consecutive stages of the same modality; drift
+    /// ramps (`{ from, to }`) move linearly across them.
+    pub repeat: Option<Spanned<i64>>,
+}
+
+/// A drift value: fixed, or a linear ramp over the stage's repeats.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum RampValue {
+    /// The same value in every repeat.
+    Fixed(f64),
+    /// `from` in the first repeat, `to` in the last, linear in between.
+    Ramp {
+        /// First value.
+        from: f64,
+        /// Last value.
+        to: f64,
+    },
+}
+
+impl RampValue {
+    /// The value in repeat `k` of `n` (0-based).
+    pub fn at(self, k: usize, n: usize) -> f64 {
+        match self {
+            RampValue::Fixed(v) => v,
+            RampValue::Ramp { from, to } if n > 1 => from + (to - from) * k as f64 / (n - 1) as f64,
+            RampValue::Ramp { from, .. } => from,
+        }
+    }
+}
+
+/// A stage's `drift = { ... }` table (see docs/experiments.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriftSection {
+    /// Gaussian feature noise (std, in standardised units).
+    pub noise: Option<RampValue>,
+    /// Rotation angle in degrees.
+    pub rotation: Option<RampValue>,
+    /// Feature scale factor.
+    pub scale: Option<RampValue>,
+    /// Shift along a fixed random direction, in std units.
+    pub shift: Option<RampValue>,
+    /// Probability of zeroing each feature.
+    pub dropout: Option<RampValue>,
+    /// Relative class frequencies of the training rows, one weight per class.
+    pub class_prior: Option<Vec<f64>>,
 }
 
 /// `[eval]` section.
@@ -194,10 +265,12 @@ pub struct Experiment {
 pub struct DatasetSpec {
     /// Loader.
     pub kind: DatasetKind,
-    /// Directory as written in the file.
+    /// Directory as written in the file (empty for `synthetic`).
     pub path: String,
     /// Standardise per modality.
     pub standardize: bool,
+    /// Generator settings of a `synthetic` dataset.
+    pub synthetic: Option<SyntheticParams>,
 }
 
 /// Checked `[model]`.
@@ -268,6 +341,8 @@ pub struct StageSpec {
     pub classes: Option<Vec<usize>>,
     /// Epochs of this stage.
     pub epochs: usize,
+    /// Drift of this stage's data (identity when the stage has none).
+    pub drift: Drift,
     /// Line of the stage's `modality` key, for dataset-dependent errors.
     pub line: usize,
 }
@@ -362,12 +437,22 @@ impl ExperimentFile {
                     Some(c.get_ref().iter().map(|&v| v as usize).collect())
                 }
             };
-            stages.push(StageSpec {
-                modality: s.modality.get_ref().clone(),
-                classes,
-                epochs: positive(&s.epochs, &format!("stages[{i}].epochs"), train.epochs)?,
-                line: line_of(text, s.modality.span().start),
-            });
+            let epochs = positive(&s.epochs, &format!("stages[{i}].epochs"), train.epochs)?;
+            let repeat = positive(&s.repeat, &format!("stages[{i}].repeat"), 1)?;
+            for k in 0..repeat {
+                let drift = match &s.drift {
+                    None => Drift::default(),
+                    Some(d) => check_drift(d.get_ref(), k, repeat)
+                        .map_err(|(key, m)| at(d.span(), &format!("stages[{i}].drift.{key}"), m))?,
+                };
+                stages.push(StageSpec {
+                    modality: s.modality.get_ref().clone(),
+                    classes: classes.clone(),
+                    epochs,
+                    drift,
+                    line: line_of(text, s.modality.span().start),
+                });
+            }
         }
         let mut metrics = vec![Metric::Map];
         for m in self.eval.metrics.iter().flatten() {
@@ -390,11 +475,7 @@ impl ExperimentFile {
             source: path.into(),
             name: self.name.get_ref().clone(),
             seed: self.seed.unwrap_or(0),
-            dataset: DatasetSpec {
-                kind,
-                path: self.dataset.path.get_ref().clone(),
-                standardize: self.dataset.standardize.unwrap_or(true),
-            },
+            dataset: self.check_dataset_section(kind, &ck)?,
             model,
             learner,
             train,
@@ -428,6 +509,21 @@ impl Experiment {
                     ),
                 });
             };
+            if let Some(w) = &s.drift.class_prior {
+                if w.len() != ds.classes() {
+                    return Err(LearnerError::Invalid {
+                        path: self.source.clone(),
+                        line: s.line,
+                        key: format!("stages[{i}].drift.class_prior"),
+                        message: format!(
+                            "{} weights, dataset '{}' has {} classes",
+                            w.len(),
+                            ds.name,
+                            ds.classes()
+                        ),
+                    });
+                }
+            }
             if let Some(classes) = &s.classes {
                 if let Some(bad) = classes.iter().find(|&&c| c >= ds.classes()) {
                     return Err(LearnerError::Invalid {
@@ -456,6 +552,18 @@ impl Experiment {
         Ok(())
     }
 
+    /// Loads (or generates) the dataset, standardised when the file asks for it.
+    pub fn load_dataset(&self) -> Result<Dataset> {
+        let mut ds = match &self.dataset.synthetic {
+            Some(params) => seqmodal_data::generate_synthetic(params)?,
+            None => seqmodal_data::load(self.dataset.kind, &self.dataset_dir())?,
+        };
+        if self.dataset.standardize {
+            ds.standardize();
+        }
+        Ok(ds)
+    }
+
     /// Resolves the dataset directory: as written (relative to the working directory),
     /// else relative to each folder above the experiment file.
     pub fn dataset_dir(&self) -> PathBuf {
@@ -474,17 +582,52 @@ impl Experiment {
         p
     }
 
+    /// The resolved `[dataset]` table (generator settings spelled out for `synthetic`).
+    fn dataset_section(&self) -> DatasetSection {
+        let d = &self.dataset;
+        let sp = |v| Spanned::new(0..0, v);
+        let mut s = DatasetSection {
+            kind: sp(d.kind.as_str().into()),
+            path: (d.synthetic.is_none()).then(|| sp(d.path.clone())),
+            standardize: Some(d.standardize),
+            modalities: None,
+            dims: None,
+            classes: None,
+            labels_per_item: None,
+            train: None,
+            test: None,
+            latent: None,
+            spread: None,
+            noise: None,
+            nonlinearity: None,
+            seed: None,
+        };
+        if let Some(p) = &d.synthetic {
+            let int = |v: usize| Some(Spanned::new(0..0, v as i64));
+            let float = |v: f64| Some(Spanned::new(0..0, v));
+            s.modalities = Some(Spanned::new(0..0, p.modalities.clone()));
+            s.dims = Some(Spanned::new(0..0, p.dims.iter().map(|&v| v as i64).collect()));
+            s.classes = int(p.classes);
+            s.labels_per_item =
+                Some(Spanned::new(0..0, vec![p.labels_per_item.0 as i64, p.labels_per_item.1 as i64]));
+            s.train = int(p.train);
+            s.test = int(p.test);
+            s.latent = int(p.latent);
+            s.spread = float(p.spread);
+            s.noise = float(p.noise);
+            s.nonlinearity = float(p.nonlinearity);
+            s.seed = Some(p.seed);
+        }
+        s
+    }
+
     /// The fully resolved experiment (every default filled in) as TOML text.
     pub fn to_toml(&self) -> String {
         let sp = |v| Spanned::new(0..0, v);
         let file = ExperimentFile {
             name: sp(self.name.clone()),
             seed: Some(self.seed),
-            dataset: DatasetSection {
-                kind: sp(self.dataset.kind.as_str().into()),
-                path: sp(self.dataset.path.clone()),
-                standardize: Some(self.dataset.standardize),
-            },
+            dataset: self.dataset_section(),
             model: ModelSection {
                 bits: Some(Spanned::new(0..0, self.model.bits as i64)),
                 hidden: Some(Spanned::new(0..0, self.model.hidden as i64)),
@@ -509,6 +652,8 @@ impl Experiment {
                         .as_ref()
                         .map(|c| Spanned::new(0..0, c.iter().map(|&v| v as i64).collect())),
                     epochs: Some(Spanned::new(0..0, s.epochs as i64)),
+                    drift: DriftSection::of(&s.drift).map(|d| Spanned::new(0..0, d)),
+                    repeat: None,
                 })
                 .collect(),
             eval: EvalSection {
@@ -568,6 +713,16 @@ impl Checker<'_> {
         }
     }
 
+    /// A list of positive integers.
+    fn positive_list(&self, v: &Spanned<Vec<i64>>, key: &str) -> Result<Vec<usize>> {
+        match v.get_ref().iter().find(|&&x| x < 1) {
+            Some(bad) => {
+                Err(self.err(v.span(), key, format!("every entry must be a positive integer, got {bad}")))
+            }
+            None => Ok(v.get_ref().iter().map(|&x| x as usize).collect()),
+        }
+    }
+
     /// One of `options`, named by `name` (default when absent).
     fn choice<T: Copy>(
         &self,
@@ -589,6 +744,138 @@ impl Checker<'_> {
 /// 1-based line of a byte offset.
 fn line_of(text: &str, offset: usize) -> usize {
     text[..offset.min(text.len())].bytes().filter(|&b| b == b'\n').count() + 1
+}
+
+/// The drift of repeat `k` of `n`, range-checked; errors are (key, message).
+fn check_drift(d: &DriftSection, k: usize, n: usize) -> std::result::Result<Drift, (&'static str, String)> {
+    let value = |v: Option<RampValue>, key: &'static str, default: f64, ok: fn(f64) -> bool, want: &str| {
+        let Some(v) = v else { return Ok(default) };
+        let ends = match v {
+            RampValue::Fixed(x) => [x, x],
+            RampValue::Ramp { from, to } => [from, to],
+        };
+        match ends.into_iter().find(|&x| !(x.is_finite() && ok(x))) {
+            Some(bad) => Err((key, format!("must be {want}, got {bad}"))),
+            None => Ok(v.at(k, n)),
+        }
+    };
+    let class_prior = match &d.class_prior {
+        None => None,
+        Some(w) if w.iter().all(|x| x.is_finite() && *x >= 0.0) && w.iter().any(|&x| x > 0.0) => {
+            Some(w.clone())
+        }
+        Some(_) => return Err(("class_prior", "weights must be finite, >= 0, and not all 0".into())),
+    };
+    Ok(Drift {
+        noise: value(d.noise, "noise", 0.0, |x| x >= 0.0, "a number >= 0")?,
+        rotation: value(d.rotation, "rotation", 0.0, |_| true, "a finite angle in degrees")?,
+        scale: value(d.scale, "scale", 1.0, |_| true, "a finite number")?,
+        shift: value(d.shift, "shift", 0.0, |_| true, "a finite number")?,
+        dropout: value(d.dropout, "dropout", 0.0, |x| (0.0..1.0).contains(&x), "in [0, 1)")?,
+        class_prior,
+    })
+}
+
+impl DriftSection {
+    /// The table that reproduces `d` (only the keys that change something).
+    fn of(d: &Drift) -> Option<Self> {
+        let v = |x: f64, default: f64| (x != default).then_some(RampValue::Fixed(x));
+        let s = DriftSection {
+            noise: v(d.noise, 0.0),
+            rotation: v(d.rotation, 0.0),
+            scale: v(d.scale, 1.0),
+            shift: v(d.shift, 0.0),
+            dropout: v(d.dropout, 0.0),
+            class_prior: d.class_prior.clone(),
+        };
+        (s != DriftSection::default()).then_some(s)
+    }
+}
+
+impl ExperimentFile {
+    /// Checks `[dataset]`: a path for file formats, generator keys only for `synthetic`.
+    fn check_dataset_section(&self, kind: DatasetKind, ck: &Checker<'_>) -> Result<DatasetSpec> {
+        let d = &self.dataset;
+        let synthetic_keys: [(&str, Option<std::ops::Range<usize>>); 10] = [
+            ("modalities", d.modalities.as_ref().map(Spanned::span)),
+            ("dims", d.dims.as_ref().map(Spanned::span)),
+            ("classes", d.classes.as_ref().map(Spanned::span)),
+            ("labels_per_item", d.labels_per_item.as_ref().map(Spanned::span)),
+            ("train", d.train.as_ref().map(Spanned::span)),
+            ("test", d.test.as_ref().map(Spanned::span)),
+            ("latent", d.latent.as_ref().map(Spanned::span)),
+            ("spread", d.spread.as_ref().map(Spanned::span)),
+            ("noise", d.noise.as_ref().map(Spanned::span)),
+            ("nonlinearity", d.nonlinearity.as_ref().map(Spanned::span)),
+        ];
+        if kind != DatasetKind::Synthetic {
+            if let Some((key, Some(span))) = synthetic_keys.iter().find(|(_, s)| s.is_some()) {
+                return Err(ck.err(
+                    span.clone(),
+                    &format!("dataset.{key}"),
+                    format!("only a key of kind = \"synthetic\", not of '{}'", kind.as_str()),
+                ));
+            }
+            let Some(path) = &d.path else {
+                return Err(ck.err(
+                    d.kind.span(),
+                    "dataset.path",
+                    format!("missing: kind '{}' reads its files from a directory", kind.as_str()),
+                ));
+            };
+            return Ok(DatasetSpec {
+                kind,
+                path: path.get_ref().clone(),
+                standardize: d.standardize.unwrap_or(true),
+                synthetic: None,
+            });
+        }
+        if let Some(p) = &d.path {
+            return Err(ck.err(
+                p.span(),
+                "dataset.path",
+                "a synthetic dataset is generated; remove `path`".into(),
+            ));
+        }
+        let defaults = SyntheticParams::default();
+        let modalities = d.modalities.as_ref().map_or(defaults.modalities.clone(), |m| m.get_ref().clone());
+        let dims = match &d.dims {
+            None if d.modalities.is_none() => defaults.dims.clone(),
+            None => {
+                return Err(ck.err(d.kind.span(), "dataset.dims", "give one width per modality".into()));
+            }
+            Some(v) => ck.positive_list(v, "dataset.dims")?,
+        };
+        let labels_per_item = match &d.labels_per_item {
+            None => defaults.labels_per_item,
+            Some(v) => match ck.positive_list(v, "dataset.labels_per_item")?[..] {
+                [lo, hi] => (lo, hi),
+                _ => return Err(ck.err(v.span(), "dataset.labels_per_item", "write [min, max]".into())),
+            },
+        };
+        let params = SyntheticParams {
+            modalities,
+            dims,
+            classes: ck.int(&d.classes, "dataset.classes", defaults.classes, 1)?,
+            labels_per_item,
+            train: ck.int(&d.train, "dataset.train", defaults.train, 1)?,
+            test: ck.int(&d.test, "dataset.test", defaults.test, 1)?,
+            latent: ck.int(&d.latent, "dataset.latent", defaults.latent, 1)?,
+            spread: ck.float(&d.spread, "dataset.spread", defaults.spread, false)?,
+            noise: ck.float(&d.noise, "dataset.noise", defaults.noise, false)?,
+            nonlinearity: ck.float(&d.nonlinearity, "dataset.nonlinearity", defaults.nonlinearity, false)?,
+            seed: d.seed.unwrap_or(defaults.seed),
+        };
+        // The remaining cross-key checks (names distinct, widths per modality, labels per
+        // item within the classes) live with the generator; report them at `[dataset]`.
+        params.check().map_err(|e| ck.err(d.kind.span(), "dataset", e.to_string()))?;
+        Ok(DatasetSpec {
+            kind,
+            path: String::new(),
+            standardize: d.standardize.unwrap_or(true),
+            synthetic: Some(params),
+        })
+    }
 }
 
 impl ExperimentFile {

@@ -10,7 +10,7 @@ use std::time::Instant;
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 
-use seqmodal_data::Dataset;
+use seqmodal_data::{Dataset, Matrix};
 use seqmodal_model::{ModelConfig, UnifiedModel};
 
 use crate::error::{LearnerError, Result};
@@ -63,6 +63,18 @@ pub struct RunResult {
     pub footprint: Footprint,
 }
 
+/// Salt that keeps a stage's query draws apart from its training draws.
+const QUERY_DRAWS: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// A seed from the run seed, a modality name and a stage (FNV-1a, stable across platforms).
+fn mix(seed: u64, modality: &str, stage: u64) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64 ^ seed;
+    for b in modality.bytes().chain(stage.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x0100_0000_01b3);
+    }
+    h
+}
+
 /// Builds the unified model for an experiment on a dataset.
 pub fn build_model(exp: &Experiment, ds: &Dataset) -> Result<UnifiedModel> {
     let cfg = ModelConfig {
@@ -93,13 +105,15 @@ pub fn run(
     for m in &ds.modalities {
         model.ensure_modality(&m.name, m.dim())?;
     }
-    let data = ModalityTrain::from_dataset(ds);
+    let mut data = ModalityTrain::from_dataset(ds);
+    // Drifted test features per modality, as of the modality's latest stage.
+    let mut drifted_queries: BTreeMap<String, Matrix> = BTreeMap::new();
     let mut rng = ChaCha8Rng::seed_from_u64(exp.seed);
     let mut learner = LearnerKind::build(&exp.learner);
     learner.check(ds)?;
     // Database codes kept per modality under the `frozen` policy.
     let mut frozen = BTreeMap::new();
-    let mut rows = evaluate_all(&model, ds, &exp.metrics, 0, None, &frozen)?;
+    let mut rows = evaluate_all(&model, ds, &exp.metrics, 0, None, &frozen, &drifted_queries)?;
     observer.on_evaluated(0, &rows);
     let (mut samples, mut steps, mut seconds, mut passes, mut stage_samples) = (0u64, 0u64, 0f64, 0u64, 0u64);
     if let Some(dir) = &opts.checkpoint_dir {
@@ -112,11 +126,29 @@ pub fn run(
             learner: "runner".into(),
             message: "unchecked modality".into(),
         })?;
-        let labels = &ds.modalities[midx].train.labels;
+        let m = &ds.modalities[midx];
+        let labels = &m.train.labels;
         let rows_of_stage: Vec<u32> = (0..labels.rows())
             .filter(|&r| spec.classes.as_ref().is_none_or(|cs| cs.iter().any(|&c| labels.has(r, c))))
             .map(|r| r as u32)
             .collect();
+        // Drift: this stage's training rows and the modality's queries move together. The
+        // basis seed depends on the modality only, so a ramp turns one rotation further;
+        // the draw seed is per stage, so each stage draws fresh noise.
+        let basis_seed = mix(exp.seed, &m.name, 0);
+        let draw_seed = mix(exp.seed, &m.name, stage as u64);
+        let rows_of_stage = spec.drift.reweight(labels, &rows_of_stage, draw_seed);
+        if rows_of_stage.is_empty() {
+            return Err(LearnerError::Learner {
+                learner: "runner".into(),
+                message: format!("stage {stage}: the class prior left no training rows of '{}'", m.name),
+            });
+        }
+        if !spec.drift.is_feature_identity() || drifted_queries.contains_key(&m.name) {
+            data[midx].x = spec.drift.apply(&m.train.features, basis_seed, draw_seed).data().to_vec();
+            let queries = spec.drift.apply(&m.test.features, basis_seed, draw_seed ^ QUERY_DRAWS);
+            drifted_queries.insert(m.name.clone(), queries);
+        }
         let stage_data = StageData { stage, modality: midx, rows: rows_of_stage, epochs: spec.epochs };
         observer.on_stage_start(stage, &spec.modality, spec.epochs);
         let mut trainer = Trainer {
@@ -144,7 +176,8 @@ pub fn run(
             let m = &ds.modalities[midx];
             frozen.insert(m.name.clone(), crate::evaluate::encode_split(&model, &m.name, &m.train.features)?);
         }
-        let stage_rows = evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality), &frozen)?;
+        let stage_rows =
+            evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality), &frozen, &drifted_queries)?;
         observer.on_evaluated(stage, &stage_rows);
         rows.extend(stage_rows);
     }
