@@ -34,3 +34,20 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
 # Training throughput: the unified model vs a plain candle loop, same process.
 bench threads="1":
     cargo run --release -- bench train --threads {{threads}}
+
+# Exact Hamming search of .npy codes: just search --database DB.npy --queries Q.npy -k 100 --out DIR
+search *args:
+    cargo run --release -- search {{args}}
+
+# Retrieval metrics of .npy codes and labels: just eval --database DB.npy --queries Q.npy --db-labels DL.npy --query-labels QL.npy
+eval *args:
+    cargo run --release -- eval {{args}}
+
+# Hamming engine: top-100 and mAP@all against a naive reference in the same process.
+bench-search backend="cpu":
+    cargo run --release -- bench search --backend {{backend}}
+
+# seqmodal search vs FAISS IndexBinaryFlat, mAP@all vs numpy (pip-installs faiss-cpu and numpy).
+faiss-compare:
+    cargo build --release
+    bench/faiss_compare.sh

@@ -128,6 +128,15 @@ pub fn knn(
     Ok(Neighbors::from_parts(k, ids, distances))
 }
 
+/// Writes the Hamming distance from `query` (one code, `db.words_per_code()` words) to every
+/// code of `db` into `out` (`db.len()` slots), with the chosen kernel.
+pub fn distances_into(query: &[u64], db: CodesView<'_>, engine: Engine, out: &mut [u32]) -> Result<()> {
+    crate::error::check_shape("query words", 1, db.words_per_code(), query.len())?;
+    crate::error::check_shape("distance output", db.len(), 1, out.len())?;
+    Imp::new(engine, db.words_per_code())?.fill(query, db.as_words(), out);
+    Ok(())
+}
+
 /// Candidate list of one query: every item that may still be in its top k, in index order.
 struct TopK {
     limit: u32,

@@ -227,3 +227,23 @@ fn forcing_an_unsupported_kernel_is_an_error() {
     assert_eq!("avx2".parse::<Kernel>().unwrap(), Kernel::Avx2);
     assert!("sse".parse::<Kernel>().is_err());
 }
+
+#[test]
+fn distances_into_matches_reference_for_every_kernel() {
+    let mut rng = ChaCha8Rng::seed_from_u64(21);
+    for &bits in &[7usize, 64, 128, 192, 256] {
+        let n = 103;
+        let db = random_bits(&mut rng, n, bits);
+        let qb = random_bits(&mut rng, 1, bits);
+        let d = Codes::from_bools(&db, n, bits).unwrap();
+        let q = Codes::from_bools(&qb, 1, bits).unwrap();
+        let want: Vec<u32> = db.chunks(bits).map(|c| ref_dist(&qb, c) as u32).collect();
+        for engine in engines() {
+            let mut out = vec![u32::MAX; n];
+            seqmodal_hamming::distances_into(q.row(0), d.view(), engine, &mut out).unwrap();
+            assert_eq!(out, want, "bits {bits} {engine:?}");
+        }
+        let mut short = vec![0; n - 1];
+        assert!(seqmodal_hamming::distances_into(q.row(0), d.view(), Engine::default(), &mut short).is_err());
+    }
+}
