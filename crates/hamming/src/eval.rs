@@ -247,21 +247,70 @@ fn ratio(num: f64, den: u64) -> f64 {
 }
 
 /// Per-worker buffers, reused across queries.
-#[derive(Default)]
 struct Scratch {
     dist: Vec<u32>,
-    /// Per distance: `items seen << 32 | relevant items seen`, updated in index order.
-    cur: Vec<u64>,
-    /// Per relevant item (index order): its bucket's counter just after it was counted...
+    /// Per distance: `items seen << 32 | relevant items seen`, updated in index order
+    /// (fixed-size for codes up to 255 bits, so indexing needs no bounds check).
+    small: Box<[u64; SMALL]>,
+    big: Vec<u64>,
+    /// Tile-local (counter, distance) of each relevant item; power-of-two sized so the
+    /// branch-free writes need no bounds check.
+    tile_v: Box<[u64; TILE_BUF]>,
+    tile_d: Box<[u32; TILE_BUF]>,
+    /// Per relevant item, in index order: its bucket's counter just after it was counted ...
     terms: Vec<Term>,
-    /// ... and its distance. Written for every item, kept (cursor advanced) only if relevant.
+    /// ... and its distance.
     term_d: Vec<u32>,
-    n_terms: usize,
+}
+
+/// Distance buckets held in the fixed-size counter array.
+const SMALL: usize = 256;
+/// Tile-local term buffer: a power of two above `TILE`.
+const TILE_BUF: usize = 4096;
+const _: () = assert!(TILE < TILE_BUF && TILE_BUF.is_power_of_two());
+
+impl Default for Scratch {
+    fn default() -> Scratch {
+        Scratch {
+            dist: Vec::new(),
+            small: Box::new([0; SMALL]),
+            big: Vec::new(),
+            tile_v: Box::new([0; TILE_BUF]),
+            tile_d: Box::new([0; TILE_BUF]),
+            terms: Vec::new(),
+            term_d: Vec::new(),
+        }
+    }
+}
+
+/// Per-distance running counters.
+trait Counters {
+    /// Adds `inc` to bucket `d` and returns the new value.
+    fn bump(&mut self, d: u32, inc: u64) -> u64;
+}
+
+impl Counters for [u64; SMALL] {
+    #[inline(always)]
+    fn bump(&mut self, d: u32, inc: u64) -> u64 {
+        // Only used when every distance is below SMALL; the mask just proves it to the compiler.
+        let slot = &mut self[d as usize & (SMALL - 1)];
+        *slot += inc;
+        *slot
+    }
+}
+
+impl Counters for [u64] {
+    #[inline(always)]
+    fn bump(&mut self, d: u32, inc: u64) -> u64 {
+        let slot = &mut self[d as usize];
+        *slot += inc;
+        *slot
+    }
 }
 
 impl Scratch {
     fn terms(&self) -> &[Term] {
-        &self.terms[..self.n_terms]
+        &self.terms
     }
 
     /// One pass over the database in index order; afterwards `terms()` holds each relevant
@@ -271,34 +320,75 @@ impl Scratch {
     /// the second part is a running counter, the first is known once the pass has counted
     /// every bucket, so positions are fixed up afterwards for the relevant items only.
     fn query(&mut self, imp: Imp, q: &[u64], ql: &[u64], db: CodesView<'_>, dl: &LabelSet) -> Hist {
+        let nb = db.bits() + 1;
+        self.terms.clear();
+        self.term_d.clear();
+        let cur: Vec<u64> = if nb <= SMALL {
+            let mut small = std::mem::replace(&mut self.small, Box::new([0; SMALL]));
+            small.fill(0);
+            self.pass(imp, q, ql, db, dl, &mut *small);
+            let cur = small[..nb].to_vec();
+            self.small = small;
+            cur
+        } else {
+            let mut big = std::mem::take(&mut self.big);
+            big.clear();
+            big.resize(nb, 0);
+            self.pass(imp, q, ql, db, dl, &mut big[..]);
+            let cur = big.clone();
+            self.big = big;
+            cur
+        };
+        let hist = Hist {
+            total: cur.iter().map(|&c| (c >> 32) as u32).collect(),
+            hits: cur.iter().map(|&c| c as u32).collect(),
+        };
+        // Bucket bases: (items, hits) at distances below d, packed like the counters.
+        let base: Vec<u64> = cur
+            .iter()
+            .scan(0u64, |acc, &c| {
+                let b = *acc;
+                *acc += c;
+                Some(b)
+            })
+            .collect();
+        for (t, &d) in self.terms.iter_mut().zip(&self.term_d) {
+            // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
+            *t += base[d as usize];
+        }
+        hist
+    }
+
+    fn pass<C: Counters + ?Sized>(
+        &mut self,
+        imp: Imp,
+        q: &[u64],
+        ql: &[u64],
+        db: CodesView<'_>,
+        dl: &LabelSet,
+        cur: &mut C,
+    ) {
         let n = db.len();
         let w = db.words_per_code();
-        let nb = db.bits() + 1;
         self.dist.resize(TILE.min(n), 0);
-        self.cur.clear();
-        self.cur.resize(nb, 0);
-        self.terms.resize(n + 1, 0);
-        self.term_d.resize(n + 1, 0);
         let words = db.as_words();
         let labels = dl.as_words();
         let lw = dl.words_per_row();
         // Locals, not `self.` fields, in the hot loop: stores through one could alias another,
         // which makes the compiler reload every pointer on every item.
-        let (dist_buf, cur, terms, term_d) =
-            (&mut self.dist[..], &mut self.cur[..], &mut self.terms[..], &mut self.term_d[..]);
-        let mut nt = 0usize;
+        let (dist_buf, tile_v, tile_d) = (&mut self.dist[..], &mut *self.tile_v, &mut *self.tile_d);
         for t0 in (0..n).step_by(TILE) {
             let t1 = (t0 + TILE).min(n);
             let dist = &mut dist_buf[..t1 - t0];
             imp.fill(q, &words[t0 * w..t1 * w], dist);
+            let mut nt = 0usize;
             let mut step = |d: u32, rel: bool| {
                 let r = u64::from(rel);
-                let slot = &mut cur[d as usize];
-                let v = *slot + (1 << 32 | r);
-                *slot = v;
-                // Branch-free: relevance is unpredictable, so always write and advance by r.
-                terms[nt] = v;
-                term_d[nt] = d;
+                let v = cur.bump(d, 1 << 32 | r);
+                // Branch-free: relevance is unpredictable, so always write and advance by r
+                // (nt <= TILE < TILE_BUF, the mask only proves it).
+                tile_v[nt & (TILE_BUF - 1)] = v;
+                tile_d[nt & (TILE_BUF - 1)] = d;
                 nt += r as usize;
             };
             if let [q0] = ql {
@@ -310,26 +400,8 @@ impl Scratch {
                     step(d, ql.iter().zip(l).any(|(a, b)| a & b != 0));
                 }
             }
+            self.terms.extend_from_slice(&tile_v[..nt]);
+            self.term_d.extend_from_slice(&tile_d[..nt]);
         }
-        self.n_terms = nt;
-        let hist = Hist {
-            total: self.cur.iter().map(|&c| (c >> 32) as u32).collect(),
-            hits: self.cur.iter().map(|&c| c as u32).collect(),
-        };
-        // Bucket bases: (items, hits) at distances below d, packed like the counters.
-        let base: Vec<u64> = self
-            .cur
-            .iter()
-            .scan(0u64, |acc, &c| {
-                let b = *acc;
-                *acc += c;
-                Some(b)
-            })
-            .collect();
-        for (t, &d) in self.terms[..nt].iter_mut().zip(&self.term_d[..nt]) {
-            // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
-            *t += base[d as usize];
-        }
-        hist
     }
 }
