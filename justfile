@@ -31,6 +31,12 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
     done
     ./target/release/seqmodal report runs/sweeps --out reports/learners.md --title "Learners across forgetting scenarios"
 
+# JOBS=1 just sweep ... runs one cell at a time; rerunning continues where a sweep stopped.
+# Run a sweep file (docs/sweeps.md), one cell per core: just sweep sweeps/orderings-mfeat.toml [--out DIR]
+sweep file *args:
+    cargo build --release --workspace
+    ./target/release/seqmodal sweep {{file}} --jobs {{env_var_or_default("JOBS", num_cpus())}} {{args}}
+
 # Training throughput: the unified model vs a plain candle loop, same process.
 bench threads="1":
     cargo run --release -- bench train --threads {{threads}}
