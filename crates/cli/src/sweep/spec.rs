@@ -257,6 +257,9 @@ impl SweepFile {
             for l in ls.get_ref() {
                 let v = toml::Value::String(l.get_ref().clone());
                 let (t, label) = value_strings(&v);
+                if values.iter().any(|x: &AxisValue| x.label == label) {
+                    return Err(at.err(l.span(), "learners", format!("learner '{label}' listed twice")));
+                }
                 try_assign("learner.kind", "learners", l.span(), &t)?;
                 values.push(AxisValue { label, assignment: Some(format!("learner.kind={t}")), order: None });
             }
