@@ -40,6 +40,16 @@ pub enum DataError {
         /// What is wrong.
         message: String,
     },
+    /// One named array of a file (an `.npz` member, a MAT variable) is missing or unusable.
+    #[error("{path}: {name}: {message}")]
+    Variable {
+        /// The file.
+        path: PathBuf,
+        /// The array or variable name.
+        name: String,
+        /// What is wrong.
+        message: String,
+    },
     /// Shapes or row counts disagree.
     #[error("{context}: {message}")]
     Shape {
@@ -63,6 +73,14 @@ pub enum DataError {
     /// A dataset kind that has no loader (the message lists the known ones).
     #[error("{0}")]
     UnknownKind(String),
+    /// A loader setting (`[dataset]` key such as `test` or `train`) does not fit the data.
+    #[error("dataset.{key}: {message}")]
+    Setting {
+        /// The `[dataset]` key.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
     /// A synthetic-dataset parameter is out of range.
     #[error("dataset.{key}: {message}")]
     Synthetic {

@@ -1,4 +1,4 @@
-//! Datasets for seqmodal: loaders (`wiki`, `mfeat`), the synthetic benchmark, drift
+//! Datasets for seqmodal: loaders (`wiki`, `mfeat`, `npz`, `mat73`, `xmedia`), the synthetic benchmark, drift
 //! transforms, splits, labels and per-modality standardisation.
 //!
 //! Every loader returns a [`Dataset`] whose labels are multi-hot (single-label data
@@ -7,20 +7,28 @@
 mod dataset;
 mod drift;
 mod error;
+mod mat;
+mod mat73;
 mod matrix;
 mod mfeat;
+mod npy;
+mod npz;
 pub mod synthetic;
 mod wiki;
+mod xmedia;
 
 use std::path::Path;
 
 pub use dataset::{Dataset, Modality, Split};
 pub use drift::Drift;
 pub use error::{DataError, Result};
+pub use mat73::load_mat73;
 pub use matrix::{Labels, Matrix};
 pub use mfeat::{load_mfeat, MFEAT_VIEWS};
+pub use npz::{load_npz, NPZ_FILE};
 pub use synthetic::{generate as generate_synthetic, SyntheticParams};
 pub use wiki::load_wiki;
+pub use xmedia::{load_xmedia, XMEDIA_MODALITIES};
 
 /// Dataset formats with a loader.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -31,11 +39,24 @@ pub enum DatasetKind {
     Mfeat,
     /// Generated in memory ([`synthetic`]); no files.
     Synthetic,
+    /// One NumPy `.npz` archive: `<modality>_train/_test` arrays plus labels.
+    Npz,
+    /// MATLAB v7.3 image–text benchmarks (MIRFlickr-25K, NUS-WIDE, IAPR TC-12).
+    Mat73,
+    /// PKU XMedia: five modalities from per-modality MATLAB feature files.
+    Xmedia,
 }
 
 impl DatasetKind {
     /// All kinds, for error messages and help.
-    pub const ALL: [DatasetKind; 3] = [DatasetKind::Wiki, DatasetKind::Mfeat, DatasetKind::Synthetic];
+    pub const ALL: [DatasetKind; 6] = [
+        DatasetKind::Wiki,
+        DatasetKind::Mfeat,
+        DatasetKind::Synthetic,
+        DatasetKind::Npz,
+        DatasetKind::Mat73,
+        DatasetKind::Xmedia,
+    ];
 
     /// The name used in experiment files.
     pub fn as_str(self) -> &'static str {
@@ -43,6 +64,9 @@ impl DatasetKind {
             DatasetKind::Wiki => "wiki",
             DatasetKind::Mfeat => "mfeat",
             DatasetKind::Synthetic => "synthetic",
+            DatasetKind::Npz => "npz",
+            DatasetKind::Mat73 => "mat73",
+            DatasetKind::Xmedia => "xmedia",
         }
     }
 }
@@ -57,12 +81,32 @@ impl std::str::FromStr for DatasetKind {
     }
 }
 
+/// Settings of loaders that split or subsample the data (`[dataset]` keys of `mat73`).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadOptions {
+    /// Number of query (test) rows drawn from an unsplit file.
+    pub test: Option<usize>,
+    /// Number of training (database) rows kept; default all that are not queries.
+    pub train: Option<usize>,
+    /// Seed of the query/training draw.
+    pub seed: u64,
+}
+
 /// Loads a dataset of `kind` from `path` (raw features; call [`Dataset::standardize`]).
 /// The synthetic kind has no files: use [`generate_synthetic`].
 pub fn load(kind: DatasetKind, path: &Path) -> Result<Dataset> {
+    load_with(kind, path, &LoadOptions::default())
+}
+
+/// [`load`] with split settings (used by `mat73`; the other kinds ignore them).
+pub fn load_with(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let loader: fn(&Path) -> Result<Dataset> = match kind {
         DatasetKind::Wiki => load_wiki,
         DatasetKind::Mfeat => load_mfeat,
+        // These take a file or a directory and name what is missing themselves.
+        DatasetKind::Npz => return load_npz(path),
+        DatasetKind::Mat73 => return load_mat73(path, opts),
+        DatasetKind::Xmedia => return load_xmedia(path),
         DatasetKind::Synthetic => {
             return Err(DataError::UnknownKind(
                 "synthetic datasets are generated from [dataset] keys, not loaded from a path".into(),

@@ -1,0 +1,265 @@
+//! Loader for the MATLAB v7.3 image–text benchmarks as DCMH-style code distributes them
+//! (MIRFlickr-25K, NUS-WIDE, IAPR TC-12); see `datasets/README.md` for the files.
+//!
+//! Two layouts, found by variable name (in one file, or across every `.mat` of a directory):
+//!
+//! - all-in-one: `IAll` (image features, or DCMH's `N x 3 x 224 x 224` pixel stack; also
+//!   read as `images`), `YAll` (tag bag-of-words), `LAll` (multi-hot labels), one sample
+//!   per MATLAB row. Queries and training rows are drawn with a seeded shuffle
+//!   ([`LoadOptions`]: `test` queries are required, `train` rows default to all the rest).
+//! - pre-split: `I_tr`, `T_tr`, `L_tr` (training = retrieval database) and `I_te`, `T_te`,
+//!   `L_te` (queries); `train` optionally subsamples the training rows.
+//!
+//! Each variable may be stored either way round (see [`crate::mat`]); the sample count is
+//! the dimension the label variable shares with the feature variables.
+
+use std::path::Path;
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::dataset::{Dataset, Modality, Split};
+use crate::error::{DataError, Result};
+use crate::mat::{matlab_shape, orientation, Dest, MatSet};
+use crate::matrix::{Labels, Matrix};
+use crate::LoadOptions;
+
+/// What a missing mat73 file or directory is for.
+const HINT: &str = "MATLAB v7.3 dataset (IAll/YAll/LAll or I_tr/T_tr/L_tr/I_te/T_te/L_te); \
+                    datasets/README.md says where to get it and where to put it";
+
+/// Loads a mat73 dataset from a `.mat` file or a directory of them (raw features).
+pub fn load_mat73(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let set = MatSet::open(path, HINT)?;
+    let name = path.file_stem().map_or_else(|| "mat73".into(), |s| s.to_string_lossy().into_owned());
+    let modalities = if set.find("L_tr").is_some() || set.find("L_te").is_some() {
+        load_split_layout(&set, opts)?
+    } else if set.find("LAll").is_some() {
+        load_all_layout(&set, opts)?
+    } else {
+        return Err(DataError::Variable {
+            path: set.root.clone(),
+            name: "LAll".into(),
+            message: format!(
+                "variable not found, nor L_tr/L_te (searched {}); a mat73 dataset has IAll, YAll, LAll \
+                 or I_tr, T_tr, L_tr, I_te, T_te, L_te",
+                set.file_list()
+            ),
+        });
+    };
+    let classes = modalities[0].train.labels.classes();
+    let ds = Dataset {
+        name,
+        class_names: (0..classes).map(|c| format!("class {c}")).collect(),
+        modalities,
+        aligned: true,
+    };
+    ds.validate()?;
+    Ok(ds)
+}
+
+fn load_all_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> {
+    let image = if set.find("IAll").is_none() && set.find("images").is_some() { "images" } else { "IAll" };
+    let vars = [image, "YAll"];
+    let n = sample_count(set, "LAll", &vars)?;
+    let test = opts.test.ok_or_else(|| DataError::Setting {
+        key: "test".into(),
+        message: format!(
+            "{} has one IAll/YAll/LAll set of {n} samples: say how many become queries (e.g. test = 2000)",
+            set.root.display()
+        ),
+    })?;
+    let (queries, train) = draw_split(n, test, opts.train, opts.seed)?;
+    let mut dest: Vec<Dest> = vec![None; n];
+    for (row, &i) in train.iter().enumerate() {
+        dest[i] = Some((0, row));
+    }
+    for (row, &i) in queries.iter().enumerate() {
+        dest[i] = Some((1, row));
+    }
+    let sizes = [train.len(), queries.len()];
+    let labels = read_labels(set, "LAll", &dest, &sizes)?;
+    let mut modalities = Vec::new();
+    for (modality, var) in [("image", image), ("text", "YAll")] {
+        let [tr, te] = read_features(set, var, &dest, &sizes)?;
+        modalities.push(Modality {
+            name: modality.into(),
+            train: Split { features: tr, labels: labels[0].clone() },
+            test: Split { features: te, labels: labels[1].clone() },
+        });
+    }
+    Ok(modalities)
+}
+
+fn load_split_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> {
+    if opts.test.is_some() {
+        return Err(DataError::Setting {
+            key: "test".into(),
+            message: format!(
+                "{} has its own queries (I_te/T_te/L_te); remove dataset.test",
+                set.root.display()
+            ),
+        });
+    }
+    let n_tr = sample_count(set, "L_tr", &["I_tr", "T_tr"])?;
+    let n_te = sample_count(set, "L_te", &["I_te", "T_te"])?;
+    // Training rows: all, or a seeded sample of `train` of them (kept in file order).
+    let keep: Vec<usize> = match opts.train {
+        None => (0..n_tr).collect(),
+        Some(t) if t == 0 || t > n_tr => {
+            return Err(DataError::Setting {
+                key: "train".into(),
+                message: format!("{t} training rows asked, the file has {n_tr} (L_tr)"),
+            })
+        }
+        Some(t) => {
+            let mut all: Vec<usize> = (0..n_tr).collect();
+            all.shuffle(&mut ChaCha8Rng::seed_from_u64(opts.seed));
+            let mut keep = all[..t].to_vec();
+            keep.sort_unstable();
+            keep
+        }
+    };
+    let mut dest_tr: Vec<Dest> = vec![None; n_tr];
+    for (row, &i) in keep.iter().enumerate() {
+        dest_tr[i] = Some((0, row));
+    }
+    let dest_te: Vec<Dest> = (0..n_te).map(|i| Some((0, i))).collect();
+    let [l_tr] = read_labels(set, "L_tr", &dest_tr, &[keep.len()])?;
+    let [l_te] = read_labels(set, "L_te", &dest_te, &[n_te])?;
+    if l_tr.classes() != l_te.classes() {
+        return Err(DataError::Variable {
+            path: set.require("L_te")?.path().into(),
+            name: "L_te".into(),
+            message: format!("{} label columns but L_tr has {}", l_te.classes(), l_tr.classes()),
+        });
+    }
+    let mut modalities = Vec::new();
+    for (modality, tr, te) in [("image", "I_tr", "I_te"), ("text", "T_tr", "T_te")] {
+        let [f_tr] = read_features(set, tr, &dest_tr, &[keep.len()])?;
+        let [f_te] = read_features(set, te, &dest_te, &[n_te])?;
+        if f_tr.cols() != f_te.cols() {
+            return Err(DataError::Variable {
+                path: set.require(te)?.path().into(),
+                name: te.into(),
+                message: format!("{} features per sample but {tr} has {}", f_te.cols(), f_tr.cols()),
+            });
+        }
+        modalities.push(Modality {
+            name: modality.into(),
+            train: Split { features: f_tr, labels: l_tr.clone() },
+            test: Split { features: f_te, labels: l_te.clone() },
+        });
+    }
+    Ok(modalities)
+}
+
+/// Draws `test` query rows, then `train` (default: all remaining) training rows, from `n`,
+/// with a seeded shuffle; both lists sorted, so rows keep their file order.
+pub(crate) fn draw_split(
+    n: usize,
+    test: usize,
+    train: Option<usize>,
+    seed: u64,
+) -> Result<(Vec<usize>, Vec<usize>)> {
+    if test == 0 || test >= n {
+        return Err(DataError::Setting {
+            key: "test".into(),
+            message: format!("{test} queries asked from {n} samples (need 1..{n} and some left to train on)"),
+        });
+    }
+    let rest = n - test;
+    let train = train.unwrap_or(rest);
+    if train == 0 || train > rest {
+        return Err(DataError::Setting {
+            key: "train".into(),
+            message: format!("{train} training rows asked, {rest} samples are left after {test} queries"),
+        });
+    }
+    let mut all: Vec<usize> = (0..n).collect();
+    all.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    let mut q = all[..test].to_vec();
+    let mut t = all[test..test + train].to_vec();
+    q.sort_unstable();
+    t.sort_unstable();
+    Ok((q, t))
+}
+
+/// The sample count of `label`: the end dimension of it that every variable in `others`
+/// also has at one end (MATLAB's row count first).
+pub(crate) fn sample_count(set: &MatSet, label: &str, others: &[&str]) -> Result<usize> {
+    let ld = set.require(label)?.dims(label)?;
+    let mut other_dims = Vec::new();
+    for &o in others {
+        other_dims.push((o, set.require(o)?.dims(o)?));
+    }
+    let candidates = [ld.last().copied(), ld.first().copied()];
+    candidates
+        .into_iter()
+        .flatten()
+        .find(|&c| other_dims.iter().all(|(_, d)| orientation(d, c).is_some()))
+        .ok_or_else(|| {
+            let shapes: Vec<String> = std::iter::once((label, ld.clone()))
+                .chain(other_dims.iter().map(|(o, d)| (*o, d.clone())))
+                .map(|(v, d)| format!("{v} is {}", matlab_shape(&d)))
+                .collect();
+            DataError::Shape {
+                context: set.root.display().to_string(),
+                message: format!("the variables do not share a sample count: {}", shapes.join(", ")),
+            }
+        })
+}
+
+/// Reads a feature variable into one matrix per split (row counts `sizes`), checked finite.
+pub(crate) fn read_features<const K: usize>(
+    set: &MatSet,
+    var: &str,
+    dest: &[Dest],
+    sizes: &[usize; K],
+) -> Result<[Matrix; K]> {
+    let file = set.require(var)?;
+    let dims = file.dims(var)?;
+    let n = dest.len();
+    let samples_first = orientation(&dims, n).ok_or_else(|| DataError::Variable {
+        path: file.path().into(),
+        name: var.into(),
+        message: format!("MATLAB shape {} has no dimension of {n} samples", matlab_shape(&dims)),
+    })?;
+    let features = dims.iter().product::<usize>() / n.max(1);
+    let mut bufs: Vec<Vec<f32>> = sizes.iter().map(|&r| vec![0f32; r * features]).collect();
+    {
+        let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(Vec::as_mut_slice).collect();
+        file.read_scatter(var, samples_first, dest, &mut outs)?;
+    }
+    let mut out = Vec::with_capacity(K);
+    for (b, &rows) in bufs.into_iter().zip(sizes) {
+        let m = Matrix::new(rows, features, b)?;
+        if let Some((row, col, value)) = m.find_non_finite() {
+            return Err(DataError::NonFinite {
+                context: format!("{}: {var}", file.path().display()),
+                row,
+                col,
+                value,
+            });
+        }
+        out.push(m);
+    }
+    out.try_into().map_err(|_| DataError::Shape { context: var.into(), message: "split count".into() })
+}
+
+/// Reads a multi-hot label variable (nonzero = has the label) into one matrix per split.
+fn read_labels<const K: usize>(
+    set: &MatSet,
+    var: &str,
+    dest: &[Dest],
+    sizes: &[usize; K],
+) -> Result<[Labels; K]> {
+    let mats = read_features(set, var, dest, sizes)?;
+    let mut out = Vec::with_capacity(K);
+    for m in mats {
+        let data = m.data().iter().map(|&v| u8::from(v != 0.0)).collect();
+        out.push(Labels::from_multi_hot(m.rows(), m.cols(), data)?);
+    }
+    out.try_into().map_err(|_| DataError::Shape { context: var.into(), message: "split count".into() })
+}
