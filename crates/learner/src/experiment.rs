@@ -12,7 +12,7 @@ use std::str::FromStr;
 use serde::{Deserialize, Serialize};
 use toml::Spanned;
 
-use seqmodal_data::{Dataset, DatasetKind, Drift, SyntheticParams};
+use seqmodal_data::{Dataset, DatasetKind, Drift, LoadOptions, SyntheticParams};
 use seqmodal_hamming::Metric;
 use seqmodal_model::{AdapterKind, LossWeights};
 
@@ -49,9 +49,9 @@ pub struct ExperimentFile {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatasetSection {
-    /// Loader: `wiki`, `mfeat` or `synthetic`.
+    /// Loader: `wiki`, `mfeat`, `synthetic`, `npz`, `mat73` or `xmedia`.
     pub kind: Spanned<String>,
-    /// Directory of the dataset files (not for `synthetic`).
+    /// Directory (or, for `npz`/`mat73`, file) of the dataset (not for `synthetic`).
     pub path: Option<Spanned<String>>,
     /// Standardise each modality with train-split statistics (default true).
     pub standardize: Option<bool>,
@@ -63,9 +63,9 @@ pub struct DatasetSection {
     pub classes: Option<Spanned<i64>>,
     /// `synthetic`: `[min, max]` labels per item (`[1, 1]`: single-label).
     pub labels_per_item: Option<Spanned<Vec<i64>>>,
-    /// `synthetic`: training (database) rows per modality.
+    /// `synthetic`, `mat73`: training (database) rows per modality.
     pub train: Option<Spanned<i64>>,
-    /// `synthetic`: test (query) rows per modality.
+    /// `synthetic`, `mat73`: test (query) rows per modality.
     pub test: Option<Spanned<i64>>,
     /// `synthetic`: latent width.
     pub latent: Option<Spanned<i64>>,
@@ -75,7 +75,8 @@ pub struct DatasetSection {
     pub noise: Option<Spanned<f64>>,
     /// `synthetic`: weight of the nonlinear (tanh) part of each modality's map.
     pub nonlinearity: Option<Spanned<f64>>,
-    /// `synthetic`: seed of the generated data (default 0; independent of the run seed).
+    /// `synthetic`: seed of the generated data; `mat73`: seed of the query/training draw
+    /// (default 0; independent of the run seed).
     pub seed: Option<u64>,
 }
 
@@ -271,6 +272,8 @@ pub struct DatasetSpec {
     pub standardize: bool,
     /// Generator settings of a `synthetic` dataset.
     pub synthetic: Option<SyntheticParams>,
+    /// Query/training split settings of a `mat73` dataset (default for the other kinds).
+    pub load: LoadOptions,
 }
 
 /// Checked `[model]`.
@@ -556,7 +559,7 @@ impl Experiment {
     pub fn load_dataset(&self) -> Result<Dataset> {
         let mut ds = match &self.dataset.synthetic {
             Some(params) => seqmodal_data::generate_synthetic(params)?,
-            None => seqmodal_data::load(self.dataset.kind, &self.dataset_dir())?,
+            None => seqmodal_data::load_with(self.dataset.kind, &self.dataset_dir(), &self.dataset.load)?,
         };
         if self.dataset.standardize {
             ds.standardize();
@@ -617,6 +620,12 @@ impl Experiment {
             s.noise = float(p.noise);
             s.nonlinearity = float(p.nonlinearity);
             s.seed = Some(p.seed);
+        }
+        if d.kind == DatasetKind::Mat73 {
+            let int = |v: Option<usize>| v.map(|v| Spanned::new(0..0, v as i64));
+            s.test = int(d.load.test);
+            s.train = int(d.load.train);
+            s.seed = Some(d.load.seed);
         }
         s
     }
@@ -809,7 +818,9 @@ impl ExperimentFile {
             ("nonlinearity", d.nonlinearity.as_ref().map(Spanned::span)),
         ];
         if kind != DatasetKind::Synthetic {
-            if let Some((key, Some(span))) = synthetic_keys.iter().find(|(_, s)| s.is_some()) {
+            // `mat73` shares `train`/`test` (rows per split) with `synthetic`.
+            let shared = |key: &str| kind == DatasetKind::Mat73 && (key == "train" || key == "test");
+            if let Some((key, Some(span))) = synthetic_keys.iter().find(|(k, s)| s.is_some() && !shared(k)) {
                 return Err(ck.err(
                     span.clone(),
                     &format!("dataset.{key}"),
@@ -823,11 +834,23 @@ impl ExperimentFile {
                     format!("missing: kind '{}' reads its files from a directory", kind.as_str()),
                 ));
             };
+            let rows = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<usize>> {
+                v.as_ref().map(|_| ck.int(v, key, 0, 1)).transpose()
+            };
+            let load = match kind {
+                DatasetKind::Mat73 => LoadOptions {
+                    test: rows(&d.test, "dataset.test")?,
+                    train: rows(&d.train, "dataset.train")?,
+                    seed: d.seed.unwrap_or(0),
+                },
+                _ => LoadOptions::default(),
+            };
             return Ok(DatasetSpec {
                 kind,
                 path: path.get_ref().clone(),
                 standardize: d.standardize.unwrap_or(true),
                 synthetic: None,
+                load,
             });
         }
         if let Some(p) = &d.path {
@@ -874,6 +897,7 @@ impl ExperimentFile {
             path: String::new(),
             standardize: d.standardize.unwrap_or(true),
             synthetic: Some(params),
+            load: LoadOptions::default(),
         })
     }
 }
