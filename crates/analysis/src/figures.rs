@@ -1,126 +1,19 @@
 //! Figures of one run: forgetting curves and the final mAP matrix, as PNG and SVG.
 
-use crate::atomic::atomic_write;
-use crate::error::{AnalysisError, Result};
+use crate::error::Result;
 use crate::matrix::AccuracyMatrix;
-use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint, Ranged};
-use plotters::coord::types::RangedCoordf64;
+use crate::style::{
+    color, draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, metric_label, msg,
+    render_both, series_style, text_width, viridis, Dash, KeyAxis, LegendEntry, Marker, SeriesStyle, FONT,
+};
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 use std::path::Path;
-use std::sync::OnceLock;
-
-/// Font family every figure uses; registered from the bundled DejaVu Sans.
-const FONT: &str = "sans-serif";
 
 /// At most this many modalities share one panel of forgetting curves; beyond
 /// it (more than 9 pairs) the figure becomes one panel per query modality.
 const SINGLE_PANEL_MAX_MODALITIES: usize = 3;
-
-/// Tableau 10: distinct hues that stay distinguishable for common colour blindness.
-const PALETTE: [RGBColor; 10] = [
-    RGBColor(78, 121, 167),
-    RGBColor(242, 142, 43),
-    RGBColor(225, 87, 89),
-    RGBColor(118, 183, 178),
-    RGBColor(89, 161, 79),
-    RGBColor(237, 201, 72),
-    RGBColor(176, 122, 161),
-    RGBColor(255, 157, 167),
-    RGBColor(156, 117, 95),
-    RGBColor(186, 176, 172),
-];
-
-/// Register DejaVu Sans under [`FONT`] once; plotters' ab_glyph backend has no system fonts.
-fn ensure_font() -> std::result::Result<(), String> {
-    static REGISTERED: OnceLock<std::result::Result<(), String>> = OnceLock::new();
-    REGISTERED
-        .get_or_init(|| {
-            plotters::style::register_font(FONT, FontStyle::Normal, dejavu::sans::regular())
-                .and_then(|()| plotters::style::register_font(FONT, FontStyle::Bold, dejavu::sans::bold()))
-                .map_err(|_| "cannot load the bundled DejaVu Sans font".to_string())
-        })
-        .clone()
-}
-
-/// Render one figure with `$draw(&root)` into `dir/$stem.svg` and `dir/$stem.png`.
-///
-/// A macro rather than a function because the drawing code is generic over the
-/// backend and Rust closures cannot be.
-macro_rules! render_both {
-    ($dir:expr, $stem:expr, $size:expr, $draw:ident ( $($arg:expr),* )) => {{
-        let dir: &Path = $dir;
-        let (w, h): (u32, u32) = $size;
-        let svg_path = dir.join(format!("{}.svg", $stem));
-        let png_path = dir.join(format!("{}.png", $stem));
-        let plot_err = |path: &Path| {
-            let path = path.to_path_buf();
-            move |message: String| AnalysisError::Plot { path, message }
-        };
-        ensure_font().map_err(plot_err(&svg_path))?;
-        let mut svg = String::new();
-        {
-            let root = SVGBackend::with_string(&mut svg, (w, h)).into_drawing_area();
-            $draw(&root, $($arg),*).map_err(plot_err(&svg_path))?;
-            root.present().map_err(|e| plot_err(&svg_path)(e.to_string()))?;
-        }
-        let mut rgb = vec![0u8; w as usize * h as usize * 3];
-        {
-            let root = BitMapBackend::with_buffer(&mut rgb, (w, h)).into_drawing_area();
-            $draw(&root, $($arg),*).map_err(plot_err(&png_path))?;
-            root.present().map_err(|e| plot_err(&png_path)(e.to_string()))?;
-        }
-        let png = encode_png(&rgb, w, h).map_err(plot_err(&png_path))?;
-        atomic_write(&svg_path, svg.as_bytes())?;
-        atomic_write(&png_path, &png)
-    }};
-}
-
-/// Encode a packed RGB8 buffer as PNG bytes.
-fn encode_png(rgb: &[u8], w: u32, h: u32) -> std::result::Result<Vec<u8>, String> {
-    use image::ImageEncoder;
-    let mut out = Vec::new();
-    image::codecs::png::PngEncoder::new(&mut out)
-        .write_image(rgb, w, h, image::ColorType::Rgb8)
-        .map_err(|e| e.to_string())?;
-    Ok(out)
-}
-
-/// A continuous f64 axis whose ticks are exactly the given values (stages,
-/// cell centres) instead of plotters' "nice" numbers.
-struct KeyAxis {
-    inner: RangedCoordf64,
-    keys: Vec<f64>,
-}
-
-impl KeyAxis {
-    fn new(range: std::ops::Range<f64>, keys: Vec<f64>) -> Self {
-        KeyAxis { inner: range.into(), keys }
-    }
-}
-
-impl Ranged for KeyAxis {
-    type FormatOption = DefaultFormatting;
-    type ValueType = f64;
-
-    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
-        self.inner.map(value, limit)
-    }
-
-    fn key_points<H: KeyPointHint>(&self, _hint: H) -> Vec<f64> {
-        self.keys.clone()
-    }
-
-    fn range(&self) -> std::ops::Range<f64> {
-        self.inner.range()
-    }
-}
-
-/// Shorthand: plotters errors carry the backend type; we only keep the message.
-fn msg<E: std::fmt::Display>(e: E) -> String {
-    e.to_string()
-}
 
 /// Stage tick label: "0 init", "1 image", ...
 fn stage_label(m: &AccuracyMatrix, stage: usize) -> String {
@@ -131,29 +24,12 @@ fn stage_label(m: &AccuracyMatrix, stage: usize) -> String {
     }
 }
 
-/// Display name of a metric: "map" -> "mAP", "map@100" -> "mAP@100".
-fn metric_label(metric: &str) -> String {
-    match metric.strip_prefix("map") {
-        Some(rest) => format!("mAP{rest}"),
-        None => metric.to_string(),
-    }
-}
-
 /// x axis of the forgetting curves: tick labels and axis description.
 struct StageAxis {
     labels: Vec<String>,
     desc: String,
     /// Extra subtitle line spelling out the schedule when the ticks are bare numbers.
     schedule: Option<String>,
-}
-
-/// Approximate rendered width of `text` at `px` pixels.
-fn text_width(text: &str, px: f64) -> f64 {
-    (FONT, px)
-        .into_font()
-        .box_size(text)
-        .map(|(w, _)| w as f64)
-        .unwrap_or(text.chars().count() as f64 * px * 0.6)
 }
 
 /// "0 init", "1 image", ... ticks when they fit in `plot_width` pixels; bare
@@ -183,19 +59,31 @@ fn y_max(m: &AccuracyMatrix) -> f64 {
     }
 }
 
+/// Line style of a pair: dashed with hollow markers when query = database, so the
+/// cross-modal curves (the point of the study) stand out.
+/// Markers still vary with `i`, so curves of similar grey differ in print.
+fn pair_style(i: usize, intra: bool) -> SeriesStyle {
+    let marker = series_style(i).marker;
+    if intra {
+        SeriesStyle { color: color(i), dash: Dash::Dashed, marker }
+    } else {
+        SeriesStyle { color: color(i), dash: Dash::Solid, marker }
+    }
+}
+
 /// One curve: a pair's values over all stages.
 struct Curve {
     label: String,
-    color: RGBColor,
+    style: SeriesStyle,
     intra: bool,
     points: Vec<(f64, f64)>,
 }
 
-fn curve(m: &AccuracyMatrix, p: usize, label: String, color: RGBColor) -> Curve {
+fn curve(m: &AccuracyMatrix, p: usize, label: String, style: SeriesStyle) -> Curve {
     let (q, d) = &m.pairs[p];
     Curve {
         label,
-        color,
+        style,
         intra: q == d,
         points: m
             .values
@@ -255,92 +143,9 @@ fn draw_curves_panel<DB: DrawingBackend>(
     // Intra-modal curves first so the cross-modal ones (the point of the study) lie on top.
     for c in curves.iter().filter(|c| c.intra).chain(curves.iter().filter(|c| !c.intra)) {
         let stroke = (2.5 * font_scale).max(1.5) as u32;
-        if c.intra {
-            let style = c.color.mix(0.85).stroke_width(stroke);
-            chart.draw_series(DashedLineSeries::new(c.points.clone(), 7, 5, style)).map_err(msg)?;
-            chart
-                .draw_series(c.points.iter().map(|&p| Circle::new(p, 4, c.color.stroke_width(2))))
-                .map_err(msg)?;
-        } else {
-            chart
-                .draw_series(LineSeries::new(c.points.clone(), c.color.stroke_width(stroke)))
-                .map_err(msg)?;
-            chart.draw_series(c.points.iter().map(|&p| Circle::new(p, 4, c.color.filled()))).map_err(msg)?;
-        }
+        draw_series_styled(&chart, &c.points, &c.style, stroke, 4)?;
     }
     Ok(())
-}
-
-/// Draw the legend (entries in order) in `area`, one column, starting at the top.
-fn draw_legend<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    heading: &str,
-    entries: &[(String, RGBColor, bool)],
-    note: &[&str],
-) -> std::result::Result<(), String> {
-    let heading_font = (FONT, 17).into_font().style(FontStyle::Bold);
-    let font = (FONT, 16).into_font();
-    let x0 = 10;
-    let mut y = 20;
-    area.draw(&Text::new(heading.to_string(), (x0, y), heading_font)).map_err(msg)?;
-    y += 34;
-    for (label, color, intra) in entries {
-        if *intra {
-            for (a, b) in [(0, 10), (16, 26), (32, 42)] {
-                area.draw(&PathElement::new(vec![(x0 + a, y), (x0 + b, y)], color.stroke_width(3)))
-                    .map_err(msg)?;
-            }
-            area.draw(&Circle::new((x0 + 21, y), 4, color.stroke_width(2))).map_err(msg)?;
-        } else {
-            area.draw(&PathElement::new(vec![(x0, y), (x0 + 42, y)], color.stroke_width(3))).map_err(msg)?;
-            area.draw(&Circle::new((x0 + 21, y), 4, color.filled())).map_err(msg)?;
-        }
-        area.draw(&Text::new(
-            label.clone(),
-            (x0 + 52, y),
-            font.color(&BLACK).pos(Pos::new(HPos::Left, VPos::Center)),
-        ))
-        .map_err(msg)?;
-        y += 26;
-    }
-    y += 14;
-    let note_font = (FONT, 14).into_font().color(&BLACK.mix(0.7));
-    for line in note {
-        area.draw(&Text::new(line.to_string(), (x0, y), note_font.clone())).map_err(msg)?;
-        y += 20;
-    }
-    Ok(())
-}
-
-/// Title and subtitle on top of `root`; returns the area below them.
-fn draw_header<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    title: &str,
-    subtitle: &[String],
-) -> std::result::Result<DrawingArea<DB, Shift>, String> {
-    root.fill(&WHITE).map_err(msg)?;
-    let (w, _) = root.dim_in_pixel();
-    let centre = (w / 2) as i32;
-    root.draw(&Text::new(
-        title.to_string(),
-        (centre, 14),
-        (FONT, 26).into_font().style(FontStyle::Bold).color(&BLACK).pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(msg)?;
-    for (i, line) in subtitle.iter().enumerate() {
-        root.draw(&Text::new(
-            line.clone(),
-            (centre, 48 + 22 * i as i32),
-            (FONT, 16).into_font().color(&BLACK.mix(0.7)).pos(Pos::new(HPos::Center, VPos::Top)),
-        ))
-        .map_err(msg)?;
-    }
-    Ok(root.split_vertically(header_height(subtitle.len())).1)
-}
-
-/// Pixels taken by the title and `lines` subtitle lines.
-fn header_height(lines: usize) -> u32 {
-    56 + 22 * lines as u32
 }
 
 /// Legend column width in pixels.
@@ -398,16 +203,18 @@ fn draw_forgetting<DB: DrawingBackend>(
     subtitle.extend(axis.schedule.clone());
     let body = draw_header(root, title, &subtitle)?;
     let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
-    let color = |i: usize| PALETTE[i % PALETTE.len()];
     if single {
         let curves: Vec<Curve> = (0..m.pairs.len())
             .map(|p| {
                 let (q, d) = &m.pairs[p];
-                curve(m, p, format!("{q}→{d}"), color(p))
+                curve(m, p, format!("{q}→{d}"), pair_style(p, q == d))
             })
             .collect();
         draw_curves_panel(&plot, m, None, &curves, &axis, 1.0)?;
-        let entries: Vec<_> = curves.iter().map(|c| (c.label.clone(), c.color, c.intra)).collect();
+        let entries: Vec<_> = curves
+            .iter()
+            .map(|c| LegendEntry { label: c.label.clone(), style: c.style, line: true })
+            .collect();
         draw_legend(&legend, "query → database", &entries, &[])?;
     } else {
         let (cols, rows) = grid(n);
@@ -419,15 +226,19 @@ fn draw_forgetting<DB: DrawingBackend>(
                 .filter(|&p| &m.pairs[p].0 == q)
                 .map(|p| {
                     let d = &m.pairs[p].1;
-                    curve(m, p, format!("{q}→{d}"), color(db_index(d)))
+                    curve(m, p, format!("{q}→{d}"), series_style(db_index(d)))
                 })
                 .collect();
             let caption = format!("query: {q}");
             draw_curves_panel(panel, m, Some(&caption), &curves, &axis, PANEL_SCALE)?;
         }
-        let entries: Vec<_> =
-            m.modalities.iter().enumerate().map(|(i, d)| (format!("→ {d}"), color(i), false)).collect();
-        draw_legend(&legend, "database", &entries, &["dashed line:", "query = database"])?;
+        let entries: Vec<_> = m
+            .modalities
+            .iter()
+            .enumerate()
+            .map(|(i, d)| LegendEntry { label: format!("→ {d}"), style: series_style(i), line: true })
+            .collect();
+        draw_legend(&legend, "database", &entries, &[])?;
     }
     Ok(())
 }
@@ -439,27 +250,6 @@ fn draw_forgetting<DB: DrawingBackend>(
 /// database modality, so 36 curves stay readable.
 pub fn forgetting_curves(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<()> {
     render_both!(dir, "forgetting", forgetting_size(m), draw_forgetting(m, title))
-}
-
-/// Viridis colormap (matplotlib's anchors), `v` clamped to 0..1.
-fn viridis(v: f64) -> RGBColor {
-    const ANCHORS: [(u8, u8, u8); 9] = [
-        (68, 1, 84),
-        (71, 44, 122),
-        (59, 81, 139),
-        (44, 113, 142),
-        (33, 144, 141),
-        (39, 173, 129),
-        (92, 200, 99),
-        (170, 220, 50),
-        (253, 231, 37),
-    ];
-    let x = v.clamp(0.0, 1.0) * (ANCHORS.len() - 1) as f64;
-    let i = (x.floor() as usize).min(ANCHORS.len() - 2);
-    let f = x - i as f64;
-    let (a, b) = (ANCHORS[i], ANCHORS[i + 1]);
-    let lerp = |a: u8, b: u8| (a as f64 + (b as f64 - a as f64) * f).round() as u8;
-    RGBColor(lerp(a.0, b.0), lerp(a.1, b.1), lerp(a.2, b.2))
 }
 
 /// Cell edge in pixels for an `n`×`n` heatmap.
@@ -555,7 +345,7 @@ fn draw_heatmap<DB: DrawingBackend>(
                 ])
                 .map_err(msg)?;
             let ink = match value {
-                Some(v) if v.is_finite() && v < 0.62 => WHITE,
+                Some(v) if v.is_finite() => ink_on_viridis(v),
                 _ => BLACK,
             };
             chart
@@ -711,12 +501,12 @@ fn draw_bars_panel<DB: DrawingBackend>(
         for (si, s) in g.series.iter().enumerate() {
             let Some((mean, std)) = value(s) else { continue };
             let li = labels.iter().position(|l| *l == s.label).unwrap_or(0);
-            let color = PALETTE[li % PALETTE.len()];
+            let fill = color(li);
             let x0 = gi as f64 - 0.4 + si as f64 * width + width * 0.08;
             let x1 = x0 + width * 0.84;
             let xc = (x0 + x1) / 2.0;
             chart
-                .draw_series(std::iter::once(Rectangle::new([(x0, 0.0), (x1, mean)], color.filled())))
+                .draw_series(std::iter::once(Rectangle::new([(x0, 0.0), (x1, mean)], fill.filled())))
                 .map_err(msg)?;
             if std > 0.0 {
                 // Whisker and caps drawn as paths: plotters' ErrorBar needs another cargo feature.
@@ -764,8 +554,7 @@ fn draw_bars<DB: DrawingBackend>(
     draw_bars_panel(&panels[0], groups, &runs, "ACC (higher is better)", |s| s.acc)?;
     draw_bars_panel(&panels[1], groups, &runs, "forgetting (lower is better)", |s| s.forgetting)?;
     if legend_width(groups) > 0 {
-        let entries: Vec<_> =
-            runs.iter().enumerate().map(|(i, l)| (l.clone(), PALETTE[i % PALETTE.len()], false)).collect();
+        let entries: Vec<_> = runs.iter().enumerate().map(|(i, l)| bar_legend_entry(l, i)).collect();
         draw_legend(&legend, "setting", &entries, &[])?;
     }
     Ok(())
@@ -774,7 +563,21 @@ fn draw_bars<DB: DrawingBackend>(
 /// Sweep bar chart: ACC and forgetting per learner with ± std error bars, written to
 /// dir/learners.png and dir/learners.svg.
 pub fn sweep_bars(groups: &[BarGroup], title: &str, dir: &Path) -> Result<()> {
-    render_both!(dir, "learners", bars_size(groups), draw_bars(groups, title))
+    sweep_bars_as(groups, title, dir, "learners")
+}
+
+/// [`sweep_bars`] written to dir/`stem`.png and dir/`stem`.svg (one chart per sweep axis in a report).
+pub fn sweep_bars_as(groups: &[BarGroup], title: &str, dir: &Path, stem: &str) -> Result<()> {
+    render_both!(dir, stem, bars_size(groups), draw_bars(groups, title))
+}
+
+/// Legend row of bar colour `i`: a filled square, no line.
+fn bar_legend_entry(label: &str, i: usize) -> LegendEntry {
+    LegendEntry {
+        label: label.to_string(),
+        style: SeriesStyle { color: color(i), dash: Dash::Solid, marker: Marker::Square },
+        line: false,
+    }
 }
 
 fn curves_size(panels: &[CurvePanel]) -> (u32, u32) {
@@ -827,7 +630,8 @@ fn draw_sweep_curves<DB: DrawingBackend>(
             .map_err(msg)?;
         for s in &panel.series {
             let li = labels.iter().position(|l| *l == s.label).unwrap_or(0);
-            let color = PALETTE[li % PALETTE.len()];
+            let style = series_style(li);
+            let color = style.color;
             let band: Vec<(f64, f64)> = s
                 .points
                 .iter()
@@ -836,12 +640,14 @@ fn draw_sweep_curves<DB: DrawingBackend>(
                 .collect();
             chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18).filled()))).map_err(msg)?;
             let line: Vec<(f64, f64)> = s.points.iter().map(|&(x, m, _)| (x as f64, m)).collect();
-            chart.draw_series(LineSeries::new(line.clone(), color.stroke_width(2))).map_err(msg)?;
-            chart.draw_series(line.iter().map(|&p| Circle::new(p, 3, color.filled()))).map_err(msg)?;
+            draw_series_styled(&chart, &line, &style, 2, 4)?;
         }
     }
-    let entries: Vec<_> =
-        labels.iter().enumerate().map(|(i, l)| (l.clone(), PALETTE[i % PALETTE.len()], false)).collect();
+    let entries: Vec<_> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, l)| LegendEntry { label: l.clone(), style: series_style(i), line: true })
+        .collect();
     draw_legend(&legend, "learner", &entries, &[])?;
     Ok(())
 }

@@ -12,7 +12,10 @@ pub mod error;
 pub mod figures;
 pub mod matrix;
 pub mod record;
+pub mod paper;
+mod paper_figures;
 pub mod report;
+pub mod style;
 pub mod summary;
 pub mod sweep;
 
@@ -22,6 +25,7 @@ pub use error::{AnalysisError, Result};
 pub use figures::{forgetting_curves, map_matrix_heatmap};
 pub use matrix::AccuracyMatrix;
 pub use record::Record;
+pub use paper::{load_sweep, write_report, PairPr, ReportFiles, ReportInputs, RunPr, SweepData};
 pub use report::{learners_report, load_run, mean_std, RunData};
 pub use summary::{write_summary_json, Summary};
 pub use sweep::{aggregate as aggregate_sweep, CellStatus, SweepCell, SweepOutputs};

@@ -3,6 +3,7 @@
 mod bench;
 mod bench_search;
 mod output;
+mod pr;
 mod progress;
 mod report;
 mod run;
@@ -108,18 +109,23 @@ enum Command {
     /// Retrieval metrics (map, map@K, p@K, p@r2) and the PR curve by Hamming radius for .npy
     /// codes and labels; prints one JSON object.
     Eval(search::EvalArgs),
-    /// Aggregate finished runs (directories with metrics.csv, searched recursively) into a
-    /// markdown table per scenario: learners x (ACC, BWT, forgetting, FWT, intransigence, time, memory).
+    /// Aggregate finished runs (directories with metrics.csv, searched recursively) and sweeps
+    /// (with sweep.csv). --out FILE.md: a markdown table per scenario, learners x (ACC, BWT,
+    /// forgetting, FWT, intransigence, time, memory). --out DIR: a full report, DIR/index.md and
+    /// DIR/index.html with figures (PNG + SVG) in DIR/figures/.
     Report {
-        /// Run directories or folders containing them, e.g. runs/sweeps.
+        /// Run or sweep directories or folders containing them, e.g. runs/sweeps/wiki-shared.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// Markdown file to write.
+        /// Markdown file (ending in .md) or report directory to write.
         #[arg(long, default_value = "reports/learners.md")]
         out: PathBuf,
         /// Title of the report.
         #[arg(long, default_value = "Learners across scenarios")]
         title: String,
+        /// Full report: skip the precision–recall curves (recomputed from each run's final checkpoint).
+        #[arg(long)]
+        no_pr: bool,
     },
 }
 
@@ -164,7 +170,7 @@ fn main() -> ExitCode {
         Command::Search(args) => search::search(&args),
         Command::Eval(args) => search::eval(&args),
         Command::Bench { what: BenchWhat::Search, backend, .. } => bench_search::bench_search(backend),
-        Command::Report { runs, out, title } => report::report(&runs, &out, &title),
+        Command::Report { runs, out, title, no_pr } => report::report(&runs, &out, &title, !no_pr),
         Command::Bench { what: BenchWhat::Train, threads, steps, data, .. } => {
             bench::bench_train(&data, threads, steps)
         }

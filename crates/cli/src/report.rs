@@ -1,8 +1,11 @@
-//! `seqmodal report`: learner × scenario tables from finished runs.
+//! `seqmodal report`: learner × scenario tables (`--out FILE.md`), or a full report with
+//! figures (`--out DIR`: index.md, index.html, figures/) from finished runs and sweeps.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+
+use crate::pr::{run_pr, DatasetCache};
 
 /// Every run directory (one holding metrics.csv) at or below `root`, sorted.
 fn find_runs(root: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
@@ -21,17 +24,111 @@ fn find_runs(root: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     Ok(())
 }
 
+/// Run directories and sweep directories (holding sweep.csv; their cells are not listed as
+/// runs) at or below `root`, sorted.
+fn find_runs_and_sweeps(root: &Path, runs: &mut Vec<PathBuf>, sweeps: &mut Vec<PathBuf>) -> Result<()> {
+    if root.join("sweep.csv").is_file() {
+        sweeps.push(root.to_path_buf());
+        return Ok(());
+    }
+    if root.join("metrics.csv").is_file() {
+        runs.push(root.to_path_buf());
+        return Ok(());
+    }
+    let entries =
+        std::fs::read_dir(root).with_context(|| format!("cannot read run directory {}", root.display()))?;
+    let mut dirs: Vec<PathBuf> =
+        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
+    dirs.sort();
+    for d in dirs {
+        find_runs_and_sweeps(&d, runs, sweeps)?;
+    }
+    Ok(())
+}
+
+fn list(roots: &[PathBuf]) -> String {
+    roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// Writes the report of the runs under `roots` to `out`: the markdown table when `out` ends
+/// in `.md`, else the full report directory.
+pub fn report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<()> {
+    if out.extension().is_some_and(|e| e == "md") {
+        learners_table(roots, out, title)
+    } else {
+        full_report(roots, out, title, pr)
+    }
+}
+
+/// The full report: index.md, index.html and figures/ in `out`.
+fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<()> {
+    let (mut run_dirs, mut sweep_dirs) = (Vec::new(), Vec::new());
+    for r in roots {
+        find_runs_and_sweeps(r, &mut run_dirs, &mut sweep_dirs)?;
+    }
+    if run_dirs.is_empty() && sweep_dirs.is_empty() {
+        bail!("no runs (directories with metrics.csv) or sweeps (with sweep.csv) under {}", list(roots));
+    }
+    let runs = run_dirs
+        .iter()
+        .map(|d| seqmodal_analysis::load_run(d).with_context(|| format!("run {}", d.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let sweeps = sweep_dirs
+        .iter()
+        .map(|d| seqmodal_analysis::load_sweep(d).with_context(|| format!("sweep {}", d.display())))
+        .collect::<Result<Vec<_>>>()?;
+    let mut curves = Vec::new();
+    if pr {
+        let mut cache = DatasetCache::default();
+        for d in &run_dirs {
+            match run_pr(d, &mut cache) {
+                Ok(Some(c)) => curves.push(c),
+                Ok(None) => tracing::warn!("{}: no final checkpoint, no PR curve", d.display()),
+                // A run whose dataset or checkpoint cannot be read still gets every other section.
+                Err(e) => tracing::warn!("{}: no PR curve: {e:#}", d.display()),
+            }
+        }
+    }
+    let pr_note = if pr {
+        format!(
+            "Recomputed by `seqmodal report` from each run's final checkpoint and dataset ({} of {} runs): \
+             clean test queries, database re-encoded by the final model (runs with query drift or a \
+             frozen database evaluated differently during training).",
+            curves.len(),
+            runs.len()
+        )
+    } else {
+        "Not computed (`--no-pr`).".to_string()
+    };
+    let inputs = seqmodal_analysis::ReportInputs {
+        title: title.to_string(),
+        runs,
+        sweeps,
+        pr: curves,
+        pr_note,
+        sources: roots.iter().map(|p| p.display().to_string()).collect(),
+    };
+    let files = seqmodal_analysis::write_report(&inputs, out)
+        .with_context(|| format!("writing the report to {}", out.display()))?;
+    println!(
+        "{} and {} ({} figure files) from {} runs and {} sweeps",
+        files.markdown.display(),
+        files.html.display(),
+        files.figures.len(),
+        inputs.runs.len(),
+        inputs.sweeps.len()
+    );
+    Ok(())
+}
+
 /// Aggregates the runs under `roots` into a markdown report written to `out`.
-pub fn report(roots: &[PathBuf], out: &Path, title: &str) -> Result<()> {
+fn learners_table(roots: &[PathBuf], out: &Path, title: &str) -> Result<()> {
     let mut dirs = Vec::new();
     for r in roots {
         find_runs(r, &mut dirs)?;
     }
     if dirs.is_empty() {
-        bail!(
-            "no runs (directories with metrics.csv) under {}",
-            roots.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
-        );
+        bail!("no runs (directories with metrics.csv) under {}", list(roots));
     }
     let runs = dirs
         .iter()

@@ -1,0 +1,921 @@
+//! Generated reports: the figures and tables of a paper from finished runs and sweeps,
+//! written as `index.md` and `index.html` (same content) with PNG + SVG figures in `figures/`.
+//!
+//! Sections, always all present (an empty one says why): learner comparison table,
+//! forgetting curves, R matrices, precision–recall by Hamming radius, mAP against code
+//! length, sweep bar charts. Runs of one experiment at several code lengths feed the
+//! code-length figure; the other sections use the code length with the most runs.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::path::{Path, PathBuf};
+
+use polars::prelude::*;
+use seqmodal_hamming::PrPoint;
+
+use crate::atomic::atomic_write;
+use crate::cl_metrics;
+use crate::error::{AnalysisError, Result};
+use crate::figures::{sweep_bars_as, BarGroup, BarSeries};
+use crate::paper_figures::{
+    even_ticks, line_figure, stage_matrix, unit_axis, Axis, LineFigure, Panel, Series, StageMatrix,
+};
+use crate::report::{load_run, mean_std, RunData};
+use crate::style::{series_style, SeriesStyle};
+use crate::sweep::{CellStatus, SweepCell};
+
+/// The PR curve by Hamming radius of one (query, database) pair of a run's final model.
+#[derive(Clone, Debug)]
+pub struct PairPr {
+    /// Query modality.
+    pub query: String,
+    /// Database modality.
+    pub database: String,
+    /// One point per radius 0..=bits.
+    pub points: Vec<PrPoint>,
+}
+
+/// PR curves of one run (identified by its directory).
+#[derive(Clone, Debug)]
+pub struct RunPr {
+    /// The run directory, as in [`RunData::dir`].
+    pub dir: PathBuf,
+    /// Every pair's curve.
+    pub pairs: Vec<PairPr>,
+}
+
+/// A sweep directory as read back from its `sweep.csv`.
+#[derive(Clone, Debug)]
+pub struct SweepData {
+    /// Sweep name (the directory name).
+    pub name: String,
+    /// Axis columns other than learner and seed, in order.
+    pub axes: Vec<String>,
+    /// Every cell.
+    pub cells: Vec<SweepCell>,
+}
+
+/// Everything a report is made of.
+#[derive(Clone, Debug, Default)]
+pub struct ReportInputs {
+    /// Report title.
+    pub title: String,
+    /// Finished runs (not sweep cells).
+    pub runs: Vec<RunData>,
+    /// Sweeps.
+    pub sweeps: Vec<SweepData>,
+    /// PR curves of some runs (matched by directory).
+    pub pr: Vec<RunPr>,
+    /// How the PR curves were obtained (one sentence for the report).
+    pub pr_note: String,
+    /// The inputs as given on the command line, listed in the report.
+    pub sources: Vec<String>,
+}
+
+/// Files written by [`write_report`].
+#[derive(Clone, Debug)]
+pub struct ReportFiles {
+    /// `index.md`.
+    pub markdown: PathBuf,
+    /// `index.html`.
+    pub html: PathBuf,
+    /// Figure files, PNG and SVG.
+    pub figures: Vec<PathBuf>,
+}
+
+/// Reads a sweep directory's `sweep.csv` (columns `cell,status,<axes>,experiment,learner,seed,bits,...`).
+pub fn load_sweep(dir: &Path) -> Result<SweepData> {
+    let path = dir.join("sweep.csv");
+    let bytes = std::fs::read(&path).map_err(|source| AnalysisError::Io {
+        op: "read",
+        path: path.clone(),
+        source,
+    })?;
+    let polars_err = |source| AnalysisError::Polars { path: path.clone(), source };
+    // Every column as text: axis values are labels, never numbers to re-format.
+    let df = CsvReadOptions::default()
+        .with_has_header(true)
+        .with_infer_schema_length(Some(0))
+        .into_reader_with_file_handle(Cursor::new(bytes))
+        .finish()
+        .map_err(polars_err)?;
+    let names: Vec<String> = df.get_column_names().iter().map(|s| s.to_string()).collect();
+    let schema = |column: &str, message: String| AnalysisError::Schema {
+        path: path.clone(),
+        column: column.into(),
+        row: None,
+        message,
+    };
+    let exp_at =
+        names.iter().position(|n| n == "experiment").ok_or_else(|| schema("experiment", "missing".into()))?;
+    if names.len() < 2 || names[0] != "cell" || names[1] != "status" || exp_at < 2 {
+        return Err(schema(
+            "cell",
+            format!("expected cell,status,<axes>,experiment,... got {}", names.join(",")),
+        ));
+    }
+    let axes: Vec<String> = names[2..exp_at].to_vec();
+    let col = |name: &str| -> Result<Vec<Option<String>>> {
+        let c = df.column(name).map_err(polars_err)?;
+        let s = c.str().map_err(polars_err)?;
+        Ok((0..s.len()).map(|i| s.get(i).map(String::from)).collect())
+    };
+    let (cell, status, exp, learner, seed, bits) =
+        (col("cell")?, col("status")?, col("experiment")?, col("learner")?, col("seed")?, col("bits")?);
+    let axis_cols: Vec<Vec<Option<String>>> = axes.iter().map(|a| col(a)).collect::<Result<_>>()?;
+    let mut cells: Vec<SweepCell> = Vec::new();
+    for i in 0..df.height() {
+        let Some(id) = cell[i].clone() else { continue };
+        if cells.last().is_some_and(|c| c.id == id) || cells.iter().any(|c| c.id == id) {
+            continue;
+        }
+        let number = |v: &Option<String>, column: &str| -> Result<u64> {
+            v.as_deref().unwrap_or("").parse::<u64>().map_err(|e| AnalysisError::Schema {
+                path: path.clone(),
+                column: column.into(),
+                row: Some(i + 1),
+                message: e.to_string(),
+            })
+        };
+        let status = match status[i].as_deref() {
+            Some("ok") => CellStatus::Ok,
+            Some("failed") => CellStatus::Failed,
+            _ => CellStatus::Missing,
+        };
+        cells.push(SweepCell {
+            index: cells.len(),
+            dir: dir.join("cells").join(&id),
+            id,
+            axes: axes
+                .iter()
+                .zip(&axis_cols)
+                .map(|(a, c)| (a.clone(), c[i].clone().unwrap_or_default()))
+                .collect(),
+            experiment: exp[i].clone().unwrap_or_default(),
+            learner: learner[i].clone().unwrap_or_default(),
+            seed: number(&seed[i], "seed")?,
+            bits: number(&bits[i], "bits")? as usize,
+            status,
+        });
+    }
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "sweep".into());
+    Ok(SweepData { name, axes, cells })
+}
+
+/// One cell of a table, bold when best in its column.
+#[derive(Clone, Debug)]
+struct Cell {
+    text: String,
+    bold: bool,
+}
+
+/// A piece of the report, rendered to markdown and HTML alike.
+#[derive(Clone, Debug)]
+enum Block {
+    Heading(usize, String),
+    Para(String),
+    Table { head: Vec<String>, rows: Vec<Vec<Cell>> },
+    Figure { stem: String, caption: String },
+}
+
+/// Which way a table column is better.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Better {
+    Higher,
+    Lower,
+}
+
+/// A file-name-safe version of `s`.
+fn slug(s: &str) -> String {
+    s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
+}
+
+/// Learners in report order: finetune and joint (the two references) first, then by name.
+fn learner_order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut v: Vec<String> = names.map(String::from).collect();
+    v.sort_by_key(|n| (n != "finetune", n != "joint", n.clone()));
+    v.dedup();
+    v
+}
+
+/// Mean ± std over seeds of the values of stage `t` of `pair` in `runs`.
+fn stage_stats(runs: &[&RunData], t: usize, pair: &(String, String)) -> Option<(f64, f64)> {
+    let v: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| {
+            let p = r.matrix.pair_index(&pair.0, &pair.1)?;
+            r.matrix.values.get(t).map(|row| row[p]).filter(|v| v.is_finite())
+        })
+        .collect();
+    mean_std(&v)
+}
+
+/// "0.812 ± 0.004" (or just the mean for one value).
+fn fmt_stat(values: &[f64], digits: usize) -> String {
+    match mean_std(values) {
+        None => "–".into(),
+        Some((m, _)) if values.len() == 1 => format!("{m:.digits$}"),
+        Some((m, s)) => format!("{m:.digits$} ± {s:.digits$}"),
+    }
+}
+
+/// One scenario: the runs of one experiment at one code length, by learner.
+struct Scenario<'a> {
+    experiment: String,
+    bits: usize,
+    learners: Vec<(String, Vec<&'a RunData>)>,
+}
+
+impl Scenario<'_> {
+    fn slug(&self) -> String {
+        format!("{}-{}bit", slug(&self.experiment), self.bits)
+    }
+
+    fn name(&self) -> String {
+        format!("{} ({} bits)", self.experiment, self.bits)
+    }
+
+    /// The run with the most stages: its pairs and stage labels describe the scenario.
+    fn reference(&self) -> Option<&RunData> {
+        self.learners.iter().flat_map(|(_, rs)| rs.iter().copied()).max_by_key(|r| r.matrix.stages())
+    }
+}
+
+/// Writes `out/index.md`, `out/index.html` and `out/figures/`.
+pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
+    let fig_dir = out.join("figures");
+    std::fs::create_dir_all(&fig_dir).map_err(|source| AnalysisError::Io {
+        op: "create",
+        path: fig_dir.clone(),
+        source,
+    })?;
+    let order = learner_order(
+        inputs
+            .runs
+            .iter()
+            .map(|r| r.learner.as_str())
+            .chain(inputs.sweeps.iter().flat_map(|s| s.cells.iter().map(|c| c.learner.as_str()))),
+    );
+    // One style per learner across every figure of the report.
+    let style_of = |l: &str| series_style(order.iter().position(|x| x == l).unwrap_or(0));
+
+    // experiment -> bits -> learner -> runs
+    let mut by_exp: BTreeMap<&str, BTreeMap<usize, BTreeMap<&str, Vec<&RunData>>>> = BTreeMap::new();
+    for r in &inputs.runs {
+        by_exp
+            .entry(&r.experiment)
+            .or_default()
+            .entry(r.bits)
+            .or_default()
+            .entry(&r.learner)
+            .or_default()
+            .push(r);
+    }
+    let scenarios: Vec<Scenario> = by_exp
+        .iter()
+        .filter_map(|(exp, by_bits)| {
+            // The code length with the most runs (the smaller on a tie) is the scenario's main one.
+            let (bits, learners) = by_bits
+                .iter()
+                .max_by_key(|(b, ls)| (ls.values().map(Vec::len).sum::<usize>(), std::cmp::Reverse(**b)))?;
+            let names = learner_order(learners.keys().copied());
+            Some(Scenario {
+                experiment: exp.to_string(),
+                bits: *bits,
+                learners: names.iter().map(|n| (n.clone(), learners[n.as_str()].clone())).collect(),
+            })
+        })
+        .collect();
+
+    let mut blocks = vec![Block::Heading(1, inputs.title.clone())];
+    let n_cells: usize = inputs.sweeps.iter().map(|s| s.cells.len()).sum();
+    blocks.push(Block::Para(format!(
+        "Generated by `seqmodal report` from {} runs and {} sweeps ({} cells): {}. Every number is \
+         recomputed from the runs' `metrics.csv` (training time and memory from `summary.json`); \
+         definitions in docs/metrics.md. Mean ± sample std over seeds. Each figure is a PNG here \
+         and an SVG (for papers) beside it in `figures/`.",
+        inputs.runs.len(),
+        inputs.sweeps.len(),
+        n_cells,
+        if inputs.sources.is_empty() {
+            "–".to_string()
+        } else {
+            inputs.sources.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
+        }
+    )));
+    let mut figures: Vec<String> = Vec::new();
+
+    // 1. Learner comparison.
+    blocks.push(Block::Heading(2, "Learner comparison".into()));
+    blocks.push(Block::Para(
+        "ACC: mean final mAP over cross-modal pairs (↑ higher is better). BWT: final − value when the pair \
+         was learned (↑). Forgetting: best earlier value − final (↓ lower is better). FWT: gain on a pair \
+         before its last modality was trained (↑). Train s: seconds in optimiser steps on a shared 2-core \
+         machine (↓). Memory: samples kept from earlier stages (↓). **Bold**: best mean in the column \
+         among continual learners; `joint` (trains on all data seen so far) is the reference and is not ranked."
+            .into(),
+    ));
+    if scenarios.is_empty() {
+        blocks.push(Block::Para("No runs given: nothing to compare.".into()));
+    }
+    for sc in &scenarios {
+        blocks.push(Block::Heading(3, sc.name()));
+        blocks.push(learner_table(sc));
+    }
+
+    // 2. Forgetting curves.
+    blocks.push(Block::Heading(2, "Forgetting curves".into()));
+    blocks.push(Block::Para(
+        "mAP of every query → database pair after each stage (stage 0: random initialisation), one line \
+         per learner; line: mean over seeds, band: ± std."
+            .into(),
+    ));
+    if scenarios.is_empty() {
+        blocks.push(Block::Para("No runs given.".into()));
+    }
+    for sc in &scenarios {
+        let Some(reference) = sc.reference() else { continue };
+        let m = &reference.matrix;
+        let stem = format!("{}-forgetting", sc.slug());
+        let n = m.modalities.len().max(1);
+        let max = sc
+            .learners
+            .iter()
+            .flat_map(|(_, rs)| rs.iter().flat_map(|r| r.matrix.values.iter().flatten().copied()))
+            .filter(|v| v.is_finite())
+            .fold(0.0, f64::max);
+        let panels: Vec<Panel> = m
+            .pairs
+            .iter()
+            .map(|pair| Panel {
+                caption: format!("{} → {}", pair.0, pair.1),
+                series: sc
+                    .learners
+                    .iter()
+                    .map(|(l, rs)| Series {
+                        label: l.clone(),
+                        style: style_of(l),
+                        points: (0..m.stages())
+                            .filter_map(|t| stage_stats(rs, t, pair).map(|(mu, sd)| (t as f64, mu, sd)))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let schedule: Vec<String> =
+            (0..m.stages()).map(|t| format!("{t} {}", m.trained[t].as_deref().unwrap_or("init"))).collect();
+        let last = m.last_stage() as f64;
+        let fig = LineFigure {
+            title: format!("Forgetting curves · {}", sc.name()),
+            subtitle: vec![
+                format!("stages: {} · rows: query, columns: database", schedule.join(" · ")),
+                "line: mean over seeds · band: ± std".into(),
+            ],
+            panels,
+            cols: n,
+            x: Axis {
+                range: -0.2..last + 0.2,
+                ticks: (0..m.stages()).map(|t| (t as f64, t.to_string())).collect(),
+                desc: "stage".into(),
+            },
+            y: unit_axis(max, "mAP"),
+            legend: "learner".into(),
+        };
+        line_figure(&fig, &fig_dir, &stem)?;
+        blocks.push(Block::Heading(3, sc.name()));
+        blocks.push(Block::Figure {
+            caption: format!(
+                "Forgetting curves of {}: panel (row q, column d) is the pair q → d; stages {}.",
+                sc.name(),
+                schedule.join(", ")
+            ),
+            stem: stem.clone(),
+        });
+        figures.push(stem);
+    }
+
+    // 3. R matrices.
+    blocks.push(Block::Heading(2, "R matrices".into()));
+    blocks.push(Block::Para(
+        "R[stage][pair]: mAP of each query → database pair (columns) after each stage (rows), mean over \
+         seeds, one heatmap per learner. Colour scale fixed to 0–1 so heatmaps compare across learners."
+            .into(),
+    ));
+    if scenarios.is_empty() {
+        blocks.push(Block::Para("No runs given.".into()));
+    }
+    for sc in &scenarios {
+        let Some(reference) = sc.reference() else { continue };
+        let m = &reference.matrix;
+        blocks.push(Block::Heading(3, sc.name()));
+        for (l, rs) in &sc.learners {
+            let stem = format!("{}-R-{}", sc.slug(), slug(l));
+            let sm = StageMatrix {
+                title: format!("R matrix · {l} · {}", sc.name()),
+                subtitle: vec![format!("mAP after each stage, mean over {} seed(s)", rs.len())],
+                rows: (0..m.stages())
+                    .map(|t| format!("{t} {}", m.trained[t].as_deref().unwrap_or("init")))
+                    .collect(),
+                cols: m.pairs.iter().map(|(q, d)| format!("{q}→{d}")).collect(),
+                values: (0..m.stages())
+                    .map(|t| {
+                        m.pairs.iter().map(|p| stage_stats(rs, t, p).map_or(f64::NAN, |s| s.0)).collect()
+                    })
+                    .collect(),
+            };
+            stage_matrix(&sm, &fig_dir, &stem)?;
+            blocks.push(Block::Figure {
+                caption: format!("R matrix of {l} on {}.", sc.name()),
+                stem: stem.clone(),
+            });
+            figures.push(stem);
+        }
+    }
+
+    // 4. Precision–recall.
+    blocks.push(Block::Heading(2, "Precision–recall by Hamming radius".into()));
+    blocks.push(Block::Para(format!(
+        "Precision and recall of the database items within Hamming radius r of the query, r = 0 … bits, \
+         averaged over queries, for the final model; one line per learner (mean over seeds; band: ± std of \
+         precision). {}",
+        inputs.pr_note
+    )));
+    let pr_by_dir: BTreeMap<&Path, &RunPr> = inputs.pr.iter().map(|p| (p.dir.as_path(), p)).collect();
+    let mut any_pr = false;
+    for sc in &scenarios {
+        if let Some(stem) = pr_figure(sc, &pr_by_dir, &style_of, &fig_dir)? {
+            any_pr = true;
+            blocks.push(Block::Heading(3, sc.name()));
+            blocks.push(Block::Figure {
+                caption: format!("Precision–recall by Hamming radius, {}.", sc.name()),
+                stem: stem.clone(),
+            });
+            figures.push(stem);
+        }
+    }
+    if !any_pr {
+        blocks.push(Block::Para("No PR curves available for these runs.".into()));
+    }
+
+    // 5. Code length.
+    blocks.push(Block::Heading(2, "mAP against code length".into()));
+    blocks.push(Block::Para(
+        "ACC (mean final cross-modal mAP) of runs of the same experiment at different code lengths; one \
+         line per learner, band: ± std over seeds (none with one seed)."
+            .into(),
+    ));
+    let mut any_bits = false;
+    for (exp, by_bits) in &by_exp {
+        if by_bits.len() < 2 {
+            continue;
+        }
+        any_bits = true;
+        let stem = format!("{}-code-length", slug(exp));
+        let bits: Vec<usize> = by_bits.keys().copied().collect();
+        let names = learner_order(by_bits.values().flat_map(|ls| ls.keys().copied()));
+        let series: Vec<Series> = names
+            .iter()
+            .map(|l| Series {
+                label: l.clone(),
+                style: style_of(l),
+                points: bits
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, b)| {
+                        let accs: Vec<f64> = by_bits[b]
+                            .get(l.as_str())?
+                            .iter()
+                            .filter_map(|r| cl_metrics::acc(&r.matrix))
+                            .collect();
+                        mean_std(&accs).map(|(m, s)| (i as f64, m, s))
+                    })
+                    .collect(),
+            })
+            .filter(|s| !s.points.is_empty())
+            .collect();
+        let max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1 + p.2)).fold(0.0, f64::max);
+        let fig = LineFigure {
+            title: format!("mAP against code length · {exp}"),
+            subtitle: vec!["final cross-modal mAP (ACC); line: mean, band: ± std over seeds".into()],
+            panels: vec![Panel { caption: String::new(), series }],
+            cols: 1,
+            x: Axis {
+                range: -0.3..bits.len() as f64 - 0.7,
+                ticks: bits.iter().enumerate().map(|(i, b)| (i as f64, b.to_string())).collect(),
+                desc: "code length (bits, log scale)".into(),
+            },
+            y: unit_axis(max, "ACC (cross-modal mAP)"),
+            legend: "learner".into(),
+        };
+        line_figure(&fig, &fig_dir, &stem)?;
+        blocks.push(Block::Heading(3, exp.to_string()));
+        blocks.push(Block::Figure {
+            caption: format!(
+                "ACC of {exp} at {} bits.",
+                bits.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+            ),
+            stem: stem.clone(),
+        });
+        figures.push(stem);
+    }
+    if !any_bits {
+        blocks.push(Block::Para("No experiment has runs at more than one code length.".into()));
+    }
+
+    // 6. Sweeps.
+    blocks.push(Block::Heading(2, "Sweeps".into()));
+    blocks.push(Block::Para(
+        "Per sweep axis: ACC (↑) and forgetting (↓) per learner and axis value; bar: mean, whisker: ± std \
+         over seeds and the other axes."
+            .into(),
+    ));
+    if inputs.sweeps.is_empty() {
+        blocks.push(Block::Para("No sweeps given.".into()));
+    }
+    for sw in &inputs.sweeps {
+        blocks.push(Block::Heading(3, format!("sweep {}", sw.name)));
+        let finished: Vec<(&SweepCell, RunData)> = sw
+            .cells
+            .iter()
+            .filter(|c| c.status == CellStatus::Ok)
+            .map(|c| load_run(&c.dir).map(|r| (c, r)))
+            .collect::<Result<_>>()?;
+        let failed = sw.cells.len() - finished.len();
+        let axes: Vec<Option<&str>> =
+            if sw.axes.is_empty() { vec![None] } else { sw.axes.iter().map(|a| Some(a.as_str())).collect() };
+        for axis in axes {
+            let stem = format!("sweep-{}-{}", slug(&sw.name), slug(axis.unwrap_or("learner")));
+            let groups = sweep_groups(&finished, axis);
+            if groups.is_empty() {
+                continue;
+            }
+            let title = match axis {
+                Some(a) => format!("sweep {} · by {a}", sw.name),
+                None => format!("sweep {}", sw.name),
+            };
+            sweep_bars_as(&groups, &title, &fig_dir, &stem)?;
+            blocks.push(Block::Figure {
+                caption: format!(
+                    "{title}: {} finished cells{}.",
+                    finished.len(),
+                    if failed > 0 { format!(", {failed} failed or missing") } else { String::new() }
+                ),
+                stem: stem.clone(),
+            });
+            figures.push(stem);
+        }
+    }
+
+    let markdown = out.join("index.md");
+    let html = out.join("index.html");
+    atomic_write(&markdown, to_markdown(&blocks).as_bytes())?;
+    atomic_write(&html, to_html(&inputs.title, &blocks).as_bytes())?;
+    Ok(ReportFiles {
+        markdown,
+        html,
+        figures: figures
+            .iter()
+            .flat_map(|s| [fig_dir.join(format!("{s}.png")), fig_dir.join(format!("{s}.svg"))])
+            .collect(),
+    })
+}
+
+/// Bar groups of a sweep by one axis: per learner, one bar per axis value, spread over the rest.
+fn sweep_groups(finished: &[(&SweepCell, RunData)], axis: Option<&str>) -> Vec<BarGroup> {
+    let mut values: Vec<String> = Vec::new();
+    let mut learners: Vec<String> = Vec::new();
+    let value_of = |c: &SweepCell| -> String {
+        axis.and_then(|a| c.axes.iter().find(|(k, _)| k == a)).map(|(_, v)| v.clone()).unwrap_or_default()
+    };
+    for (c, _) in finished {
+        let v = value_of(c);
+        if !values.contains(&v) {
+            values.push(v);
+        }
+        if !learners.contains(&c.learner) {
+            learners.push(c.learner.clone());
+        }
+    }
+    learners
+        .iter()
+        .map(|l| BarGroup {
+            learner: l.clone(),
+            series: values
+                .iter()
+                .filter_map(|v| {
+                    let runs: Vec<&RunData> = finished
+                        .iter()
+                        .filter(|(c, _)| &c.learner == l && value_of(c) == *v)
+                        .map(|(_, r)| r)
+                        .collect();
+                    if runs.is_empty() {
+                        return None;
+                    }
+                    let acc: Vec<f64> = runs.iter().filter_map(|r| cl_metrics::acc(&r.matrix)).collect();
+                    let fg: Vec<f64> =
+                        runs.iter().filter_map(|r| cl_metrics::forgetting_max_prev(&r.matrix)).collect();
+                    Some(BarSeries {
+                        label: v.clone(),
+                        acc: mean_std(&acc),
+                        forgetting: mean_std(&fg),
+                        n: runs.len(),
+                    })
+                })
+                .collect(),
+        })
+        .collect()
+}
+
+/// The PR figure of a scenario, when any of its runs has PR curves: one panel per cross-modal
+/// pair (up to four), else one panel of the mean over cross-modal pairs.
+fn pr_figure(
+    sc: &Scenario<'_>,
+    pr_by_dir: &BTreeMap<&Path, &RunPr>,
+    style_of: &dyn Fn(&str) -> SeriesStyle,
+    fig_dir: &Path,
+) -> Result<Option<String>> {
+    let Some(reference) = sc.reference() else { return Ok(None) };
+    let cross: Vec<&(String, String)> = reference.matrix.pairs.iter().filter(|(q, d)| q != d).collect();
+    if cross.is_empty() {
+        return Ok(None);
+    }
+    let per_pair = cross.len() <= 4;
+    let panel_pairs: Vec<Vec<&(String, String)>> =
+        if per_pair { cross.iter().map(|p| vec![*p]).collect() } else { vec![cross.clone()] };
+    let mut panels = Vec::new();
+    let mut any = false;
+    for pairs in &panel_pairs {
+        let mut series = Vec::new();
+        for (l, rs) in &sc.learners {
+            // Per run: the curve averaged over the panel's pairs, radius by radius.
+            let curves: Vec<Vec<(f64, f64)>> = rs
+                .iter()
+                .filter_map(|r| pr_by_dir.get(r.dir.as_path()))
+                .filter_map(|pr| {
+                    let cs: Vec<&PairPr> = pairs
+                        .iter()
+                        .filter_map(|(q, d)| pr.pairs.iter().find(|c| &c.query == q && &c.database == d))
+                        .collect();
+                    if cs.len() != pairs.len() {
+                        return None;
+                    }
+                    let n = cs.iter().map(|c| c.points.len()).min().unwrap_or(0);
+                    Some(
+                        (0..n)
+                            .map(|i| {
+                                let k = cs.len() as f64;
+                                let rec = cs.iter().map(|c| c.points[i].recall).sum::<f64>() / k;
+                                let pre = cs.iter().map(|c| c.points[i].precision).sum::<f64>() / k;
+                                (rec, pre)
+                            })
+                            .collect(),
+                    )
+                })
+                .collect();
+            let Some(n) = curves.iter().map(Vec::len).min() else { continue };
+            let points: Vec<(f64, f64, f64)> = (0..n)
+                .filter_map(|i| {
+                    let rec: Vec<f64> = curves.iter().map(|c| c[i].0).collect();
+                    let pre: Vec<f64> = curves.iter().map(|c| c[i].1).collect();
+                    let (r, _) = mean_std(&rec)?;
+                    let (p, s) = mean_std(&pre)?;
+                    Some((r, p, s))
+                })
+                // A radius that retrieves nothing has precision 0 by convention: not a point of the curve.
+                .filter(|&(r, _, _)| r > 0.0)
+                .collect();
+            if !points.is_empty() {
+                any = true;
+                series.push(Series { label: l.clone(), style: style_of(l), points });
+            }
+        }
+        let caption = if per_pair {
+            format!("{} → {}", pairs[0].0, pairs[0].1)
+        } else {
+            format!("mean over the {} cross-modal pairs", pairs.len())
+        };
+        panels.push(Panel { caption, series });
+    }
+    if !any {
+        return Ok(None);
+    }
+    let stem = format!("{}-pr", sc.slug());
+    let fig = LineFigure {
+        title: format!("Precision–recall by Hamming radius · {}", sc.name()),
+        subtitle: vec![format!(
+            "final model; points at radius r = 0 … {} (recall grows with r); line: mean over seeds · band: ± std",
+            sc.bits
+        )],
+        cols: panels.len().min(2),
+        panels,
+        x: Axis { range: 0.0..1.0, ticks: even_ticks(1.0, 0.2, 1), desc: "recall".into() },
+        y: Axis { range: 0.0..1.0, ticks: even_ticks(1.0, 0.2, 1), desc: "precision".into() },
+        legend: "learner".into(),
+    };
+    line_figure(&fig, fig_dir, &stem)?;
+    Ok(Some(stem))
+}
+
+/// The learner comparison table of one scenario.
+fn learner_table(sc: &Scenario<'_>) -> Block {
+    type Col = (&'static str, Better, usize, fn(&RunData) -> Option<f64>);
+    let cols: [Col; 6] = [
+        ("ACC ↑", Better::Higher, 3, |r| cl_metrics::acc(&r.matrix)),
+        ("BWT ↑", Better::Higher, 3, |r| cl_metrics::bwt(&r.matrix)),
+        ("forgetting ↓", Better::Lower, 3, |r| cl_metrics::forgetting_max_prev(&r.matrix)),
+        ("FWT ↑", Better::Higher, 3, |r| cl_metrics::fwt(&r.matrix)),
+        ("train s ↓", Better::Lower, 1, |r| {
+            r.facts.get("train_seconds").and_then(serde_json::Value::as_f64)
+        }),
+        ("memory (samples) ↓", Better::Lower, 0, |r| {
+            r.facts.get("memory_samples").and_then(serde_json::Value::as_f64)
+        }),
+    ];
+    let values: Vec<Vec<Vec<f64>>> = sc
+        .learners
+        .iter()
+        .map(|(_, rs)| cols.iter().map(|c| rs.iter().filter_map(|r| (c.3)(r)).collect()).collect())
+        .collect();
+    let best: Vec<Option<f64>> = (0..cols.len())
+        .map(|k| {
+            let means = sc
+                .learners
+                .iter()
+                .zip(&values)
+                .filter(|((l, _), _)| l != "joint")
+                .filter_map(|(_, v)| mean_std(&v[k]).map(|m| m.0));
+            match cols[k].1 {
+                Better::Higher => means.fold(None, |a: Option<f64>, m| Some(a.map_or(m, |a| a.max(m)))),
+                Better::Lower => means.fold(None, |a: Option<f64>, m| Some(a.map_or(m, |a| a.min(m)))),
+            }
+        })
+        .collect();
+    let mut head = vec!["learner".to_string(), "seeds".to_string()];
+    head.extend(cols.iter().map(|c| c.0.to_string()));
+    let rows = sc
+        .learners
+        .iter()
+        .zip(&values)
+        .map(|((l, rs), v)| {
+            let mut row =
+                vec![Cell { text: l.clone(), bold: false }, Cell { text: rs.len().to_string(), bold: false }];
+            for (k, c) in cols.iter().enumerate() {
+                let text = fmt_stat(&v[k], c.2);
+                // Compare at the printed precision, so equal-looking values are all bold.
+                let shown = |x: f64| format!("{x:.*}", c.2);
+                let bold = l != "joint"
+                    && matches!((mean_std(&v[k]), best[k]), (Some((m, _)), Some(b)) if shown(m) == shown(b));
+                row.push(Cell { text, bold });
+            }
+            row
+        })
+        .collect();
+    Block::Table { head, rows }
+}
+
+fn to_markdown(blocks: &[Block]) -> String {
+    let mut out = String::new();
+    for b in blocks {
+        match b {
+            Block::Heading(level, text) => out.push_str(&format!("{} {text}\n\n", "#".repeat(*level))),
+            Block::Para(text) => out.push_str(&format!("{text}\n\n")),
+            Block::Table { head, rows } => {
+                out.push_str(&format!("| {} |\n", head.join(" | ")));
+                out.push_str(&format!("|{}\n", "---|".repeat(head.len())));
+                for row in rows {
+                    let cells: Vec<String> = row
+                        .iter()
+                        .map(|c| if c.bold { format!("**{}**", c.text) } else { c.text.clone() })
+                        .collect();
+                    out.push_str(&format!("| {} |\n", cells.join(" | ")));
+                }
+                out.push('\n');
+            }
+            Block::Figure { stem, caption } => out.push_str(&format!(
+                "![{caption}](figures/{stem}.png)\n\n*{caption}* [SVG](figures/{stem}.svg)\n\n"
+            )),
+        }
+    }
+    out
+}
+
+/// HTML-escapes `s`.
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+}
+
+/// Escapes `s` and turns the markdown `code` and **bold** spans of our paragraphs into HTML.
+fn inline_html(s: &str) -> String {
+    let mut out = String::new();
+    for (i, part) in esc(s).split('`').enumerate() {
+        if i % 2 == 1 {
+            out.push_str(&format!("<code>{part}</code>"));
+        } else {
+            for (j, p) in part.split("**").enumerate() {
+                if j % 2 == 1 {
+                    out.push_str(&format!("<strong>{p}</strong>"));
+                } else {
+                    out.push_str(p);
+                }
+            }
+        }
+    }
+    out
+}
+
+fn to_html(title: &str, blocks: &[Block]) -> String {
+    let mut body = String::new();
+    for b in blocks {
+        match b {
+            Block::Heading(level, text) => {
+                let id = slug(&text.to_lowercase());
+                body.push_str(&format!("<h{level} id=\"{id}\">{}</h{level}>\n", esc(text)))
+            }
+            Block::Para(text) => body.push_str(&format!("<p>{}</p>\n", inline_html(text))),
+            Block::Table { head, rows } => {
+                body.push_str("<table>\n<thead><tr>");
+                for h in head {
+                    body.push_str(&format!("<th>{}</th>", esc(h)));
+                }
+                body.push_str("</tr></thead>\n<tbody>\n");
+                for row in rows {
+                    body.push_str("<tr>");
+                    for c in row {
+                        if c.bold {
+                            body.push_str(&format!("<td><strong>{}</strong></td>", esc(&c.text)));
+                        } else {
+                            body.push_str(&format!("<td>{}</td>", esc(&c.text)));
+                        }
+                    }
+                    body.push_str("</tr>\n");
+                }
+                body.push_str("</tbody></table>\n");
+            }
+            Block::Figure { stem, caption } => body.push_str(&format!(
+                "<figure><a href=\"figures/{stem}.svg\"><img src=\"figures/{stem}.png\" alt=\"{c}\" loading=\"lazy\"></a>\
+                 <figcaption>{c} <a href=\"figures/{stem}.svg\">SVG</a></figcaption></figure>\n",
+                c = esc(caption)
+            )),
+        }
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{}</title>\n<style>\n{CSS}</style>\n</head>\n<body>\n<main>\n{body}</main>\n</body>\n</html>\n",
+        esc(title)
+    )
+}
+
+/// Page style: the figures' font family, readable line length, tables that scroll on small screens.
+const CSS: &str = "body{font-family:'DejaVu Sans',Verdana,sans-serif;color:#222;margin:0;background:#fff}
+main{max-width:1200px;margin:0 auto;padding:1.5em 2em;line-height:1.5}
+h1{font-size:1.9em;border-bottom:2px solid #333;padding-bottom:.2em}
+h2{font-size:1.45em;margin-top:2em;border-bottom:1px solid #bbb}
+h3{font-size:1.15em;margin-top:1.5em}
+p{max-width:60em}
+table{border-collapse:collapse;margin:1em 0;font-size:.95em;display:block;overflow-x:auto}
+th,td{border:1px solid #ccc;padding:.35em .7em;text-align:right;white-space:nowrap}
+th{background:#f0f0f0}td:first-child,th:first-child{text-align:left}
+tbody tr:nth-child(even){background:#fafafa}
+figure{margin:1.2em 0}img{max-width:100%;height:auto;border:1px solid #eee}
+figcaption{font-size:.9em;color:#555;margin-top:.3em}
+code{background:#f3f3f3;padding:0 .2em}
+";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markdown_and_html_render_the_same_blocks() {
+        let blocks = vec![
+            Block::Heading(2, "Learner comparison".into()),
+            Block::Para("see `metrics.csv` and **bold**".into()),
+            Block::Table {
+                head: vec!["learner".into(), "ACC ↑".into()],
+                rows: vec![vec![
+                    Cell { text: "a<b".into(), bold: false },
+                    Cell { text: "0.5".into(), bold: true },
+                ]],
+            },
+            Block::Figure { stem: "x-forgetting".into(), caption: "c".into() },
+        ];
+        let md = to_markdown(&blocks);
+        assert!(md.contains("## Learner comparison"));
+        assert!(md.contains("| a<b | **0.5** |"), "{md}");
+        assert!(md.contains("](figures/x-forgetting.png)"));
+        let html = to_html("t", &blocks);
+        assert!(html.contains("<td>a&lt;b</td><td><strong>0.5</strong></td>"), "{html}");
+        assert!(html.contains("<code>metrics.csv</code> and <strong>bold</strong>"), "{html}");
+        assert!(html.contains("src=\"figures/x-forgetting.png\""));
+    }
+
+    #[test]
+    fn learners_order_references_first() {
+        let v = learner_order(["meta", "joint", "er", "finetune", "er"].into_iter());
+        assert_eq!(v, ["finetune", "joint", "er", "meta"]);
+    }
+
+    #[test]
+    fn slugs_are_file_safe() {
+        assert_eq!(slug("fac>fou x/y"), "fac-fou-x-y");
+    }
+}

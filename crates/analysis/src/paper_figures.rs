@@ -1,0 +1,325 @@
+//! Figures of a generated report: line charts with ± std bands in small multiples
+//! (forgetting curves, PR curves, mAP against code length) and the stage × pair R matrix.
+
+use crate::error::Result;
+use crate::style::{
+    draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for, msg,
+    render_both, text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, TEXT_PX,
+    TICK_PX,
+};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use plotters::style::text_anchor::{HPos, Pos, VPos};
+use std::path::Path;
+
+/// One line: (x, mean, std) points; std 0 draws no band.
+#[derive(Clone, Debug)]
+pub(crate) struct Series {
+    /// Legend label (a learner); equal labels share a legend row.
+    pub label: String,
+    /// Line style, fixed per learner across the report.
+    pub style: SeriesStyle,
+    /// (x, mean, std).
+    pub points: Vec<(f64, f64, f64)>,
+}
+
+/// One panel of a [`LineFigure`].
+#[derive(Clone, Debug)]
+pub(crate) struct Panel {
+    /// Panel caption, e.g. "image → text".
+    pub caption: String,
+    /// Lines.
+    pub series: Vec<Series>,
+}
+
+/// An axis with explicit ticks.
+#[derive(Clone, Debug)]
+pub(crate) struct Axis {
+    /// Plotted range.
+    pub range: std::ops::Range<f64>,
+    /// Tick positions and their labels.
+    pub ticks: Vec<(f64, String)>,
+    /// Axis description with unit.
+    pub desc: String,
+}
+
+/// A grid of line charts sharing axes and one legend.
+#[derive(Clone, Debug)]
+pub(crate) struct LineFigure {
+    /// Title.
+    pub title: String,
+    /// Subtitle lines (what is plotted, what the band is).
+    pub subtitle: Vec<String>,
+    /// Panels, filled row by row.
+    pub panels: Vec<Panel>,
+    /// Panels per row.
+    pub cols: usize,
+    /// x axis.
+    pub x: Axis,
+    /// y axis.
+    pub y: Axis,
+    /// Legend heading.
+    pub legend: String,
+}
+
+/// Evenly spaced ticks 0, step, ..., up to `top`, labelled with `digits` decimals.
+pub(crate) fn even_ticks(top: f64, step: f64, digits: usize) -> Vec<(f64, String)> {
+    let n = (top / step).round() as usize;
+    (0..=n).map(|i| (i as f64 * step, format!("{:.digits$}", i as f64 * step))).collect()
+}
+
+/// A y axis from 0 to a round top that holds `max` (the full 0..1 when values pass 0.5).
+pub(crate) fn unit_axis(max: f64, desc: &str) -> Axis {
+    let top = if max > 0.5 { 1.0 } else { ((max * 1.15 * 10.0).ceil() / 10.0).clamp(0.1, 1.0) };
+    let step = if top > 0.5 { 0.2 } else { 0.1 };
+    Axis { range: 0.0..top, ticks: even_ticks(top, step, 1), desc: desc.into() }
+}
+
+/// Opacity of a ± std band: low, because up to a dozen learners' bands overlap in one panel.
+const BAND_ALPHA: f64 = 0.07;
+
+/// Panel size and font scale for a grid `cols` wide.
+fn panel_geometry(cols: usize) -> (u32, u32, f64) {
+    match cols {
+        0..=2 => (540, 420, 1.0),
+        3..=4 => (400, 330, 0.9),
+        _ => (300, 260, 0.8),
+    }
+}
+
+/// Legend rows: every distinct label once, in order of first appearance.
+fn legend_entries(fig: &LineFigure) -> Vec<LegendEntry> {
+    let mut out: Vec<LegendEntry> = Vec::new();
+    for s in fig.panels.iter().flat_map(|p| &p.series) {
+        if !out.iter().any(|e| e.label == s.label) {
+            out.push(LegendEntry { label: s.label.clone(), style: s.style, line: true });
+        }
+    }
+    out
+}
+
+fn line_size(fig: &LineFigure) -> (u32, u32) {
+    let cols = fig.cols.max(1);
+    let rows = fig.panels.len().div_ceil(cols).max(1);
+    let (pw, ph, _) = panel_geometry(cols);
+    let entries = legend_entries(fig);
+    let legend_w = legend_width_for(&fig.legend, entries.iter().map(|e| e.label.as_str()));
+    // The legend column must also be tall enough for its rows.
+    let legend_h = 60 + 26 * entries.len() as u32;
+    let w = (cols as u32 * pw + legend_w).max(text_width(&fig.title, 26.0) as u32 + 40);
+    (w, (rows as u32 * ph).max(legend_h) + header_height(fig.subtitle.len()))
+}
+
+fn draw_line_figure<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    fig: &LineFigure,
+) -> std::result::Result<(), String> {
+    let body = draw_header(root, &fig.title, &fig.subtitle)?;
+    let entries = legend_entries(fig);
+    let legend_w = legend_width_for(&fig.legend, entries.iter().map(|e| e.label.as_str()));
+    let (w, _) = body.dim_in_pixel();
+    // Legend in its own column right of the panels: it never covers data.
+    let (plot, legend) = body.split_horizontally(w.saturating_sub(legend_w));
+    let cols = fig.cols.max(1);
+    let rows = fig.panels.len().div_ceil(cols).max(1);
+    let (pw, ph, scale) = panel_geometry(cols);
+    let plot = plot.shrink((0, 0), (cols as u32 * pw, rows as u32 * ph));
+    let areas = plot.split_evenly((rows, cols));
+    let x_keys: Vec<f64> = fig.x.ticks.iter().map(|t| t.0).collect();
+    let y_keys: Vec<f64> = fig.y.ticks.iter().map(|t| t.0).collect();
+    let label_of = |ticks: &[(f64, String)], v: f64| {
+        ticks.iter().find(|t| (t.0 - v).abs() < 1e-9).map(|t| t.1.clone()).unwrap_or_default()
+    };
+    for (panel, area) in fig.panels.iter().zip(&areas) {
+        let mut chart = ChartBuilder::on(area)
+            .margin(10)
+            .margin_right(18)
+            .caption(&panel.caption, (FONT, CAPTION_PX * scale).into_font().style(FontStyle::Bold))
+            .x_label_area_size((48.0 * scale) as u32)
+            .y_label_area_size((64.0 * scale) as u32)
+            .build_cartesian_2d(
+                KeyAxis::new(fig.x.range.clone(), x_keys.clone()),
+                KeyAxis::new(fig.y.range.clone(), y_keys.clone()),
+            )
+            .map_err(msg)?;
+        chart
+            .configure_mesh()
+            .x_labels(x_keys.len())
+            .y_labels(y_keys.len())
+            .x_label_formatter(&|x| label_of(&fig.x.ticks, *x))
+            .y_label_formatter(&|y| label_of(&fig.y.ticks, *y))
+            .x_desc(fig.x.desc.as_str())
+            .y_desc(fig.y.desc.as_str())
+            .label_style((FONT, TICK_PX * scale))
+            .axis_desc_style((FONT, AXIS_PX * scale))
+            .light_line_style(WHITE.mix(0.0))
+            .bold_line_style(BLACK.mix(0.1))
+            .draw()
+            .map_err(msg)?;
+        let (lo, hi) = (fig.y.range.start, fig.y.range.end);
+        // Bands first, lines on top; a faint fill so overlapping bands stay see-through.
+        for s in &panel.series {
+            if s.points.len() < 2 || s.points.iter().all(|p| p.2 <= 0.0) {
+                continue;
+            }
+            let band: Vec<(f64, f64)> = s
+                .points
+                .iter()
+                .map(|&(x, m, sd)| (x, (m + sd).min(hi)))
+                .chain(s.points.iter().rev().map(|&(x, m, sd)| (x, (m - sd).max(lo))))
+                .collect();
+            chart
+                .draw_series(std::iter::once(Polygon::new(band, s.style.color.mix(BAND_ALPHA).filled())))
+                .map_err(msg)?;
+        }
+        for s in &panel.series {
+            let line: Vec<(f64, f64)> = s.points.iter().map(|&(x, m, _)| (x, m)).collect();
+            let width = if scale < 1.0 { 2 } else { 3 };
+            draw_series_styled(&chart, &line, &s.style, width, if scale < 1.0 { 3 } else { 4 })?;
+        }
+    }
+    draw_legend(&legend, &fig.legend, &entries, &[])?;
+    Ok(())
+}
+
+/// Writes a [`LineFigure`] to dir/`stem`.png and .svg.
+pub(crate) fn line_figure(fig: &LineFigure, dir: &Path, stem: &str) -> Result<()> {
+    render_both!(dir, stem, line_size(fig), draw_line_figure(fig))
+}
+
+/// The R matrix of one learner: rows = stages, columns = (query, database) pairs.
+#[derive(Clone, Debug)]
+pub(crate) struct StageMatrix {
+    /// Title.
+    pub title: String,
+    /// Subtitle lines.
+    pub subtitle: Vec<String>,
+    /// Row labels ("0 init", "1 image", ...).
+    pub rows: Vec<String>,
+    /// Column labels ("image→text", ...).
+    pub cols: Vec<String>,
+    /// `values[row][col]`; NaN is drawn grey.
+    pub values: Vec<Vec<f64>>,
+}
+
+/// Cell size: wide cells with 3 decimals for few pairs, narrow with 2 for many.
+fn cell_size(cols: usize) -> (u32, u32, f64, usize) {
+    if cols <= 9 {
+        (120, 46, 17.0, 3)
+    } else {
+        (48, 36, 12.0, 2)
+    }
+}
+
+/// Layout of the stage matrix: (left label width, top label height, grid width, grid height).
+fn matrix_layout(m: &StageMatrix) -> (u32, u32, u32, u32) {
+    let (cw, ch, _, _) = cell_size(m.cols.len());
+    let left = m.rows.iter().map(|r| text_width(r, TICK_PX)).fold(0.0, f64::max) as u32 + 70;
+    let widest_col = m.cols.iter().map(|c| text_width(c, TICK_PX)).fold(0.0, f64::max) as u32;
+    // Column labels turn vertical when they do not fit across a cell.
+    let top = if widest_col + 8 <= cw { 56 } else { widest_col + 46 };
+    (left, top, m.cols.len() as u32 * cw, m.rows.len() as u32 * ch)
+}
+
+/// Width of the colour bar and its labels.
+const BAR_W: u32 = 110;
+
+fn matrix_size(m: &StageMatrix) -> (u32, u32) {
+    let (left, top, gw, gh) = matrix_layout(m);
+    let w = (left + gw + BAR_W + 30).max(text_width(&m.title, 26.0) as u32 + 40).max(560);
+    (w, header_height(m.subtitle.len()) + top + gh + 30)
+}
+
+fn draw_stage_matrix<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    m: &StageMatrix,
+) -> std::result::Result<(), String> {
+    let body = draw_header(root, &m.title, &m.subtitle)?;
+    let (left, top, gw, gh) = matrix_layout(m);
+    let (cw, ch, value_px, digits) = cell_size(m.cols.len());
+    let (w, _) = body.dim_in_pixel();
+    let x0 = ((w.saturating_sub(left + gw + BAR_W)) / 2 + left) as i32;
+    let y0 = top as i32;
+    let tick = (FONT, TICK_PX).into_font().color(&BLACK);
+    let desc = (FONT, AXIS_PX).into_font().style(FontStyle::Bold).color(&BLACK);
+    body.draw(&Text::new(
+        "query → database".to_string(),
+        (x0 + gw as i32 / 2, 4),
+        desc.pos(Pos::new(HPos::Center, VPos::Top)),
+    ))
+    .map_err(msg)?;
+    // Row heading above the row labels: a rotated side label would crowd short matrices.
+    body.draw(&Text::new(
+        "stage".to_string(),
+        (x0 - 10, y0 - 8),
+        desc.pos(Pos::new(HPos::Right, VPos::Bottom)),
+    ))
+    .map_err(msg)?;
+    let vertical = top > 56;
+    for (j, c) in m.cols.iter().enumerate() {
+        let cx = x0 + j as i32 * cw as i32 + cw as i32 / 2;
+        if vertical {
+            body.draw(&Text::new(
+                c.clone(),
+                (cx, y0 - 6),
+                tick.transform(FontTransform::Rotate270).pos(Pos::new(HPos::Left, VPos::Center)),
+            ))
+        } else {
+            body.draw(&Text::new(c.clone(), (cx, y0 - 8), tick.pos(Pos::new(HPos::Center, VPos::Bottom))))
+        }
+        .map_err(msg)?;
+    }
+    for (i, r) in m.rows.iter().enumerate() {
+        let cy = y0 + i as i32 * ch as i32 + ch as i32 / 2;
+        body.draw(&Text::new(r.clone(), (x0 - 10, cy), tick.pos(Pos::new(HPos::Right, VPos::Center))))
+            .map_err(msg)?;
+        for (j, v) in m.values.get(i).into_iter().flatten().enumerate() {
+            let (cx0, cy0) = (x0 + j as i32 * cw as i32, y0 + i as i32 * ch as i32);
+            let fill = if v.is_finite() { viridis(*v) } else { RGBColor(200, 200, 200) };
+            body.draw(&Rectangle::new([(cx0, cy0), (cx0 + cw as i32, cy0 + ch as i32)], fill.filled()))
+                .map_err(msg)?;
+            body.draw(&Rectangle::new(
+                [(cx0, cy0), (cx0 + cw as i32, cy0 + ch as i32)],
+                WHITE.stroke_width(1),
+            ))
+            .map_err(msg)?;
+            let text = if v.is_finite() { format!("{v:.digits$}") } else { "–".into() };
+            let ink = if v.is_finite() { ink_on_viridis(*v) } else { BLACK };
+            body.draw(&Text::new(
+                text,
+                (cx0 + cw as i32 / 2, cy0 + ch as i32 / 2),
+                (FONT, value_px).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+            ))
+            .map_err(msg)?;
+        }
+    }
+    // Colour bar on a fixed 0..1 scale, so matrices of different learners compare by colour.
+    let bx = x0 + gw as i32 + 24;
+    let steps = 100;
+    for k in 0..steps {
+        let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
+        let ya = y0 + gh as i32 - (a * gh as f64) as i32;
+        let yb = y0 + gh as i32 - (b * gh as f64) as i32;
+        body.draw(&Rectangle::new([(bx, yb), (bx + 22, ya)], viridis((a + b) / 2.0).filled()))
+            .map_err(msg)?;
+    }
+    for k in 0..=5 {
+        let v = k as f64 / 5.0;
+        let y = y0 + gh as i32 - (v * gh as f64) as i32;
+        body.draw(&PathElement::new(vec![(bx + 22, y), (bx + 27, y)], BLACK.stroke_width(1))).map_err(msg)?;
+        body.draw(&Text::new(format!("{v:.1}"), (bx + 31, y), tick.pos(Pos::new(HPos::Left, VPos::Center))))
+            .map_err(msg)?;
+    }
+    body.draw(&Text::new(
+        "mAP".to_string(),
+        (bx, y0 - 8),
+        (FONT, TEXT_PX).into_font().color(&BLACK).pos(Pos::new(HPos::Left, VPos::Bottom)),
+    ))
+    .map_err(msg)?;
+    Ok(())
+}
+
+/// Writes a [`StageMatrix`] to dir/`stem`.png and .svg.
+pub(crate) fn stage_matrix(m: &StageMatrix, dir: &Path, stem: &str) -> Result<()> {
+    render_both!(dir, stem, matrix_size(m), draw_stage_matrix(m))
+}
