@@ -39,8 +39,13 @@ enum Command {
     /// Train and evaluate an experiment: writes config.toml, metrics.csv, summary.json,
     /// figures/ and checkpoints/ to the output directory.
     Run {
-        /// Experiment file (TOML), e.g. experiments/wiki.toml.
-        experiment: PathBuf,
+        /// Experiment file (TOML), e.g. experiments/wiki.toml [default with --resume: DIR/config.toml].
+        #[arg(required_unless_present = "resume")]
+        experiment: Option<PathBuf>,
+        /// Continue the run in DIR after its last finished stage (after a crash or Ctrl-C);
+        /// the experiment, when given, must resolve to DIR/config.toml.
+        #[arg(long, value_name = "DIR", conflicts_with = "out")]
+        resume: Option<PathBuf>,
         /// Output directory [default: runs/<name>/].
         #[arg(long)]
         out: Option<PathBuf>,
@@ -152,9 +157,15 @@ fn main() -> ExitCode {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
     let result = match cli.command {
-        Command::Run { experiment, out, set, quiet, train_threads, threads: eval_threads } => {
+        Command::Run { experiment, resume, out, set, quiet, train_threads, threads: eval_threads } => {
             threads::configure(train_threads, eval_threads);
-            run::run(&experiment, out, &set, quiet)
+            match run::run(experiment, resume, out, &set, quiet) {
+                Err(e) if run::interrupted(&e) => {
+                    eprintln!("{e:#}");
+                    return ExitCode::from(130);
+                }
+                r => r,
+            }
         }
         Command::Sweep { sweep: file, out, jobs, cell, emit, collect, quiet } => {
             sweep::sweep(&sweep::SweepArgs {

@@ -1,17 +1,62 @@
 //! `seqmodal run`: load, check, train stage by stage, write every output.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use seqmodal_learner::{run as run_experiment, Experiment, RunOptions};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use seqmodal_learner::{run as run_experiment, Experiment, LearnerError, RunOptions};
 
 use crate::output;
 use crate::progress::Progress;
 
-/// Runs one experiment file and writes its outputs.
-pub fn run(path: &Path, out: Option<PathBuf>, overrides: &[String], quiet: bool) -> Result<()> {
+/// Runs one experiment file (or resumes a run directory) and writes its outputs.
+pub fn run(
+    experiment: Option<PathBuf>,
+    resume: Option<PathBuf>,
+    out: Option<PathBuf>,
+    overrides: &[String],
+    quiet: bool,
+) -> Result<()> {
+    let path = match (&experiment, &resume) {
+        (Some(p), _) => p.clone(),
+        (None, Some(dir)) => dir.join("config.toml"),
+        (None, None) => anyhow::bail!("give an experiment file or --resume DIR"),
+    };
+    let path = path.as_path();
+    if !path.exists() {
+        match &resume {
+            Some(dir) if experiment.is_none() => anyhow::bail!(
+                "{}: no such file: --resume needs a run directory written by `seqmodal run`",
+                path.display()
+            ),
+            _ => {}
+        }
+    }
     let exp = Experiment::load(path, overrides)?;
-    let dir = out.unwrap_or_else(|| PathBuf::from("runs").join(&exp.name));
+    let dir = resume.clone().or(out).unwrap_or_else(|| PathBuf::from("runs").join(&exp.name));
+    let config = exp.to_toml();
+    let config_path = dir.join("config.toml");
+    if resume.is_some() {
+        // A directory of another experiment would mix two runs' numbers: refuse up front.
+        let stored = std::fs::read_to_string(&config_path)
+            .with_context(|| format!("--resume {}: cannot read {}", dir.display(), config_path.display()))?;
+        if stored != config {
+            let diff = stored
+                .lines()
+                .zip(config.lines())
+                .find(|(a, b)| a != b)
+                .map_or("different length".to_string(), |(a, b)| {
+                    format!("it has `{a}`, this experiment `{b}`")
+                });
+            anyhow::bail!(
+                "--resume {}: {} was written by a different experiment ({diff})",
+                dir.display(),
+                config_path.display()
+            );
+        }
+    }
     let ds = exp.load_dataset().with_context(|| match exp.dataset.synthetic {
         Some(_) => format!("{}: [dataset] kind = \"synthetic\"", path.display()),
         None => format!("{}: dataset.path = \"{}\"", path.display(), exp.dataset.path),
@@ -29,15 +74,54 @@ pub fn run(path: &Path, out: Option<PathBuf>, overrides: &[String], quiet: bool)
     );
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create output directory {}", dir.display()))?;
-    seqmodal_analysis::atomic_write(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
+    if resume.is_none() {
+        seqmodal_analysis::atomic_write(&config_path, config.as_bytes())?;
+    }
+    let interrupt = Arc::new(AtomicBool::new(false));
+    let flag = interrupt.clone();
+    // First Ctrl-C: stop at the next optimiser step (the last finished stage's checkpoint is
+    // on disk). A second one exits at once.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
     let total_epochs: u64 = exp.stages.iter().map(|s| s.epochs as u64).sum();
     let mut progress = Progress::new(total_epochs, ds.modality_names(), quiet);
-    let opts = RunOptions { checkpoint_dir: Some(dir.join("checkpoints")) };
+    let opts = RunOptions {
+        checkpoint_dir: Some(dir.join("checkpoints")),
+        resume: resume.is_some(),
+        interrupt: Some(interrupt),
+    };
     let result = run_experiment(&exp, &ds, &opts, &mut progress);
     progress.finish();
-    let result = result?;
+    let result = result.map_err(|e| match e {
+        LearnerError::Interrupted { stage } => anyhow::anyhow!(
+            "interrupted during stage {stage}; stages before it are checkpointed in {}.\n\
+             resume with: seqmodal run --resume {}",
+            dir.join("checkpoints").display(),
+            dir.display()
+        )
+        .context(Interrupted),
+        e => anyhow::Error::from(e),
+    })?;
     let summary = output::write_outputs(&exp, &result, &dir)?;
     println!("{}", output::summary_line(&summary));
     println!("outputs: {}", dir.display());
     Ok(())
+}
+
+/// Marker context of an interrupted run (exit status 130, like a shell's SIGINT).
+#[derive(Debug)]
+struct Interrupted;
+
+impl std::fmt::Display for Interrupted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stopped by Ctrl-C")
+    }
+}
+
+/// Whether `e` is an interrupted run.
+pub fn interrupted(e: &anyhow::Error) -> bool {
+    e.downcast_ref::<Interrupted>().is_some()
 }

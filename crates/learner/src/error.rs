@@ -62,6 +62,21 @@ pub enum LearnerError {
         /// Why.
         message: String,
     },
+    /// A checkpoint cannot be resumed (corrupt, or from a different experiment).
+    #[error("cannot resume from {path}: {message}")]
+    Resume {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+    /// The run was interrupted (Ctrl-C) during a stage; the last finished stage's
+    /// checkpoint is on disk.
+    #[error("interrupted during stage {stage}")]
+    Interrupted {
+        /// The stage that was running (its work is redone on resume).
+        stage: usize,
+    },
     /// Writing a checkpoint failed.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

@@ -276,6 +276,9 @@ pub struct DatasetSpec {
     pub load: LoadOptions,
 }
 
+/// Longest code seqmodal trains (the Hamming engine itself takes any length).
+pub const MAX_BITS: usize = 4096;
+
 /// Checked `[model]`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ModelSpec {
@@ -296,6 +299,8 @@ pub struct LearnerSpec {
     pub kind: LearnerKind,
     /// Memory budget in samples (0 for learners without memory).
     pub memory: usize,
+    /// Line of the `memory` key (0 when absent), for dataset-dependent errors.
+    pub memory_line: usize,
     /// Memory samples per step.
     pub replay_batch: usize,
     /// EWC penalty strength.
@@ -389,7 +394,7 @@ impl ExperimentFile {
         )?;
         let defaults = LossWeights::default();
         let model = ModelSpec {
-            bits: positive(&self.model.bits, "model.bits", 64)?,
+            bits: ck.int_at_most(&self.model.bits, "model.bits", 64, MAX_BITS)?,
             hidden: positive(&self.model.hidden, "model.hidden", 512)?,
             adapter,
             loss: LossWeights {
@@ -498,6 +503,22 @@ impl Experiment {
     /// Checks the stages against the dataset: modalities exist, class ids in range,
     /// and every stage has training rows.
     pub fn check_dataset(&self, ds: &Dataset) -> Result<()> {
+        // A memory cannot hold more than the stages ever show.
+        let mut seen: Vec<&str> = self.stages.iter().map(|s| s.modality.as_str()).collect();
+        seen.sort_unstable();
+        seen.dedup();
+        let rows: usize = seen.iter().filter_map(|m| ds.modality(m)).map(|m| m.train.features.rows()).sum();
+        if self.learner.memory > rows {
+            return Err(LearnerError::Invalid {
+                path: self.source.clone(),
+                line: self.learner.memory_line,
+                key: "learner.memory".into(),
+                message: format!(
+                    "{} samples, but the stages' training data has only {rows} rows",
+                    self.learner.memory
+                ),
+            });
+        }
         for (i, s) in self.stages.iter().enumerate() {
             let Some(m) = ds.modality(&s.modality) else {
                 return Err(LearnerError::Invalid {
@@ -719,6 +740,15 @@ impl Checker<'_> {
         } else {
             let bound = if strictly_positive { "> 0" } else { ">= 0" };
             Err(self.err(s.span(), key, format!("must be a finite number {bound}, got {x}")))
+        }
+    }
+
+    /// A positive integer no larger than `max` (default when absent).
+    fn int_at_most(&self, v: &Option<Spanned<i64>>, key: &str, default: usize, max: usize) -> Result<usize> {
+        let n = self.int(v, key, default, 1)?;
+        match v {
+            Some(s) if n > max => Err(self.err(s.span(), key, format!("at most {max} supported, got {n}"))),
+            _ => Ok(n),
         }
     }
 
@@ -965,6 +995,7 @@ impl ExperimentFile {
         Ok(LearnerSpec {
             kind,
             memory,
+            memory_line: l.memory.as_ref().map_or(0, |m| line_of(text, m.span().start)),
             replay_batch: count(&l.replay_batch, "replay_batch", train.batch, 1)?,
             lambda: float(&l.lambda, "lambda", 100.0, false)?,
             gamma: float(&l.gamma, "gamma", 0.9, false)?,

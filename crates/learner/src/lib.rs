@@ -1,6 +1,7 @@
 //! Continual-learning strategies for the unified cross-modal model, the experiment
 //! file format, and the stage runner that trains and evaluates stage by stage.
 
+pub mod checkpoint;
 mod error;
 pub mod evaluate;
 pub mod experiment;
@@ -10,6 +11,7 @@ pub mod overrides;
 mod runner;
 mod trainer;
 
+pub use checkpoint::LearnerState;
 pub use error::{LearnerError, Result};
 pub use evaluate::EvalRow;
 pub use experiment::{Experiment, ExperimentFile};

@@ -14,16 +14,31 @@ use rand_chacha::ChaCha8Rng;
 use crate::trainer::{Item, ModalityTrain};
 
 /// One stored sample with optional targets recorded when it was stored.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Stored {
     /// (modality, row) of the sample.
     pub item: Item,
-    /// Classifier logits of the model that stored it (DER++).
+    /// Classifier logits of the model that stored it (DER++); checkpointed as bit
+    /// patterns, since JSON float text does not always parse back to the same value.
+    #[serde(with = "f32_bits")]
     pub logits: Option<Vec<f32>>,
 }
 
+/// Serde for optional f32 vectors as their exact bit patterns.
+mod f32_bits {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<f32>>, s: S) -> Result<S::Ok, S::Error> {
+        v.as_ref().map(|v| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>()).serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<f32>>, D::Error> {
+        Ok(Option::<Vec<u32>>::deserialize(d)?.map(|v| v.into_iter().map(f32::from_bits).collect()))
+    }
+}
+
 /// A bounded, modality- and class-balanced replay memory.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Memory {
     capacity: usize,
     /// Candidate rows per modality (everything that modality's stages showed).
@@ -122,6 +137,19 @@ impl Memory {
         if let Some(s) = self.stored.iter_mut().find(|s| s.item == item) {
             s.logits = Some(logits);
         }
+    }
+
+    /// Puts the memory (candidates, stored samples and their targets) into a checkpoint.
+    pub fn save(&self, state: &mut crate::checkpoint::LearnerState) -> crate::error::Result<()> {
+        state.put("memory", self)
+    }
+
+    /// Restores the memory saved by [`Memory::save`] (left empty when the checkpoint has none).
+    pub fn load(&mut self, state: &crate::checkpoint::LearnerState) -> crate::error::Result<()> {
+        if let Some(m) = state.get::<Memory>("memory")? {
+            *self = m;
+        }
+        Ok(())
     }
 
     /// Number of stored samples per modality index.

@@ -5,6 +5,8 @@
 //! evaluated. The result keeps every raw number; summaries are derived elsewhere.
 
 use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
 use std::time::Instant;
 
 use rand::SeedableRng;
@@ -13,6 +15,7 @@ use rand_chacha::ChaCha8Rng;
 use seqmodal_data::{Dataset, Matrix};
 use seqmodal_model::{ModelConfig, UnifiedModel};
 
+use crate::checkpoint::{self, Counters, LearnerState};
 use crate::error::{LearnerError, Result};
 use crate::evaluate::{evaluate_all, EvalRow};
 use crate::experiment::DatabasePolicy;
@@ -35,11 +38,15 @@ pub trait Observer {
 pub struct Silent;
 impl Observer for Silent {}
 
-/// Where a run writes checkpoints.
+/// Where a run writes checkpoints, whether it resumes, and how it is stopped.
 #[derive(Clone, Debug, Default)]
 pub struct RunOptions {
-    /// Directory for `stage-<k>.safetensors` (none: no checkpoints).
+    /// Directory for the per-stage checkpoints (none: no checkpoints).
     pub checkpoint_dir: Option<PathBuf>,
+    /// Continue after the last checkpoint in `checkpoint_dir` (a fresh start if it has none).
+    pub resume: bool,
+    /// Set (e.g. by a Ctrl-C handler) to stop at the next optimiser step.
+    pub interrupt: Option<Arc<AtomicBool>>,
 }
 
 /// Everything a run measured.
@@ -75,6 +82,46 @@ fn mix(seed: u64, modality: &str, stage: u64) -> u64 {
     h
 }
 
+/// The rows stage `i` (0-based) trains on, after applying its drift to `data` (the
+/// training features learners read) and `drifted_queries` (the modality's queries).
+fn prepare_stage(
+    exp: &Experiment,
+    ds: &Dataset,
+    i: usize,
+    data: &mut [ModalityTrain],
+    drifted_queries: &mut BTreeMap<String, Matrix>,
+) -> Result<StageData> {
+    let (spec, stage) = (&exp.stages[i], i + 1);
+    let midx = ds.modality_index(&spec.modality).ok_or_else(|| LearnerError::Learner {
+        learner: "runner".into(),
+        message: "unchecked modality".into(),
+    })?;
+    let m = &ds.modalities[midx];
+    let labels = &m.train.labels;
+    let rows: Vec<u32> = (0..labels.rows())
+        .filter(|&r| spec.classes.as_ref().is_none_or(|cs| cs.iter().any(|&c| labels.has(r, c))))
+        .map(|r| r as u32)
+        .collect();
+    // Drift: this stage's training rows and the modality's queries move together. The
+    // basis seed depends on the modality only, so a ramp turns one rotation further;
+    // the draw seed is per stage, so each stage draws fresh noise.
+    let basis_seed = mix(exp.seed, &m.name, 0);
+    let draw_seed = mix(exp.seed, &m.name, stage as u64);
+    let rows = spec.drift.reweight(labels, &rows, draw_seed);
+    if rows.is_empty() {
+        return Err(LearnerError::Learner {
+            learner: "runner".into(),
+            message: format!("stage {stage}: the class prior left no training rows of '{}'", m.name),
+        });
+    }
+    if !spec.drift.is_feature_identity() || drifted_queries.contains_key(&m.name) {
+        data[midx].x = spec.drift.apply(&m.train.features, basis_seed, draw_seed).data().to_vec();
+        let queries = spec.drift.apply(&m.test.features, basis_seed, draw_seed ^ QUERY_DRAWS);
+        drifted_queries.insert(m.name.clone(), queries);
+    }
+    Ok(StageData { stage, modality: midx, rows, epochs: spec.epochs })
+}
+
 /// Builds the unified model for an experiment on a dataset.
 pub fn build_model(exp: &Experiment, ds: &Dataset) -> Result<UnifiedModel> {
     let cfg = ModelConfig {
@@ -89,7 +136,9 @@ pub fn build_model(exp: &Experiment, ds: &Dataset) -> Result<UnifiedModel> {
     Ok(UnifiedModel::new(cfg)?)
 }
 
-/// Runs an experiment on an already loaded (and standardised) dataset.
+/// Runs an experiment on an already loaded (and standardised) dataset. With
+/// `opts.resume`, continues after the last checkpoint in `opts.checkpoint_dir` (which
+/// must come from the same resolved experiment) instead of starting over.
 pub fn run(
     exp: &Experiment,
     ds: &Dataset,
@@ -113,43 +162,44 @@ pub fn run(
     learner.check(ds)?;
     // Database codes kept per modality under the `frozen` policy.
     let mut frozen = BTreeMap::new();
-    let mut rows = evaluate_all(&model, ds, &exp.metrics, 0, None, &frozen, &drifted_queries)?;
-    observer.on_evaluated(0, &rows);
-    let (mut samples, mut steps, mut seconds, mut passes, mut stage_samples) = (0u64, 0u64, 0f64, 0u64, 0u64);
+    let mut counters = Counters::default();
+    let config = exp.to_toml();
     if let Some(dir) = &opts.checkpoint_dir {
         std::fs::create_dir_all(dir)
             .map_err(|e| LearnerError::Checkpoint { path: dir.clone(), message: e.to_string() })?;
     }
-    for (i, spec) in exp.stages.iter().enumerate() {
+    let resumed = match (&opts.checkpoint_dir, opts.resume) {
+        (Some(dir), true) => checkpoint::read_last(dir, &config)?,
+        _ => None,
+    };
+    let (mut rows, first) = match resumed {
+        Some(ck) => {
+            model.load(&ck.model)?;
+            learner.load_state(&ck.learner, &model)?;
+            rng = ck.rng;
+            counters = ck.counters;
+            frozen = ck.frozen;
+            // Drift leaves no state but the data it produced: redo it for the finished stages.
+            for i in 0..ck.stage {
+                prepare_stage(exp, ds, i, &mut data, &mut drifted_queries)?;
+            }
+            for s in 0..=ck.stage {
+                let stage_rows: Vec<EvalRow> = ck.rows.iter().filter(|r| r.stage == s).cloned().collect();
+                observer.on_evaluated(s, &stage_rows);
+            }
+            tracing::info!("resumed after stage {} of {}", ck.stage, exp.stages.len());
+            (ck.rows, ck.stage)
+        }
+        None => {
+            let rows = evaluate_all(&model, ds, &exp.metrics, 0, None, &frozen, &drifted_queries)?;
+            observer.on_evaluated(0, &rows);
+            (rows, 0)
+        }
+    };
+    for (i, spec) in exp.stages.iter().enumerate().skip(first) {
         let stage = i + 1;
-        let midx = ds.modality_index(&spec.modality).ok_or_else(|| LearnerError::Learner {
-            learner: "runner".into(),
-            message: "unchecked modality".into(),
-        })?;
-        let m = &ds.modalities[midx];
-        let labels = &m.train.labels;
-        let rows_of_stage: Vec<u32> = (0..labels.rows())
-            .filter(|&r| spec.classes.as_ref().is_none_or(|cs| cs.iter().any(|&c| labels.has(r, c))))
-            .map(|r| r as u32)
-            .collect();
-        // Drift: this stage's training rows and the modality's queries move together. The
-        // basis seed depends on the modality only, so a ramp turns one rotation further;
-        // the draw seed is per stage, so each stage draws fresh noise.
-        let basis_seed = mix(exp.seed, &m.name, 0);
-        let draw_seed = mix(exp.seed, &m.name, stage as u64);
-        let rows_of_stage = spec.drift.reweight(labels, &rows_of_stage, draw_seed);
-        if rows_of_stage.is_empty() {
-            return Err(LearnerError::Learner {
-                learner: "runner".into(),
-                message: format!("stage {stage}: the class prior left no training rows of '{}'", m.name),
-            });
-        }
-        if !spec.drift.is_feature_identity() || drifted_queries.contains_key(&m.name) {
-            data[midx].x = spec.drift.apply(&m.train.features, basis_seed, draw_seed).data().to_vec();
-            let queries = spec.drift.apply(&m.test.features, basis_seed, draw_seed ^ QUERY_DRAWS);
-            drifted_queries.insert(m.name.clone(), queries);
-        }
-        let stage_data = StageData { stage, modality: midx, rows: rows_of_stage, epochs: spec.epochs };
+        let stage_data = prepare_stage(exp, ds, i, &mut data, &mut drifted_queries)?;
+        let midx = stage_data.modality;
         observer.on_stage_start(stage, &spec.modality, spec.epochs);
         let mut trainer = Trainer {
             model: &mut model,
@@ -157,6 +207,7 @@ pub fn run(
             rng: &mut rng,
             train: &exp.train,
             observer: &mut *observer,
+            interrupt: opts.interrupt.as_deref(),
             stage,
             samples: 0,
             passes: 0,
@@ -164,11 +215,11 @@ pub fn run(
         };
         let t0 = Instant::now();
         learner.train_stage(&mut trainer, &stage_data)?;
-        seconds += t0.elapsed().as_secs_f64();
-        samples += trainer.samples;
-        steps += trainer.steps;
-        passes += trainer.passes;
-        stage_samples += (stage_data.rows.len() * stage_data.epochs) as u64;
+        counters.seconds += t0.elapsed().as_secs_f64();
+        counters.samples += trainer.samples;
+        counters.steps += trainer.steps;
+        counters.passes += trainer.passes;
+        counters.stage_samples += (stage_data.rows.len() * stage_data.epochs) as u64;
         if let Some(dir) = &opts.checkpoint_dir {
             model.save(&dir.join(format!("stage-{stage}.safetensors")))?;
         }
@@ -180,7 +231,13 @@ pub fn run(
             evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality), &frozen, &drifted_queries)?;
         observer.on_evaluated(stage, &stage_rows);
         rows.extend(stage_rows);
+        if let Some(dir) = &opts.checkpoint_dir {
+            let mut state = LearnerState::default();
+            learner.save_state(&mut state)?;
+            checkpoint::write(dir, stage, &config, &rng, counters, &rows, state, &frozen)?;
+        }
     }
+    let Counters { samples, steps, seconds, passes, stage_samples } = counters;
     Ok(RunResult {
         rows,
         train_samples: samples,

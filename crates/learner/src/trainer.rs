@@ -11,7 +11,9 @@ use rand_chacha::ChaCha8Rng;
 use seqmodal_data::Dataset;
 use seqmodal_model::{BatchPart, FusedAdamW, LossParts, Output, UnifiedModel};
 
-use crate::error::Result;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{LearnerError, Result};
 use crate::experiment::TrainSpec;
 use crate::runner::Observer;
 
@@ -86,6 +88,8 @@ pub struct Trainer<'a> {
     pub train: &'a TrainSpec,
     /// Progress sink.
     pub observer: &'a mut dyn Observer,
+    /// Stop request (Ctrl-C): checked before every batch and optimiser step.
+    pub interrupt: Option<&'a AtomicBool>,
     /// Current stage (1-based), for progress reports.
     pub stage: usize,
     /// Samples in optimiser updates (current-stage and replayed).
@@ -103,6 +107,16 @@ impl Trainer<'_> {
     pub fn optimizer(&self, modalities: &[&str]) -> Result<FusedAdamW> {
         let params = ParamsAdamW { lr: self.train.lr, weight_decay: 0.0, ..Default::default() };
         Ok(FusedAdamW::new(self.model.vars_for(modalities), params)?)
+    }
+
+    /// Err(Interrupted) once a stop was requested.
+    pub fn check_interrupt(&self) -> Result<()> {
+        match self.interrupt {
+            Some(flag) if flag.load(Ordering::Relaxed) => {
+                Err(LearnerError::Interrupted { stage: self.stage })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Shuffles `pool` and cuts it into batches of `[train] batch` (last one smaller).
@@ -187,6 +201,7 @@ impl Trainer<'_> {
 
     /// Applies an optimiser step with `grads`, counting `samples` as trained.
     pub fn apply(&mut self, opt: &mut FusedAdamW, grads: &GradStore, samples: usize) -> Result<()> {
+        self.check_interrupt()?;
         opt.step(grads)?;
         self.samples += samples as u64;
         self.steps += 1;
@@ -211,6 +226,7 @@ impl Trainer<'_> {
             let batches = self.shuffled_batches(pool);
             let mut sum = 0.0;
             for b in &batches {
+                self.check_interrupt()?;
                 sum += f(self, b)?;
             }
             self.observer.on_epoch(self.stage, epoch + 1, sum / batches.len().max(1) as f64);

@@ -112,7 +112,7 @@ fn class_filter_limits_training_rows_and_checkpoints_are_written() {
     let ds = wiki();
     let exp = experiment("finetune", &["train.epochs=1", "stages.1.classes=[0, 1]"]);
     let tmp = tempfile::tempdir().unwrap();
-    let opts = RunOptions { checkpoint_dir: Some(tmp.path().join("ck")) };
+    let opts = RunOptions { checkpoint_dir: Some(tmp.path().join("ck")), ..Default::default() };
     let res = run(&exp, &ds, &opts, &mut Silent).unwrap();
     // classes 0 and 1 of the train split: 138 + 272 rows (PROVENANCE.md).
     assert_eq!(res.train_samples, 2173 + 138 + 272);

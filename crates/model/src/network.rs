@@ -209,22 +209,15 @@ impl UnifiedModel {
         Ok(out)
     }
 
-    /// Saves every parameter to a safetensors file, atomically (temp file + rename).
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let tensors: Vec<(String, Tensor)> =
-            self.vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect();
-        let tmp = path.with_extension("safetensors.tmp");
-        let err =
-            |e: &dyn std::fmt::Display| ModelError::Checkpoint { path: path.into(), message: e.to_string() };
-        candle_core::safetensors::save(&tensors.into_iter().collect(), &tmp).map_err(|e| err(&e))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
-        Ok(())
+    /// Every parameter by name (shared tensors, not copies).
+    pub fn named_tensors(&self) -> BTreeMap<String, Tensor> {
+        self.vars.iter().map(|(k, v)| (k.clone(), v.as_tensor().clone())).collect()
     }
 
-    /// Loads parameters saved by [`UnifiedModel::save`]; adapters in the file are created.
-    pub fn load(&mut self, path: &Path) -> Result<()> {
-        let err = |m: String| ModelError::Checkpoint { path: path.into(), message: m };
-        let tensors = candle_core::safetensors::load(path, &self.device).map_err(|e| err(e.to_string()))?;
+    /// Sets parameters from named tensors (as [`UnifiedModel::named_tensors`] gives them);
+    /// adapters not in the model yet are created. `context` names the source in errors.
+    pub fn set_tensors(&mut self, tensors: BTreeMap<String, Tensor>, context: &Path) -> Result<()> {
+        let err = |m: String| ModelError::Checkpoint { path: context.into(), message: m };
         for (name, t) in tensors {
             if let Some(rest) = name.strip_prefix("adapter.") {
                 if let Some(m) = rest.strip_suffix(".weight") {
@@ -248,6 +241,24 @@ impl UnifiedModel {
             }
         }
         Ok(())
+    }
+
+    /// Saves every parameter to a safetensors file, atomically (temp file + rename).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let tmp = path.with_extension("safetensors.tmp");
+        let err =
+            |e: &dyn std::fmt::Display| ModelError::Checkpoint { path: path.into(), message: e.to_string() };
+        candle_core::safetensors::save(&self.named_tensors().into_iter().collect(), &tmp)
+            .map_err(|e| err(&e))?;
+        std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
+        Ok(())
+    }
+
+    /// Loads parameters saved by [`UnifiedModel::save`]; adapters in the file are created.
+    pub fn load(&mut self, path: &Path) -> Result<()> {
+        let tensors = candle_core::safetensors::load(path, &self.device)
+            .map_err(|e| ModelError::Checkpoint { path: path.into(), message: e.to_string() })?;
+        self.set_tensors(tensors.into_iter().collect(), path)
     }
 
     /// An independent copy with the same weights (the frozen "previous model" of

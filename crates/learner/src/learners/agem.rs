@@ -25,6 +25,18 @@ impl Agem {
 }
 
 impl Learner for Agem {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        self.memory.save(state)
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.memory.load(state)
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
         let vars = trainer.model.vars_for(&[&name]);

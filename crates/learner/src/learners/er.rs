@@ -22,6 +22,18 @@ impl Er {
 }
 
 impl Learner for Er {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        self.memory.save(state)
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.memory.load(state)
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
         let (memory, rb) = (&self.memory, self.replay_batch);

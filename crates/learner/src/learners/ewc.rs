@@ -28,6 +28,22 @@ impl Ewc {
 }
 
 impl Learner for Ewc {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        state.put_tensors("fisher", &self.fisher);
+        state.put_tensors("anchor", &self.anchor);
+        Ok(())
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.fisher = state.tensors("fisher");
+        self.anchor = state.tensors("anchor");
+        Ok(())
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let vars = trainer.model.vars();
         let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;

@@ -18,6 +18,22 @@ pub struct Joint {
 }
 
 impl Learner for Joint {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        state.put("seen", &self.seen)?;
+        state.put("modalities", &self.modalities)
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.seen = state.get("seen")?.unwrap_or_default();
+        self.member = self.seen.iter().copied().collect();
+        self.modalities = state.get("modalities")?.unwrap_or_default();
+        Ok(())
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         for it in stage.items() {
             if self.member.insert(it) {

@@ -42,6 +42,22 @@ pub fn distillation(
 }
 
 impl Learner for Lwf {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        if let Some(old) = &self.old {
+            state.put_model("old", old);
+        }
+        Ok(())
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.old = state.model("old", model)?;
+        Ok(())
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
         let (alpha, temp, old) = (self.alpha, self.temperature, &self.old);

@@ -52,6 +52,24 @@ impl Meta {
 }
 
 impl Learner for Meta {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        self.memory.save(state)?;
+        if let Some(old) = &self.old {
+            state.put_model("old", old);
+        }
+        Ok(())
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.memory.load(state)?;
+        self.old = state.model("old", model)?;
+        Ok(())
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
         let vars = trainer.model.vars_for(&[&name]);

@@ -167,6 +167,21 @@ pub trait Learner {
     /// Trains the model for one stage. `stage` holds the rows this stage may see.
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()>;
 
+    /// Puts what the learner keeps between stages into a checkpoint.
+    fn save_state(&self, _state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        Ok(())
+    }
+
+    /// Restores what [`Learner::save_state`] kept; `model` is the restored model (the
+    /// template for a kept previous model).
+    fn load_state(
+        &mut self,
+        _state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        Ok(())
+    }
+
     /// What the learner keeps (memory, copies of parameters).
     fn footprint(&self, _trainer_data: &[crate::trainer::ModalityTrain]) -> Footprint {
         Footprint::default()

@@ -19,6 +19,21 @@ pub struct Paired {
 }
 
 impl Learner for Paired {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        state.put("modalities", &self.modalities)?;
+        state.put("rows", &self.rows)
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.modalities = state.get("modalities")?.unwrap_or_default();
+        self.rows = state.get("rows")?.unwrap_or_default();
+        Ok(())
+    }
+
     fn check(&self, ds: &seqmodal_data::Dataset) -> Result<()> {
         if !ds.aligned {
             return Err(LearnerError::Learner {

@@ -28,6 +28,22 @@ impl Si {
 }
 
 impl Learner for Si {
+    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+        state.put_tensors("importance", &self.importance);
+        state.put_tensors("anchor", &self.anchor);
+        Ok(())
+    }
+
+    fn load_state(
+        &mut self,
+        state: &crate::checkpoint::LearnerState,
+        _model: &seqmodal_model::UnifiedModel,
+    ) -> Result<()> {
+        self.importance = state.tensors("importance");
+        self.anchor = state.tensors("anchor");
+        Ok(())
+    }
+
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let vars = trainer.model.vars();
         let start = snapshot(&vars)?;
