@@ -31,6 +31,42 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
     done
     ./target/release/seqmodal report runs/sweeps --out reports/learners.md --title "Learners across forgetting scenarios"
 
+# Reports with figures, regenerated from scratch: reports/wiki/ and reports/mfeat/ (index.md,
+# index.html, figures/ as PNG + SVG; docs/reports.md). Finished runs are reused: the learner x
+# scenario runs share runs/sweeps/ with report-learners, and only missing ones run (seeds below);
+# code-length runs (wiki-per-modality at 16/64/128 bits, seed 1; 32 bits is the scenario's own)
+# go to runs/report/. With runs/sweeps/ filled: about 10 min on 2 cores; from nothing: ~1.5 h.
+report seeds="1 2 3" learners="finetune joint paired ewc si lwf er agem der mer meta":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    cargo build --release --workspace
+    bin=./target/release/seqmodal
+    for scenario in wiki-shared wiki-per-modality mfeat-shared; do
+      for seed in {{seeds}}; do
+        for learner in {{learners}}; do
+          out=runs/sweeps/$scenario/$learner-s$seed
+          [ -f $out/summary.json ] && continue
+          $bin run experiments/forgetting/$scenario.toml --quiet --log warn \
+            --set learner.kind=$learner --set seed=$seed --out $out
+        done
+      done
+    done
+    for bits in 16 64 128; do
+      for learner in finetune joint meta; do
+        out=runs/report/wiki-bits/$learner-b$bits
+        [ -f $out/summary.json ] && continue
+        $bin run experiments/forgetting/wiki-per-modality.toml --quiet --log warn \
+          --set learner.kind=$learner --set seed=1 --set model.bits=$bits --out $out
+      done
+    done
+    # Resumes: finished cells are skipped.
+    $bin sweep sweeps/orderings-mfeat.toml --jobs {{num_cpus()}} --quiet
+    rm -rf reports/wiki reports/mfeat
+    $bin report runs/sweeps/wiki-shared runs/sweeps/wiki-per-modality runs/report/wiki-bits \
+      --out reports/wiki --title "Wikipedia (image, text): learners, forgetting and code length"
+    $bin report runs/sweeps/mfeat-shared runs/sweeps/orderings-mfeat \
+      --out reports/mfeat --title "mfeat (six feature views): learners, forgetting and stage orderings"
+
 # JOBS=1 just sweep ... runs one cell at a time; rerunning continues where a sweep stopped.
 # Run a sweep file (docs/sweeps.md), one cell per core: just sweep sweeps/orderings-mfeat.toml [--out DIR]
 sweep file *args:
@@ -57,3 +93,19 @@ bench-search backend="cpu":
 faiss-compare:
     cargo build --release
     bench/faiss_compare.sh
+
+# Fuzz one target for a number of seconds (needs the nightly toolchain; installs
+# cargo-fuzz when missing). Targets: experiment, npy, npz, wiki_mat, mfeat_csv.
+# The corpus starts from the repo's own files and grows in fuzz/corpus/ (not committed).
+fuzz target="experiment" seconds="600":
+    #!/usr/bin/env bash
+    set -euo pipefail
+    command -v cargo-fuzz >/dev/null || cargo +nightly install cargo-fuzz --locked
+    mkdir -p fuzz/corpus/{{target}}
+    cp fuzz/seeds/{{target}}/* fuzz/corpus/{{target}}/ 2>/dev/null || true
+    case {{target}} in
+      experiment) cp experiments/*.toml experiments/*/*.toml fuzz/corpus/experiment/ ;;
+      mfeat_csv) cp datasets/mfeat/mfeat-mor.csv fuzz/corpus/mfeat_csv/ ;;
+      wiki_mat) cp datasets/wiki/raw_features.mat fuzz/corpus/wiki_mat/ ;;
+    esac
+    cd fuzz && cargo +nightly fuzz run {{target}} corpus/{{target}} -- -max_total_time={{seconds}} -rss_limit_mb=4096

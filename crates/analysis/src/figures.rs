@@ -3,8 +3,9 @@
 use crate::error::Result;
 use crate::matrix::AccuracyMatrix;
 use crate::style::{
-    color, draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, metric_label, msg,
-    render_both, series_style, text_width, viridis, Dash, KeyAxis, LegendEntry, Marker, SeriesStyle, FONT,
+    color, draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for,
+    metric_label, msg, render_both, series_style, text_width, viridis, Dash, KeyAxis, LegendEntry, Marker,
+    SeriesStyle, FONT,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -449,7 +450,7 @@ fn bars_size(groups: &[BarGroup]) -> (u32, u32) {
 fn legend_width(groups: &[BarGroup]) -> u32 {
     let labelled = groups.iter().flat_map(|g| &g.series).any(|s| !s.label.is_empty());
     if labelled {
-        LEGEND_W
+        legend_width_for("setting", groups.iter().flat_map(|g| g.series.iter().map(|s| s.label.as_str())))
     } else {
         0
     }
@@ -497,6 +498,8 @@ fn draw_bars_panel<DB: DrawingBackend>(
         .map_err(msg)?;
     for (gi, g) in groups.iter().enumerate() {
         let k = g.series.len().max(1) as f64;
+        // Narrow bars get shorter, smaller value labels so neighbours' labels do not overlap.
+        let (digits, value_px) = if g.series.len() > 3 { (2, 12) } else { (3, 14) };
         let width = 0.8 / k;
         for (si, s) in g.series.iter().enumerate() {
             let Some((mean, std)) = value(s) else { continue };
@@ -523,9 +526,9 @@ fn draw_bars_panel<DB: DrawingBackend>(
             }
             chart
                 .draw_series(std::iter::once(Text::new(
-                    format!("{mean:.3}"),
+                    format!("{mean:.digits$}"),
                     (xc, mean.max(0.0) + std + (top - bottom) * 0.015),
-                    (FONT, 14).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom)),
+                    (FONT, value_px).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )))
                 .map_err(msg)?;
         }
