@@ -22,7 +22,7 @@ fn feat(base: f64, i: usize, j: usize) -> f32 {
 fn multi_hot(i: usize, c: usize, shift: usize) -> Vec<u8> {
     let mut v = vec![0u8; c];
     v[(i + shift) % c] = 1;
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         v[(i + shift + 1) % c] = 1;
     }
     v
