@@ -114,9 +114,12 @@ fn run_exp(name: &str, exp: &Path, want: &[&str]) {
     refuses(name, &["run", exp.to_str().unwrap(), "--quiet", "--out", out.to_str().unwrap()], &all);
 }
 
+/// An edit of the experiment text.
+type EditFn = Box<dyn Fn(&str) -> String>;
+
 #[test]
 fn experiment_file_errors() {
-    let cases: Vec<(&str, Box<dyn Fn(&str) -> String>, Vec<&str>)> = vec![
+    let cases: Vec<(&str, EditFn, Vec<&str>)> = vec![
         ("toml syntax", Box::new(|t| t.replace("bits = 16", "bits = = 16")), vec!["line 9"]),
         ("wrong type", Box::new(|t| t.replace("bits = 16", "bits = \"many\"")), vec!["bits"]),
         ("unknown top-level key", Box::new(|t| format!("colour = 1\n{t}")), vec!["colour"]),
