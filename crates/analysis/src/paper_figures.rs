@@ -60,6 +60,9 @@ pub(crate) struct LineFigure {
     pub y: Axis,
     /// Legend heading.
     pub legend: String,
+    /// Bands only from this x on (points before it are shared by every series, e.g. the
+    /// random initialisation, and a dozen stacked bands there would read as one dark one).
+    pub band_from: f64,
 }
 
 /// Evenly spaced ticks 0, step, ..., up to `top`, labelled with `digits` decimals.
@@ -162,11 +165,15 @@ fn draw_line_figure<DB: DrawingBackend>(
             if s.points.len() < 2 || s.points.iter().all(|p| p.2 <= 0.0) {
                 continue;
             }
-            let band: Vec<(f64, f64)> = s
-                .points
+            let pts: Vec<(f64, f64, f64)> =
+                s.points.iter().copied().filter(|p| p.0 >= fig.band_from).collect();
+            if pts.len() < 2 {
+                continue;
+            }
+            let band: Vec<(f64, f64)> = pts
                 .iter()
                 .map(|&(x, m, sd)| (x, (m + sd).min(hi)))
-                .chain(s.points.iter().rev().map(|&(x, m, sd)| (x, (m - sd).max(lo))))
+                .chain(pts.iter().rev().map(|&(x, m, sd)| (x, (m - sd).max(lo))))
                 .collect();
             chart
                 .draw_series(std::iter::once(Polygon::new(band, s.style.color.mix(BAND_ALPHA).filled())))
