@@ -18,7 +18,7 @@ use crate::cl_metrics;
 use crate::error::{AnalysisError, Result};
 use crate::figures::{sweep_bars_as, BarGroup, BarSeries};
 use crate::paper_figures::{
-    even_ticks, line_figure, stage_matrix, unit_axis, Axis, LineFigure, Panel, Series, StageMatrix,
+    even_ticks, line_figure, stage_matrix, unit_axis, zoom_axis, Axis, LineFigure, Panel, Series, StageMatrix,
 };
 use crate::report::{load_run, mean_std, RunData};
 use crate::style::{series_style, SeriesStyle};
@@ -518,9 +518,13 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
         }
         any_bits = true;
         let max = series.iter().flat_map(|s| s.points.iter().map(|p| p.1 + p.2)).fold(0.0, f64::max);
+        let min = series.iter().flat_map(|s| s.points.iter().map(|p| p.1 - p.2)).fold(1.0, f64::min);
         let fig = LineFigure {
             title: format!("mAP against code length · {exp}"),
-            subtitle: vec!["final cross-modal mAP (ACC); line: mean, band: ± std over seeds".into()],
+            subtitle: vec![
+                "final cross-modal mAP (ACC); line: mean, band: ± std over seeds · y axis zoomed to the data"
+                    .into(),
+            ],
             panels: vec![Panel { caption: String::new(), series }],
             cols: 1,
             x: Axis {
@@ -528,7 +532,7 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
                 ticks: bits.iter().enumerate().map(|(i, b)| (i as f64, b.to_string())).collect(),
                 desc: "code length (bits, log scale)".into(),
             },
-            y: unit_axis(max, "ACC (cross-modal mAP)"),
+            y: zoom_axis(min, max, "ACC (cross-modal mAP)"),
             legend: "learner".into(),
             band_from: f64::NEG_INFINITY,
         };
@@ -536,8 +540,14 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
         blocks.push(Block::Heading(3, exp.to_string()));
         blocks.push(Block::Figure {
             caption: format!(
-                "ACC of {exp} at {} bits.",
-                bits.iter().map(|b| b.to_string()).collect::<Vec<_>>().join(", ")
+                "ACC of {exp} by code length (seeds per learner: {}).",
+                bits.iter()
+                    .map(|b| {
+                        let n = by_bits[b].values().map(Vec::len).max().unwrap_or(0);
+                        format!("{b} bits: {n}")
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             stem: stem.clone(),
         });

@@ -78,6 +78,17 @@ pub(crate) fn unit_axis(max: f64, desc: &str) -> Axis {
     Axis { range: 0.0..top, ticks: even_ticks(top, step, 1), desc: desc.into() }
 }
 
+/// A y axis fitted to the data range `min..max` (within 0..1) with a little margin: for line
+/// charts whose differences would vanish on the full 0..1 scale (code length).
+pub(crate) fn zoom_axis(min: f64, max: f64, desc: &str) -> Axis {
+    let lo = (((min - 0.05) * 10.0).floor() / 10.0).clamp(0.0, 1.0);
+    let hi = (((max + 0.05) * 10.0).ceil() / 10.0).clamp(lo + 0.1, 1.0);
+    let step = if hi - lo <= 0.4 { 0.05 } else { 0.1 };
+    let n = ((hi - lo) / step).round() as usize;
+    let ticks = (0..=n).map(|i| lo + i as f64 * step).map(|v| (v, format!("{v:.2}"))).collect();
+    Axis { range: lo..hi, ticks, desc: desc.into() }
+}
+
 /// Opacity of a ± std band: low, because up to a dozen learners' bands overlap in one panel.
 const BAND_ALPHA: f64 = 0.07;
 
@@ -329,4 +340,25 @@ fn draw_stage_matrix<DB: DrawingBackend>(
 /// Writes a [`StageMatrix`] to dir/`stem`.png and .svg.
 pub(crate) fn stage_matrix(m: &StageMatrix, dir: &Path, stem: &str) -> Result<()> {
     render_both!(dir, stem, matrix_size(m), draw_stage_matrix(m))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn zoomed_axis_holds_the_data_within_unit_range() {
+        let a = zoom_axis(0.42, 0.53, "ACC");
+        assert!(a.range.start <= 0.42 - 0.05 + 1e-9 && a.range.end >= 0.53 + 0.05 - 1e-9, "{:?}", a.range);
+        assert!(a.range.start >= 0.0 && a.range.end <= 1.0);
+        assert_eq!(a.ticks.first().map(|t| t.0), Some(a.range.start));
+        let full = zoom_axis(0.01, 0.99, "ACC");
+        assert_eq!(full.range, 0.0..1.0);
+    }
+
+    #[test]
+    fn unit_axis_uses_full_scale_past_one_half() {
+        assert_eq!(unit_axis(0.7, "mAP").range, 0.0..1.0);
+        assert_eq!(unit_axis(0.2, "mAP").range, 0.0..0.3);
+    }
 }
