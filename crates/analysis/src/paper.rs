@@ -861,10 +861,15 @@ fn inline_html(s: &str) -> String {
 
 fn to_html(title: &str, blocks: &[Block]) -> String {
     let mut body = String::new();
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for b in blocks {
         match b {
             Block::Heading(level, text) => {
-                let id = slug(&text.to_lowercase());
+                // Scenario headings repeat in every section: number repeats so ids stay unique.
+                let base = slug(&text.to_lowercase());
+                let count = seen.entry(base.clone()).or_insert(0usize);
+                *count += 1;
+                let id = if *count == 1 { base } else { format!("{base}-{count}") };
                 body.push_str(&format!("<h{level} id=\"{id}\">{}</h{level}>\n", esc(text)))
             }
             Block::Para(text) => body.push_str(&format!("<p>{}</p>\n", inline_html(text))),
@@ -888,7 +893,7 @@ fn to_html(title: &str, blocks: &[Block]) -> String {
                 body.push_str("</tbody></table>\n");
             }
             Block::Figure { stem, caption } => body.push_str(&format!(
-                "<figure><a href=\"figures/{stem}.svg\"><img src=\"figures/{stem}.png\" alt=\"{c}\" loading=\"lazy\"></a>\
+                "<figure><a href=\"figures/{stem}.svg\"><img src=\"figures/{stem}.png\" alt=\"{c}\"></a>\
                  <figcaption>{c} <a href=\"figures/{stem}.svg\">SVG</a></figcaption></figure>\n",
                 c = esc(caption)
             )),
@@ -942,6 +947,8 @@ mod tests {
         assert!(html.contains("<td>a&lt;b</td><td><strong>0.5</strong></td>"), "{html}");
         assert!(html.contains("<code>metrics.csv</code> and <strong>bold</strong>"), "{html}");
         assert!(html.contains("src=\"figures/x-forgetting.png\""));
+        let twice = to_html("t", &[Block::Heading(3, "a b".into()), Block::Heading(3, "a b".into())]);
+        assert!(twice.contains("id=\"a-b\"") && twice.contains("id=\"a-b-2\""), "{twice}");
     }
 
     #[test]
