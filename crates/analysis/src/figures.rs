@@ -197,7 +197,7 @@ fn draw_forgetting<DB: DrawingBackend>(
     let mut subtitle = vec![if single {
         format!("{metric} of every (query → database) pair after each stage · solid: cross-modal, dashed: same modality")
     } else {
-        format!("{metric} after each stage, one panel per query modality · colour: database modality · dashed: same modality")
+        format!("{metric} after each stage, one panel per query modality · line style (colour, dash, marker): database modality")
     }];
     let (w, _) = root.dim_in_pixel();
     let axis = forgetting_axis(m, w);
