@@ -60,7 +60,7 @@ report seeds="1 2 3" learners="finetune joint paired ewc si lwf er agem der mer 
       done
     done
     # Resumes: finished cells are skipped.
-    $bin sweep sweeps/orderings-mfeat.toml --jobs {{num_cpus()}} --quiet
+    $bin sweep sweeps/orderings-mfeat.toml --out runs/sweeps/orderings-mfeat --jobs {{num_cpus()}} --quiet
     rm -rf reports/wiki reports/mfeat
     $bin report runs/sweeps/wiki-shared runs/sweeps/wiki-per-modality runs/report/wiki-bits \
       --out reports/wiki --title "Wikipedia (image, text): learners, forgetting and code length"
