@@ -443,7 +443,7 @@ fn labels_in_order<'a>(labels: impl Iterator<Item = &'a str>) -> Vec<String> {
 fn bars_size(groups: &[BarGroup]) -> (u32, u32) {
     let bars: usize = groups.iter().map(|g| g.series.len().max(1)).sum();
     let panel_w = (bars as u32 * 46 + groups.len() as u32 * 30 + 140).clamp(480, 900);
-    (2 * panel_w + legend_width(groups), 560 + header_height(1))
+    (2 * panel_w + legend_width(groups), 560 + header_height(2))
 }
 
 /// The legend column is only drawn when bars differ by more than their learner.
@@ -546,10 +546,10 @@ fn draw_bars<DB: DrawingBackend>(
     let n_runs: Vec<usize> = groups.iter().flat_map(|g| g.series.iter().map(|s| s.n)).collect();
     let (lo, hi) = (n_runs.iter().min().copied().unwrap_or(0), n_runs.iter().max().copied().unwrap_or(0));
     let runs_text = if lo == hi { format!("{lo} runs") } else { format!("{lo}–{hi} runs") };
-    let subtitle = [format!(
-        "final cross-modal mAP (ACC) and forgetting (max over previous stages − final) per learner · \
-         bar: mean, whisker: ± std over seeds and orderings ({runs_text} per bar)"
-    )];
+    let subtitle = [
+        "final cross-modal mAP (ACC) and forgetting (best earlier value − final) per learner".to_string(),
+        format!("bar: mean · whisker: ± std over seeds and orderings ({runs_text} per bar)"),
+    ];
     let body = draw_header(root, title, &subtitle)?;
     let (w, _) = body.dim_in_pixel();
     let (plots, legend) = body.split_horizontally(w.saturating_sub(legend_width(groups)));
