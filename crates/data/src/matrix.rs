@@ -88,14 +88,19 @@ impl Labels {
 
     /// One-hot labels from 0-based class ids; errors on an id `>= classes`.
     pub fn from_class_ids(ids: &[usize], classes: usize) -> Result<Self> {
-        let mut data = vec![0u8; ids.len() * classes];
+        // Check every id before allocating rows x classes bytes.
+        if let Some((i, &c)) = ids.iter().enumerate().find(|(_, &c)| c >= classes) {
+            return Err(DataError::Shape {
+                context: "labels".into(),
+                message: format!("class id {c} at row {i} but only {classes} classes"),
+            });
+        }
+        let size = ids.len().checked_mul(classes).ok_or_else(|| DataError::Shape {
+            context: "labels".into(),
+            message: format!("{} rows x {classes} classes does not fit in memory", ids.len()),
+        })?;
+        let mut data = vec![0u8; size];
         for (i, &c) in ids.iter().enumerate() {
-            if c >= classes {
-                return Err(DataError::Shape {
-                    context: "labels".into(),
-                    message: format!("class id {c} at row {i} but only {classes} classes"),
-                });
-            }
             data[i * classes + c] = 1;
         }
         Ok(Self { rows: ids.len(), classes, data })

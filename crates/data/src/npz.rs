@@ -105,6 +105,16 @@ pub fn load_npz(path: &Path) -> Result<Dataset> {
     {
         classes = classes.max(l.classes());
     }
+    // Class ids size the label matrix: a corrupt id must not ask for terabytes.
+    if classes > MAX_CLASSES {
+        return Err(DataError::Parse {
+            path: file_path,
+            line: 0,
+            message: format!(
+                "labels need {classes} classes (largest class id + 1); at most {MAX_CLASSES} are supported"
+            ),
+        });
+    }
     let mut aligned = true;
     let mut modalities = Vec::new();
     for (m, (ftr, ltr), (fte, lte)) in parts {
@@ -226,6 +236,9 @@ impl RawLabelsRef {
         }
     }
 }
+
+/// Most classes a label array may span (found by fuzzing: one huge id allocated ids x id bytes).
+const MAX_CLASSES: usize = 1 << 16;
 
 /// Multi-hot labels in a label space of `classes` columns.
 pub(crate) fn to_labels(raw: &RawLabels, classes: usize) -> std::result::Result<Labels, String> {

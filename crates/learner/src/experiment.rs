@@ -276,6 +276,9 @@ pub struct DatasetSpec {
     pub load: LoadOptions,
 }
 
+/// Most stages one `[[stages]]` entry may expand into with `repeat`.
+pub const MAX_REPEAT: usize = 1000;
+
 /// Longest code seqmodal trains (the Hamming engine itself takes any length).
 pub const MAX_BITS: usize = 4096;
 
@@ -446,7 +449,9 @@ impl ExperimentFile {
                 }
             };
             let epochs = positive(&s.epochs, &format!("stages[{i}].epochs"), train.epochs)?;
-            let repeat = positive(&s.repeat, &format!("stages[{i}].repeat"), 1)?;
+            // Bounded: a typo like `repeat = 233333333` would otherwise expand into
+            // hundreds of millions of stages before anything runs (found by fuzzing).
+            let repeat = ck.int_at_most(&s.repeat, &format!("stages[{i}].repeat"), 1, MAX_REPEAT)?;
             for k in 0..repeat {
                 let drift = match &s.drift {
                     None => Drift::default(),

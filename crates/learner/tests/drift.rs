@@ -73,7 +73,8 @@ fn ramps_expand_into_linear_stages() {
 
 #[test]
 fn bad_drift_and_synthetic_values_name_file_line_and_key() {
-    let cases: [(String, &str); 8] = [
+    let cases: [(String, &str); 9] = [
+        (with_stage("repeat = 233333333"), "stages[2].repeat"),
         (with_stage("drift = { noise = -1 }"), "stages[2].drift.noise"),
         (with_stage("drift = { dropout = 1.5 }"), "stages[2].drift.dropout"),
         (with_stage("drift = { class_prior = [0, 0, 0, 0] }"), "stages[2].drift.class_prior"),
