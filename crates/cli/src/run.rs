@@ -43,13 +43,7 @@ pub fn run(
         let stored = std::fs::read_to_string(&config_path)
             .with_context(|| format!("--resume {}: cannot read {}", dir.display(), config_path.display()))?;
         if stored != config {
-            let diff = stored
-                .lines()
-                .zip(config.lines())
-                .find(|(a, b)| a != b)
-                .map_or("different length".to_string(), |(a, b)| {
-                    format!("it has `{a}`, this experiment `{b}`")
-                });
+            let diff = seqmodal_learner::checkpoint::first_difference(&stored, &config);
             anyhow::bail!(
                 "--resume {}: {} was written by a different experiment ({diff})",
                 dir.display(),

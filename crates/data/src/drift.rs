@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
 use crate::matrix::{Labels, Matrix};
+use crate::synthetic::gauss;
 
 /// The drift of one stage. `Drift::default()` changes nothing.
 #[derive(Clone, Debug, PartialEq)]
@@ -140,13 +141,6 @@ fn quarter_turn(d: usize, rng: &mut ChaCha8Rng) -> (Vec<f64>, Option<Vec<f64>>) 
     }
     let fixed = (d % 2 == 1).then(|| u[d - 1].clone());
     (q, fixed)
-}
-
-/// A standard normal draw (Box–Muller).
-fn gauss(rng: &mut ChaCha8Rng) -> f64 {
-    let u1: f64 = rng.random::<f64>().max(1e-300);
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
 }
 
 #[cfg(test)]

@@ -193,8 +193,8 @@ fn items(
     Ok((z, Labels::from_multi_hot(rows, c, y)?))
 }
 
-/// A standard normal draw (Box–Muller).
-fn gauss(rng: &mut ChaCha8Rng) -> f64 {
+/// A standard normal draw (Box–Muller); shared with the drift transforms.
+pub(crate) fn gauss(rng: &mut ChaCha8Rng) -> f64 {
     let u1: f64 = rng.random::<f64>().max(1e-300);
     let u2: f64 = rng.random();
     (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()

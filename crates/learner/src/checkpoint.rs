@@ -308,15 +308,15 @@ pub fn read_last(dir: &Path, config: &str) -> Result<Option<Checkpoint>> {
     Ok(Some(Checkpoint { stage: k, rng, counters: state.counters, rows, learner, frozen, model }))
 }
 
-/// The first line where two resolved experiments differ, for the error message.
-fn first_difference(stored: &str, given: &str) -> String {
+/// The first line where two resolved experiments differ (with its section), for error messages.
+pub fn first_difference(stored: &str, given: &str) -> String {
     let mut section = String::new();
     for (a, b) in stored.lines().zip(given.lines()) {
         if a.starts_with('[') {
             section = a.to_string();
         }
         if a != b {
-            return format!("{section} checkpoint has `{a}`, the experiment has `{b}`");
+            return format!("{section} stored: `{a}`, this experiment: `{b}`");
         }
     }
     "the experiments differ in length".into()
