@@ -53,8 +53,8 @@ pub fn run_pr(dir: &Path, cache: &mut DatasetCache) -> Result<Option<RunPr>> {
             m.name.clone(),
             encode_split(&model, &m.name, &m.test.features)?,
             label_set(&m.test.labels)?,
-            encode_split(&model, &m.name, &m.train.features)?,
-            label_set(&m.train.labels)?,
+            encode_split(&model, &m.name, &m.database().features)?,
+            label_set(&m.database().labels)?,
         ));
     }
     let mut pairs = Vec::new();

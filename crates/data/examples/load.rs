@@ -1,5 +1,5 @@
 //! Loads a dataset and prints its modalities and the load time (for memory/time checks):
-//! `cargo run --release --example load -- KIND PATH [TEST [TRAIN]]`, e.g. under
+//! `cargo run --release --example load -- KIND PATH [QUERIES [TRAIN]]`, e.g. under
 //! `/usr/bin/time -f "%e s %M KB"`.
 
 use std::path::Path;
@@ -10,22 +10,23 @@ use seqmodal_data::{load_with, DatasetKind, LoadOptions};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let [kind, path, rest @ ..] = args.as_slice() else {
-        return Err("usage: load KIND PATH [TEST [TRAIN]]".into());
+        return Err("usage: load KIND PATH [QUERIES [TRAIN]]".into());
     };
     let kind: DatasetKind = kind.parse()?;
     let num = |i: usize| rest.get(i).map(|s| s.parse::<usize>()).transpose();
-    let opts = LoadOptions { test: num(0)?, train: num(1)?, seed: 0 };
+    let opts = LoadOptions { queries: num(0)?, train: num(1)?, seed: 0 };
     let t0 = Instant::now();
     let ds = load_with(kind, Path::new(path), &opts)?;
     let secs = t0.elapsed().as_secs_f64();
     for m in &ds.modalities {
         println!(
-            "{}: train {}x{}, test {}x{}",
+            "{}: train {}x{}, test {}x{}, database {} rows",
             m.name,
             m.train.features.rows(),
             m.dim(),
             m.test.features.rows(),
-            m.dim()
+            m.dim(),
+            m.database().features.rows()
         );
     }
     println!("{} classes, loaded in {secs:.2} s", ds.classes());

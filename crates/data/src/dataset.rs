@@ -1,7 +1,15 @@
-//! A multimodal dataset: named modalities with train (retrieval) and test (query) splits.
+//! A multimodal dataset: named modalities with train, test (query) and retrieval-database
+//! splits.
+
+use rand::seq::SliceRandom;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
 
 use crate::error::{DataError, Result};
 use crate::matrix::{Labels, Matrix};
+
+/// Salt of the training-subset draw, so it is not the query draw of the same seed.
+const TRAIN_DRAW: u64 = 0x7452_4149_4e5f_5355;
 
 /// One split (train or test) of one modality: features and their labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -12,22 +20,52 @@ pub struct Split {
     pub labels: Labels,
 }
 
-/// One modality (view): a name and its two splits.
+impl Split {
+    /// The rows `rows` of this split, in that order.
+    pub fn select(&self, rows: &[usize]) -> Split {
+        Split { features: self.features.select(rows), labels: self.labels.select(rows) }
+    }
+}
+
+/// One modality (view): a name, its training and test (query) splits and, when it is more
+/// than the training split, its retrieval database.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Modality {
     /// Name used in experiment files (`image`, `text`, `fac`, ...).
     pub name: String,
-    /// Training split; also the retrieval database at evaluation.
+    /// Training split: the rows learners train on (and the database when `database` is `None`).
     pub train: Split,
     /// Test split; the queries at evaluation.
     pub test: Split,
+    /// Retrieval database when it is not the training split: a superset of it, e.g. every
+    /// non-query row while training uses a 10 000-row subset ([`Dataset::subsample_training`]).
+    pub database: Option<Split>,
 }
 
 impl Modality {
+    /// A modality whose training split is also its retrieval database.
+    pub fn new(name: impl Into<String>, train: Split, test: Split) -> Modality {
+        Modality { name: name.into(), train, test, database: None }
+    }
+
     /// Feature dimension.
     pub fn dim(&self) -> usize {
         self.train.features.cols()
     }
+
+    /// The retrieval database: `database` if set, else the training split.
+    pub fn database(&self) -> &Split {
+        self.database.as_ref().unwrap_or(&self.train)
+    }
+}
+
+/// `k` of the rows `0..n`, drawn with a seeded shuffle and returned in ascending order.
+pub(crate) fn draw_rows(n: usize, k: usize, seed: u64) -> Vec<usize> {
+    let mut all: Vec<usize> = (0..n).collect();
+    all.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
+    all.truncate(k);
+    all.sort_unstable();
+    all
 }
 
 /// A dataset of several modalities sharing one label space.
@@ -68,7 +106,9 @@ impl Dataset {
     pub fn validate(&self) -> Result<()> {
         let classes = self.classes();
         for m in &self.modalities {
-            for (split_name, split) in [("train", &m.train), ("test", &m.test)] {
+            let splits =
+                [("train", Some(&m.train)), ("test", Some(&m.test)), ("database", m.database.as_ref())];
+            for (split_name, split) in splits.into_iter().filter_map(|(n, s)| Some((n, s?))) {
                 let ctx = format!("dataset '{}', modality '{}', {split_name} split", self.name, m.name);
                 if split.features.rows() != split.labels.rows() {
                     return Err(DataError::Shape {
@@ -110,14 +150,51 @@ impl Dataset {
         Ok(())
     }
 
+    /// Keeps `train` rows of every modality's database for training, drawn with a seeded
+    /// shuffle (in database order); the database itself stays whole. Modalities with the
+    /// same database size get the same rows, so aligned datasets stay aligned. `train`
+    /// equal to the database size changes nothing. Errors (`dataset.train`) when a modality
+    /// has fewer database rows than `train`.
+    pub fn subsample_training(&mut self, train: usize, seed: u64) -> Result<()> {
+        for m in &self.modalities {
+            let n = m.database().features.rows();
+            if train == 0 || train > n {
+                return Err(DataError::Setting {
+                    key: "train".into(),
+                    message: format!(
+                        "{train} training rows asked, but modality '{}' of dataset '{}' has {n} database rows \
+                         (training rows are drawn from the database)",
+                        m.name, self.name
+                    ),
+                });
+            }
+        }
+        for m in &mut self.modalities {
+            let n = m.database().features.rows();
+            if train == n {
+                continue;
+            }
+            let rows = draw_rows(n, train, seed ^ TRAIN_DRAW);
+            let subset = m.database().select(&rows);
+            let old_train = std::mem::replace(&mut m.train, subset);
+            if m.database.is_none() {
+                m.database = Some(old_train);
+            }
+        }
+        Ok(())
+    }
+
     /// Standardises every modality to zero mean and unit variance per feature, with
-    /// statistics fitted on the training split only (test rows use the train statistics,
-    /// so no test information leaks into training). Constant features get scale 1.
+    /// statistics fitted on the training split only (test and database rows use the train
+    /// statistics, so no test information leaks into training). Constant features get scale 1.
     pub fn standardize(&mut self) {
         for m in &mut self.modalities {
             let (mean, scale) = fit_standardizer(&m.train.features);
             apply_standardizer(&mut m.train.features, &mean, &scale);
             apply_standardizer(&mut m.test.features, &mean, &scale);
+            if let Some(db) = &mut m.database {
+                apply_standardizer(&mut db.features, &mean, &scale);
+            }
         }
     }
 }

@@ -81,14 +81,19 @@ impl std::str::FromStr for DatasetKind {
     }
 }
 
-/// Settings of loaders that split or subsample the data (`[dataset]` keys of `mat73`).
+/// How a loaded dataset is split (`[dataset]` keys `queries`, `train`, `seed`).
+///
+/// Three parts, as in the DCMH-style protocol: the queries (test split), the retrieval
+/// database, and the training rows, a subset of the database.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct LoadOptions {
-    /// Number of query (test) rows drawn from an unsplit file.
-    pub test: Option<usize>,
-    /// Number of training (database) rows kept; default all that are not queries.
+    /// Number of query (test) rows drawn from an unsplit file (`mat73` with `IAll/YAll/LAll`);
+    /// every other row is the database.
+    pub queries: Option<usize>,
+    /// Number of training rows drawn from each modality's database (default: the whole
+    /// database); the database stays whole ([`Dataset::subsample_training`]).
     pub train: Option<usize>,
-    /// Seed of the query/training draw.
+    /// Seed of the query and training draws.
     pub seed: u64,
 }
 
@@ -98,14 +103,30 @@ pub fn load(kind: DatasetKind, path: &Path) -> Result<Dataset> {
     load_with(kind, path, &LoadOptions::default())
 }
 
-/// [`load`] with split settings (used by `mat73`; the other kinds ignore them).
+/// [`load`] with split settings: `queries` (only `mat73` files without their own split
+/// draw queries; an error elsewhere) and `train` (a training subset of the database, any kind).
 pub fn load_with(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    if opts.queries.is_some() && kind != DatasetKind::Mat73 {
+        return Err(DataError::Setting {
+            key: "queries".into(),
+            message: format!("'{}' datasets come with their own queries (test split)", kind.as_str()),
+        });
+    }
+    let mut ds = load_split(kind, path, opts)?;
+    if let Some(train) = opts.train {
+        ds.subsample_training(train, opts.seed)?;
+    }
+    Ok(ds)
+}
+
+/// Loads queries and database (= training split) of a dataset.
+fn load_split(kind: DatasetKind, path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let loader: fn(&Path) -> Result<Dataset> = match kind {
         DatasetKind::Wiki => load_wiki,
         DatasetKind::Mfeat => load_mfeat,
         // These take a file or a directory and name what is missing themselves.
         DatasetKind::Npz => return load_npz(path),
-        DatasetKind::Mat73 => return load_mat73(path, opts),
+        DatasetKind::Mat73 => return mat73::load_queries_database(path, opts),
         DatasetKind::Xmedia => return load_xmedia(path),
         DatasetKind::Synthetic => {
             return Err(DataError::UnknownKind(

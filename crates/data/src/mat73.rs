@@ -5,10 +5,13 @@
 //!
 //! - all-in-one: `IAll` (image features, or DCMH's `N x 3 x 224 x 224` pixel stack; also
 //!   read as `images`), `YAll` (tag bag-of-words), `LAll` (multi-hot labels), one sample
-//!   per MATLAB row. Queries and training rows are drawn with a seeded shuffle
-//!   ([`LoadOptions`]: `test` queries are required, `train` rows default to all the rest).
-//! - pre-split: `I_tr`, `T_tr`, `L_tr` (training = retrieval database) and `I_te`, `T_te`,
-//!   `L_te` (queries); `train` optionally subsamples the training rows.
+//!   per MATLAB row. `queries` rows ([`LoadOptions`], required) are drawn with a seeded
+//!   shuffle; every other row is the retrieval database.
+//! - pre-split: `I_tr`, `T_tr`, `L_tr` (the retrieval database) and `I_te`, `T_te`,
+//!   `L_te` (queries).
+//!
+//! In both, the training split is the database, or with `train = N` a seeded subset of N of
+//! its rows ([`Dataset::subsample_training`]); the database stays whole.
 //!
 //! Each variable may be stored either way round (see [`crate::mat`]); the sample count is
 //! the dimension the label variable shares with the feature variables.
@@ -29,8 +32,19 @@ use crate::LoadOptions;
 const HINT: &str = "MATLAB v7.3 dataset (IAll/YAll/LAll or I_tr/T_tr/L_tr/I_te/T_te/L_te); \
                     datasets/README.md says where to get it and where to put it";
 
-/// Loads a mat73 dataset from a `.mat` file or a directory of them (raw features).
+/// Loads a mat73 dataset from a `.mat` file or a directory of them (raw features), with
+/// `opts.queries` queries drawn from an unsplit file and `opts.train` training rows drawn
+/// from the database.
 pub fn load_mat73(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
+    let mut ds = load_queries_database(path, opts)?;
+    if let Some(train) = opts.train {
+        ds.subsample_training(train, opts.seed)?;
+    }
+    Ok(ds)
+}
+
+/// Loads the queries and the database (= training split) of a mat73 dataset.
+pub(crate) fn load_queries_database(path: &Path, opts: &LoadOptions) -> Result<Dataset> {
     let set = MatSet::open(path, HINT)?;
     let name = path.file_stem().map_or_else(|| "mat73".into(), |s| s.to_string_lossy().into_owned());
     let modalities = if set.find("L_tr").is_some() || set.find("L_te").is_some() {
@@ -63,22 +77,22 @@ fn load_all_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> {
     let image = if set.find("IAll").is_none() && set.find("images").is_some() { "images" } else { "IAll" };
     let vars = [image, "YAll"];
     let n = sample_count(set, "LAll", &vars)?;
-    let test = opts.test.ok_or_else(|| DataError::Setting {
-        key: "test".into(),
+    let test = opts.queries.ok_or_else(|| DataError::Setting {
+        key: "queries".into(),
         message: format!(
-            "{} has one IAll/YAll/LAll set of {n} samples: say how many become queries (e.g. test = 2000)",
+            "{} has one IAll/YAll/LAll set of {n} samples: say how many become queries (e.g. queries = 2000)",
             set.root.display()
         ),
     })?;
-    let (queries, train) = draw_split(n, test, opts.train, opts.seed)?;
+    let (queries, database) = draw_split(n, test, opts.train, opts.seed)?;
     let mut dest: Vec<Dest> = vec![None; n];
-    for (row, &i) in train.iter().enumerate() {
+    for (row, &i) in database.iter().enumerate() {
         dest[i] = Some((0, row));
     }
     for (row, &i) in queries.iter().enumerate() {
         dest[i] = Some((1, row));
     }
-    let sizes = [train.len(), queries.len()];
+    let sizes = [database.len(), queries.len()];
     let labels = read_labels(set, "LAll", &dest, &sizes)?;
     let mut modalities = Vec::new();
     for (modality, var) in [("image", image), ("text", "YAll")] {
@@ -87,46 +101,37 @@ fn load_all_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> {
             name: modality.into(),
             train: Split { features: tr, labels: labels[0].clone() },
             test: Split { features: te, labels: labels[1].clone() },
+            database: None,
         });
     }
     Ok(modalities)
 }
 
 fn load_split_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> {
-    if opts.test.is_some() {
+    if opts.queries.is_some() {
         return Err(DataError::Setting {
-            key: "test".into(),
+            key: "queries".into(),
             message: format!(
-                "{} has its own queries (I_te/T_te/L_te); remove dataset.test",
+                "{} has its own queries (I_te/T_te/L_te); remove dataset.queries",
                 set.root.display()
             ),
         });
     }
     let n_tr = sample_count(set, "L_tr", &["I_tr", "T_tr"])?;
     let n_te = sample_count(set, "L_te", &["I_te", "T_te"])?;
-    // Training rows: all, or a seeded sample of `train` of them (kept in file order).
-    let keep: Vec<usize> = match opts.train {
-        None => (0..n_tr).collect(),
-        Some(t) if t == 0 || t > n_tr => {
-            return Err(DataError::Setting {
-                key: "train".into(),
-                message: format!("{t} training rows asked, the file has {n_tr} (L_tr)"),
-            })
-        }
-        Some(t) => {
-            let mut all: Vec<usize> = (0..n_tr).collect();
-            all.shuffle(&mut ChaCha8Rng::seed_from_u64(opts.seed));
-            let mut keep = all[..t].to_vec();
-            keep.sort_unstable();
-            keep
-        }
-    };
-    let mut dest_tr: Vec<Dest> = vec![None; n_tr];
-    for (row, &i) in keep.iter().enumerate() {
-        dest_tr[i] = Some((0, row));
+    if let Some(t) = opts.train.filter(|&t| t == 0 || t > n_tr) {
+        return Err(DataError::Setting {
+            key: "train".into(),
+            message: format!(
+                "{t} training rows asked, but {} has {n_tr} database rows (L_tr); training rows are \
+                 drawn from the database",
+                set.root.display()
+            ),
+        });
     }
+    let dest_tr: Vec<Dest> = (0..n_tr).map(|i| Some((0, i))).collect();
     let dest_te: Vec<Dest> = (0..n_te).map(|i| Some((0, i))).collect();
-    let [l_tr] = read_labels(set, "L_tr", &dest_tr, &[keep.len()])?;
+    let [l_tr] = read_labels(set, "L_tr", &dest_tr, &[n_tr])?;
     let [l_te] = read_labels(set, "L_te", &dest_te, &[n_te])?;
     if l_tr.classes() != l_te.classes() {
         return Err(DataError::Variable {
@@ -137,7 +142,7 @@ fn load_split_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> 
     }
     let mut modalities = Vec::new();
     for (modality, tr, te) in [("image", "I_tr", "I_te"), ("text", "T_tr", "T_te")] {
-        let [f_tr] = read_features(set, tr, &dest_tr, &[keep.len()])?;
+        let [f_tr] = read_features(set, tr, &dest_tr, &[n_tr])?;
         let [f_te] = read_features(set, te, &dest_te, &[n_te])?;
         if f_tr.cols() != f_te.cols() {
             return Err(DataError::Variable {
@@ -150,13 +155,16 @@ fn load_split_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> 
             name: modality.into(),
             train: Split { features: f_tr, labels: l_tr.clone() },
             test: Split { features: f_te, labels: l_te.clone() },
+            database: None,
         });
     }
     Ok(modalities)
 }
 
-/// Draws `test` query rows, then `train` (default: all remaining) training rows, from `n`,
-/// with a seeded shuffle; both lists sorted, so rows keep their file order.
+/// Draws `test` query rows from `n` with a seeded shuffle; the database is every other
+/// row. Both lists are sorted, so rows keep their file order. `train` (the training rows
+/// later drawn from the database) is only checked here, so that a count that cannot fit
+/// is reported before the file is read.
 pub(crate) fn draw_split(
     n: usize,
     test: usize,
@@ -165,25 +173,30 @@ pub(crate) fn draw_split(
 ) -> Result<(Vec<usize>, Vec<usize>)> {
     if test == 0 || test >= n {
         return Err(DataError::Setting {
-            key: "test".into(),
-            message: format!("{test} queries asked from {n} samples (need 1..{n} and some left to train on)"),
+            key: "queries".into(),
+            message: format!(
+                "{test} queries asked from {n} samples (need 1..{n} and some left for the database)"
+            ),
         });
     }
     let rest = n - test;
-    let train = train.unwrap_or(rest);
-    if train == 0 || train > rest {
+    if let Some(train) = train.filter(|&t| t == 0 || t > rest) {
         return Err(DataError::Setting {
             key: "train".into(),
-            message: format!("{train} training rows asked, {rest} samples are left after {test} queries"),
+            message: format!(
+                "{train} training rows asked, but queries + train = {} > {n} samples: training rows \
+                 are drawn from the {rest} database rows left after {test} queries",
+                test + train
+            ),
         });
     }
     let mut all: Vec<usize> = (0..n).collect();
     all.shuffle(&mut ChaCha8Rng::seed_from_u64(seed));
     let mut q = all[..test].to_vec();
-    let mut t = all[test..test + train].to_vec();
+    let mut db = all[test..].to_vec();
     q.sort_unstable();
-    t.sort_unstable();
-    Ok((q, t))
+    db.sort_unstable();
+    Ok((q, db))
 }
 
 /// The sample count of `label`: the end dimension of it that every variable in `others`

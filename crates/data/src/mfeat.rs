@@ -69,10 +69,12 @@ pub fn load_mfeat(dir: &Path) -> Result<Dataset> {
     let all_labels = Labels::from_class_ids(&ids, classes)?;
     let modalities = modalities
         .into_iter()
-        .map(|(view, f)| Modality {
-            name: view.into(),
-            train: Split { features: f.select(&split.train), labels: all_labels.select(&split.train) },
-            test: Split { features: f.select(&split.test), labels: all_labels.select(&split.test) },
+        .map(|(view, f)| {
+            Modality::new(
+                view,
+                Split { features: f.select(&split.train), labels: all_labels.select(&split.train) },
+                Split { features: f.select(&split.test), labels: all_labels.select(&split.test) },
+            )
         })
         .collect();
     let ds = Dataset {

@@ -159,7 +159,7 @@ pub fn load_npz(path: &Path) -> Result<Dataset> {
                 ),
             ));
         }
-        modalities.push(Modality { name: m, train, test });
+        modalities.push(Modality::new(m, train, test));
     }
     // Shared labels describe aligned rows only when every modality has the same row counts.
     aligned &= modalities.windows(2).all(|w| {

@@ -154,7 +154,7 @@ pub fn generate(params: &SyntheticParams) -> Result<Dataset> {
         .modalities
         .iter()
         .zip(train.into_iter().zip(test))
-        .map(|(name, (train, test))| Modality { name: name.clone(), train, test })
+        .map(|(name, (train, test))| Modality::new(name.clone(), train, test))
         .collect();
     let ds = Dataset {
         name: "synthetic".into(),

@@ -37,11 +37,11 @@ pub fn load_wiki(dir: &Path) -> Result<Dataset> {
         let test = mat_matrix(&mat, &mat_path, te)?;
         check_rows(&mat_path, tr, &train, train_ids.len(), "trainset_txt_img_cat.list")?;
         check_rows(&mat_path, te, &test, test_ids.len(), "testset_txt_img_cat.list")?;
-        modalities.push(Modality {
-            name: name.into(),
-            train: Split { features: train, labels: train_labels.clone() },
-            test: Split { features: test, labels: test_labels.clone() },
-        });
+        modalities.push(Modality::new(
+            name,
+            Split { features: train, labels: train_labels.clone() },
+            Split { features: test, labels: test_labels.clone() },
+        ));
     }
     let ds = Dataset { name: "wiki".into(), class_names, modalities, aligned: true };
     ds.validate()?;

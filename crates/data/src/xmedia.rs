@@ -116,7 +116,7 @@ pub fn load_xmedia(path: &Path) -> Result<Dataset> {
         };
         let train = split(tr)?;
         let test = split(te)?;
-        modalities.push(Modality { name: name.into(), train, test });
+        modalities.push(Modality::new(name, train, test));
     }
     let ds = Dataset {
         name: "xmedia".into(),

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use seqmodal_data::{
     load, load_mat73, load_npz, load_with, load_xmedia, DataError, DatasetKind, LoadOptions,
 };
-use seqmodal_data::{Dataset, Labels, Matrix};
+use seqmodal_data::{Dataset, Labels, Matrix, Split};
 
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -36,8 +36,8 @@ fn assert_row(m: &Matrix, r: usize, base: f64, i: usize, what: &str) {
     }
 }
 
-fn opts(test: Option<usize>, train: Option<usize>, seed: u64) -> LoadOptions {
-    LoadOptions { test, train, seed }
+fn opts(queries: Option<usize>, train: Option<usize>, seed: u64) -> LoadOptions {
+    LoadOptions { queries, train, seed }
 }
 
 fn shape(m: &Matrix) -> (usize, usize) {
@@ -185,11 +185,96 @@ fn mat73_all_layout_transposed_values_and_split() {
         (0..3).map(|r| sample_of(t, r)).collect::<Vec<_>>()
     };
     assert!((0..4).any(|s| queries(s) != queries(7)));
-    // `train` keeps that many of the non-query rows.
-    let sub = load_mat73(&fixtures().join("mat73/all.mat"), &opts(Some(3), Some(5), 7)).unwrap();
-    assert_eq!(sub.modality("text").unwrap().train.features.rows(), 5);
-    // Same seed, same queries: the training draw comes after them.
-    assert_eq!(sub.modality("image").unwrap().test, img.test);
+    // Without `train` the training split is the database.
+    assert!(img.database.is_none() && img.database() == &img.train);
+}
+
+/// Source samples of every row of an IAll-derived split.
+fn samples(split: &Split) -> Vec<usize> {
+    (0..split.features.rows()).map(|r| sample_of(&split.features, r)).collect()
+}
+
+#[test]
+fn mat73_queries_database_and_training_subset() {
+    let path = fixtures().join("mat73/all.mat");
+    let full = load_mat73(&path, &opts(Some(3), None, 7)).unwrap();
+    let ds = load_mat73(&path, &opts(Some(3), Some(5), 7)).unwrap();
+    ds.validate().unwrap();
+    for m in &ds.modalities {
+        // Exact row counts: 3 queries, the other 9 samples the database, 5 of them training.
+        assert_eq!(m.test.features.rows(), 3, "{}", m.name);
+        assert_eq!(m.database().features.rows(), 9, "{}", m.name);
+        assert_eq!(m.train.features.rows(), 5, "{}", m.name);
+        // `train` does not move the queries or shrink the database.
+        let f = full.modality(&m.name).unwrap();
+        assert_eq!(&m.test, &f.test);
+        assert_eq!(m.database(), &f.train);
+    }
+    let img = ds.modality("image").unwrap();
+    let (q, db, tr) = (samples(&img.test), samples(img.database()), samples(&img.train));
+    // Queries and database partition the file; the training rows are database rows, in
+    // file order, each with its own labels and the text row of the same sample.
+    let mut all = [q.clone(), db.clone()].concat();
+    all.sort_unstable();
+    assert_eq!(all, (0..12).collect::<Vec<_>>());
+    assert!(tr.iter().all(|i| db.contains(i)) && tr.windows(2).all(|w| w[0] < w[1]), "{tr:?} in {db:?}");
+    let txt = ds.modality("text").unwrap();
+    for (r, &i) in tr.iter().enumerate() {
+        assert_row(&img.train.features, r, 0.0, i, "IAll training row");
+        assert_eq!(img.train.labels.row(r), multi_hot(i, 3, 0).as_slice());
+        assert_eq!(txt.train.labels.row(r), multi_hot(i, 3, 0).as_slice());
+        assert!(txt.train.features.row(r).iter().all(|&v| v == (i % 2) as f32), "YAll sample {i}");
+    }
+    // Deterministic per seed; another seed draws other training rows.
+    assert_eq!(load_mat73(&path, &opts(Some(3), Some(5), 7)).unwrap(), ds);
+    let training =
+        |seed| samples(&load_mat73(&path, &opts(Some(3), Some(5), seed)).unwrap().modalities[0].train);
+    assert!((0..4).any(|s| training(s) != tr));
+    // train = the whole database keeps one split.
+    let same = load_mat73(&path, &opts(Some(3), Some(9), 7)).unwrap();
+    assert_eq!(same, full);
+    // Standardising uses the training rows' statistics for all three splits, so a training
+    // row and its database row stay equal.
+    let mut std = ds.clone();
+    std.standardize();
+    let m = &std.modalities[0];
+    for (r, i) in tr.iter().enumerate() {
+        let d = db.iter().position(|j| j == i).unwrap();
+        assert_eq!(m.train.features.row(r), m.database().features.row(d));
+    }
+    let mean0: f32 = (0..5).map(|r| m.train.features.row(r)[0]).sum::<f32>() / 5.0;
+    assert!(mean0.abs() < 1e-5, "training mean {mean0}");
+}
+
+#[test]
+fn training_subset_of_any_kind_keeps_aligned_rows_together() {
+    // npz, aligned: image and text keep the same rows.
+    let o = opts(None, Some(4), 3);
+    let ds = load_with(DatasetKind::Npz, &fixtures().join("npz/aligned.npz"), &o).unwrap();
+    let (img, txt) = (ds.modality("image").unwrap(), ds.modality("text").unwrap());
+    assert_eq!(
+        (img.train.features.rows(), img.database().features.rows(), img.test.features.rows()),
+        (4, 6, 3)
+    );
+    for r in 0..4 {
+        // Row i of image_train holds i + j/100, of text_train 1000 + i + j/100.
+        let i = img.train.features.row(r)[0].round() as usize;
+        assert_eq!(txt.train.features.row(r)[0].round() as usize, 1000 + i);
+        assert_eq!(img.train.labels.row(r), multi_hot(i, 5, 0).as_slice());
+    }
+    // Unaligned modalities of different sizes: too many rows for one is an error naming it.
+    let err = load_with(DatasetKind::Npz, &fixtures().join("npz/unaligned.npz"), &opts(None, Some(6), 0))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("dataset.train") && err.contains("'audio'") && err.contains("5 database rows"),
+        "{err}"
+    );
+    // `queries` belongs to files without their own split.
+    let err = load_with(DatasetKind::Npz, &fixtures().join("npz/aligned.npz"), &opts(Some(2), None, 0))
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("dataset.queries"), "{err}");
 }
 
 #[test]
@@ -234,13 +319,17 @@ fn mat73_split_layout_either_orientation_and_subsample() {
     let sub = load_mat73(&path, &opts(None, Some(3), 1)).unwrap();
     let tr = &sub.modality("image").unwrap().train;
     assert_eq!(tr.features.rows(), 3);
+    // The database stays the whole of I_tr.
+    assert_eq!(sub.modality("image").unwrap().database(), &img.train);
     for r in 0..3 {
         let i = sample_of(&tr.features, r);
         assert_row(&tr.features, r, 0.0, i, "I_tr subsample");
         assert_eq!(tr.labels.row(r), multi_hot(i, 3, 0).as_slice());
     }
     let err = load_mat73(&path, &opts(Some(2), None, 0)).unwrap_err().to_string();
-    assert!(err.contains("dataset.test") && err.contains("I_te"), "{err}");
+    assert!(err.contains("dataset.queries") && err.contains("I_te"), "{err}");
+    let err = load_mat73(&path, &opts(None, Some(9), 0)).unwrap_err().to_string();
+    assert!(err.contains("dataset.train") && err.contains("8 database rows"), "{err}");
 }
 
 #[test]
@@ -267,10 +356,10 @@ fn mat73_errors_name_file_and_variable() {
     );
 
     let err = load_mat73(&fixtures().join("mat73/all.mat"), &LoadOptions::default()).unwrap_err().to_string();
-    assert!(err.contains("dataset.test") && err.contains("12 samples"), "{err}");
+    assert!(err.contains("dataset.queries") && err.contains("12 samples"), "{err}");
     let err =
         load_mat73(&fixtures().join("mat73/all.mat"), &opts(Some(3), Some(10), 0)).unwrap_err().to_string();
-    assert!(err.contains("dataset.train") && err.contains("9 samples are left"), "{err}");
+    assert!(err.contains("dataset.train") && err.contains("queries + train = 13 > 12"), "{err}");
 
     let tmp = tempfile::tempdir().unwrap();
     let bytes = std::fs::read(fixtures().join("mat73/all.mat")).unwrap();

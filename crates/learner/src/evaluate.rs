@@ -1,5 +1,6 @@
 //! Cross-modal retrieval evaluation of the current model: every ordered pair of
-//! modalities, queries = test split of q, database = train split of d.
+//! modalities, queries = test split of q, database = retrieval database of d (its train
+//! split unless the dataset keeps a larger one).
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
@@ -59,9 +60,9 @@ pub fn evaluate_all(
         // modalities not in it are re-encoded with the current model.
         let db = match frozen.get(&m.name) {
             Some(c) => Cow::Borrowed(c),
-            None => Cow::Owned(encode_split(model, &m.name, &m.train.features)?),
+            None => Cow::Owned(encode_split(model, &m.name, &m.database().features)?),
         };
-        database.push((db, label_set(&m.train.labels)?));
+        database.push((db, label_set(&m.database().labels)?));
     }
     let mut rows = Vec::new();
     for (qi, q) in ds.modalities.iter().enumerate() {

@@ -63,10 +63,13 @@ pub struct DatasetSection {
     pub classes: Option<Spanned<i64>>,
     /// `synthetic`: `[min, max]` labels per item (`[1, 1]`: single-label).
     pub labels_per_item: Option<Spanned<Vec<i64>>>,
-    /// `synthetic`, `mat73`: training (database) rows per modality.
+    /// `synthetic`: training (= database) rows generated per modality; file kinds: training
+    /// rows drawn from each modality's database (default: all of it; the database stays whole).
     pub train: Option<Spanned<i64>>,
-    /// `synthetic`, `mat73`: test (query) rows per modality.
+    /// `synthetic`: test (query) rows generated per modality.
     pub test: Option<Spanned<i64>>,
+    /// `mat73` with one `IAll/YAll/LAll` set: query rows drawn from it (the rest is the database).
+    pub queries: Option<Spanned<i64>>,
     /// `synthetic`: latent width.
     pub latent: Option<Spanned<i64>>,
     /// `synthetic`: latent noise around the class prototypes.
@@ -75,8 +78,8 @@ pub struct DatasetSection {
     pub noise: Option<Spanned<f64>>,
     /// `synthetic`: weight of the nonlinear (tanh) part of each modality's map.
     pub nonlinearity: Option<Spanned<f64>>,
-    /// `synthetic`: seed of the generated data; `mat73`: seed of the query/training draw
-    /// (default 0; independent of the run seed).
+    /// `synthetic`: seed of the generated data; file kinds: seed of the query and training
+    /// draws (default 0; independent of the run seed).
     pub seed: Option<u64>,
 }
 
@@ -272,8 +275,10 @@ pub struct DatasetSpec {
     pub standardize: bool,
     /// Generator settings of a `synthetic` dataset.
     pub synthetic: Option<SyntheticParams>,
-    /// Query/training split settings of a `mat73` dataset (default for the other kinds).
+    /// Query/database/training split settings of a file dataset (default for `synthetic`).
     pub load: LoadOptions,
+    /// Lines of the `queries` and `train` keys (0 when absent), for errors found on loading.
+    pub split_lines: (usize, usize),
 }
 
 /// Most stages one `[[stages]]` entry may expand into with `repeat`.
@@ -581,11 +586,30 @@ impl Experiment {
         Ok(())
     }
 
-    /// Loads (or generates) the dataset, standardised when the file asks for it.
+    /// Loads (or generates) the dataset, standardised when the file asks for it. A split
+    /// key that does not fit the data (`queries + train` more than the rows, `queries` on a
+    /// file with its own queries) is an error naming the file, the line and the key.
     pub fn load_dataset(&self) -> Result<Dataset> {
         let mut ds = match &self.dataset.synthetic {
             Some(params) => seqmodal_data::generate_synthetic(params)?,
-            None => seqmodal_data::load_with(self.dataset.kind, &self.dataset_dir(), &self.dataset.load)?,
+            None => seqmodal_data::load_with(self.dataset.kind, &self.dataset_dir(), &self.dataset.load)
+                .map_err(|e| match e {
+                    seqmodal_data::DataError::Setting { key, message } => {
+                        let (queries, train) = self.dataset.split_lines;
+                        let line = match key.as_str() {
+                            "queries" => queries,
+                            "train" => train,
+                            _ => 0,
+                        };
+                        LearnerError::Invalid {
+                            path: self.source.clone(),
+                            line,
+                            key: format!("dataset.{key}"),
+                            message,
+                        }
+                    }
+                    other => other.into(),
+                })?,
         };
         if self.dataset.standardize {
             ds.standardize();
@@ -625,6 +649,7 @@ impl Experiment {
             labels_per_item: None,
             train: None,
             test: None,
+            queries: None,
             latent: None,
             spread: None,
             noise: None,
@@ -647,11 +672,14 @@ impl Experiment {
             s.nonlinearity = float(p.nonlinearity);
             s.seed = Some(p.seed);
         }
-        if d.kind == DatasetKind::Mat73 {
+        if d.synthetic.is_none() {
             let int = |v: Option<usize>| v.map(|v| Spanned::new(0..0, v as i64));
-            s.test = int(d.load.test);
+            s.queries = int(d.load.queries);
             s.train = int(d.load.train);
-            s.seed = Some(d.load.seed);
+            // The draw seed matters only when something is drawn.
+            if d.kind == DatasetKind::Mat73 || d.load.train.is_some() {
+                s.seed = Some(d.load.seed);
+            }
         }
         s
     }
@@ -853,13 +881,29 @@ impl ExperimentFile {
             ("nonlinearity", d.nonlinearity.as_ref().map(Spanned::span)),
         ];
         if kind != DatasetKind::Synthetic {
-            // `mat73` shares `train`/`test` (rows per split) with `synthetic`.
-            let shared = |key: &str| kind == DatasetKind::Mat73 && (key == "train" || key == "test");
-            if let Some((key, Some(span))) = synthetic_keys.iter().find(|(k, s)| s.is_some() && !shared(k)) {
+            // `train` (training rows drawn from the database) is a key of every kind.
+            if let Some((key, Some(span))) = synthetic_keys.iter().find(|(k, s)| s.is_some() && *k != "train")
+            {
+                let message = if *key == "test" {
+                    format!(
+                        "the rows generated for a synthetic test split; '{}' files come with their queries{}",
+                        kind.as_str(),
+                        if kind == DatasetKind::Mat73 { " or draw them with `queries = N`" } else { "" }
+                    )
+                } else {
+                    format!("only a key of kind = \"synthetic\", not of '{}'", kind.as_str())
+                };
+                return Err(ck.err(span.clone(), &format!("dataset.{key}"), message));
+            }
+            if let (Some(q), false) = (&d.queries, kind == DatasetKind::Mat73) {
                 return Err(ck.err(
-                    span.clone(),
-                    &format!("dataset.{key}"),
-                    format!("only a key of kind = \"synthetic\", not of '{}'", kind.as_str()),
+                    q.span(),
+                    "dataset.queries",
+                    format!(
+                        "'{}' datasets come with their own queries (test split); `queries` draws them \
+                         from a mat73 file with one IAll/YAll/LAll set",
+                        kind.as_str()
+                    ),
                 ));
             }
             let Some(path) = &d.path else {
@@ -872,20 +916,19 @@ impl ExperimentFile {
             let rows = |v: &Option<Spanned<i64>>, key: &str| -> Result<Option<usize>> {
                 v.as_ref().map(|_| ck.int(v, key, 0, 1)).transpose()
             };
-            let load = match kind {
-                DatasetKind::Mat73 => LoadOptions {
-                    test: rows(&d.test, "dataset.test")?,
-                    train: rows(&d.train, "dataset.train")?,
-                    seed: d.seed.unwrap_or(0),
-                },
-                _ => LoadOptions::default(),
+            let load = LoadOptions {
+                queries: rows(&d.queries, "dataset.queries")?,
+                train: rows(&d.train, "dataset.train")?,
+                seed: d.seed.unwrap_or(0),
             };
+            let line = |v: &Option<Spanned<i64>>| v.as_ref().map_or(0, |v| line_of(ck.text, v.span().start));
             return Ok(DatasetSpec {
                 kind,
                 path: path.get_ref().clone(),
                 standardize: d.standardize.unwrap_or(true),
                 synthetic: None,
                 load,
+                split_lines: (line(&d.queries), line(&d.train)),
             });
         }
         if let Some(p) = &d.path {
@@ -893,6 +936,13 @@ impl ExperimentFile {
                 p.span(),
                 "dataset.path",
                 "a synthetic dataset is generated; remove `path`".into(),
+            ));
+        }
+        if let Some(q) = &d.queries {
+            return Err(ck.err(
+                q.span(),
+                "dataset.queries",
+                "a synthetic dataset generates its queries: `test` rows per modality".into(),
             ));
         }
         let defaults = SyntheticParams::default();
@@ -933,6 +983,7 @@ impl ExperimentFile {
             standardize: d.standardize.unwrap_or(true),
             synthetic: Some(params),
             load: LoadOptions::default(),
+            split_lines: (0, 0),
         })
     }
 }

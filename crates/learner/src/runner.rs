@@ -225,7 +225,10 @@ pub fn run(
         }
         if exp.database == DatabasePolicy::Frozen {
             let m = &ds.modalities[midx];
-            frozen.insert(m.name.clone(), crate::evaluate::encode_split(&model, &m.name, &m.train.features)?);
+            frozen.insert(
+                m.name.clone(),
+                crate::evaluate::encode_split(&model, &m.name, &m.database().features)?,
+            );
         }
         let stage_rows =
             evaluate_all(&model, ds, &exp.metrics, stage, Some(&spec.modality), &frozen, &drifted_queries)?;
