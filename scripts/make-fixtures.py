@@ -174,6 +174,40 @@ def write_mat():
     scipy.io.savemat(os.path.join(sub, "flickr-yall.mat"), {"YAll": tags}, format="5")
 
 
+def write_wide():
+    """mat73/wide.mat: 40 samples, IAll 40 x 37 single (transposed, contiguous) and YAll
+    40 x 35 stored samples-first, so reads with small blocks cross block boundaries and the
+    16-feature transpose tiles (the Rust unit test in crates/data/src/mat.rs)."""
+    d = os.path.join(OUT, "mat73")
+    n = 40
+    path = os.path.join(d, "wide.mat")
+    write_mat73(path, {"IAll": feat(n, 37, 0).astype(np.float32), "LAll": multi_hot(n, 3).astype(np.float64)})
+    write_samples_first(path, {"YAll": feat(n, 35, 5000)})
+
+
+def write_xmedia_pku():
+    """xmedia-pku/XMediaFeatures.mat: PKU's published XMedia layout (one MAT v5 file; the
+    variable names as read by PKU's and Peng Hu's loaders, e.g. github.com/penghu-cs/SDML
+    data_loader.py): I_tr_CNN/I_te_CNN, T_tr_BOW/T_te_BOW, A_tr/A_te, V_tr_CNN/V_te_CNN,
+    d3_tr/d3_te, plus the BoVW/LDA alternatives I_tr/I_te, T_tr/T_te, V_tr/V_te, and 1-based
+    category columns tr<M>Cat/te<M>Cat for M = Img, Txt, Aud, Vid, 3d."""
+    d = os.path.join(OUT, "xmedia-pku")
+    os.makedirs(d, exist_ok=True)
+    v = {}
+    media = [("I", "_CNN", "Img", 4, 10, 5), ("T", "_BOW", "Txt", 3, 10, 5), ("A", "", "Aud", 2, 4, 2),
+             ("V", "_CNN", "Vid", 5, 3, 2), ("d3", "", "3d", 2, 3, 2)]
+    for k, (p, suffix, cat, dim, ntr, nte) in enumerate(media):
+        v[f"{p}_tr{suffix}"] = feat(ntr, dim, 1000 * k).astype(np.float32)
+        v[f"{p}_te{suffix}"] = feat(nte, dim, 1000 * k + 500).astype(np.float32)
+        if suffix:
+            # The classic features (BoVW / LDA), other widths, which the loader must not pick.
+            v[f"{p}_tr"] = feat(ntr, dim + 1, -1)
+            v[f"{p}_te"] = feat(nte, dim + 1, -1)
+        v[f"tr{cat}Cat"] = (np.arange(ntr) % 4 + 1).astype(np.float64)[:, None]
+        v[f"te{cat}Cat"] = ((np.arange(nte) + 1) % 4 + 1).astype(np.float64)[:, None]
+    scipy.io.savemat(os.path.join(d, "XMediaFeatures.mat"), v, format="5")
+
+
 # ---------------------------------------------------------------- XMedia
 XMEDIA = [("img", 4, 10, 5), ("txt", 3, 10, 5), ("aud", 2, 4, 2), ("vid", 5, 3, 2), ("3d", 2, 3, 2)]
 
@@ -203,6 +237,8 @@ if __name__ == "__main__":
     write_npz()
     write_mat()
     write_xmedia()
+    write_wide()
+    write_xmedia_pku()
     total = 0
     for root, _, files in os.walk(OUT):
         for f in files:

@@ -9,9 +9,10 @@
 //! (files converted without the transpose, and DCMH's `N x 3 x 224 x 224` image stacks).
 //! The other dims are flattened into the feature vector.
 //!
-//! Large v7.3 variables are read in blocks of about 32 MiB along the first HDF5 dim and
+//! Large v7.3 variables are read in blocks of about 8 MiB along the first HDF5 dim and
 //! each block is scattered into the destination rows, so the file's data is never held
-//! twice (the destination matrices plus one block).
+//! twice (the destination matrices plus two blocks). A reader thread decodes the next
+//! block while the caller's thread scatters the current one.
 
 use std::path::{Path, PathBuf};
 
@@ -19,8 +20,9 @@ use hdf5_reader::{Datatype, Hdf5File, SliceInfo, SliceInfoElem};
 
 use crate::error::{DataError, Result};
 
-/// Elements per block of a chunked v7.3 read.
-const BLOCK_ELEMS: usize = 8 << 20;
+/// Elements per block of a v7.3 read. Small enough that the allocator reuses the freed
+/// block buffers instead of mapping (and page-faulting) fresh memory for every block.
+const BLOCK_ELEMS: usize = 2 << 20;
 
 /// One open MAT file.
 pub(crate) struct MatFile {
@@ -104,6 +106,18 @@ impl MatFile {
         dest: &[Dest],
         outs: &mut [&mut [f32]],
     ) -> Result<()> {
+        self.read_scatter_blocks(name, samples_first, dest, outs, BLOCK_ELEMS)
+    }
+
+    /// [`MatFile::read_scatter`] with v7.3 blocks of about `block_elems` elements.
+    fn read_scatter_blocks(
+        &self,
+        name: &str,
+        samples_first: bool,
+        dest: &[Dest],
+        outs: &mut [&mut [f32]],
+        block_elems: usize,
+    ) -> Result<()> {
         let dims = self.dims(name)?;
         let n = dest.len();
         let total: usize = dims.iter().product();
@@ -126,17 +140,21 @@ impl MatFile {
                     }
                 }
             } else {
-                // Feature-major (MATLAB's N x D seen as D x N): transpose in tiles of 64
-                // samples, so reads run along the block and writes stay in a few cache lines.
+                // Feature-major (MATLAB's N x D seen as D x N): the block holds `nf` whole
+                // feature rows of all n samples. Transpose 16 features (one 64-byte line of a
+                // destination row) at a time: each sample's line is written in one go while
+                // the reads advance along 16 sequential streams.
                 let f0 = first * inner / n;
                 let nf = block.len() / n;
-                for i0 in (0..n).step_by(64) {
-                    let i1 = (i0 + 64).min(n);
-                    for c in 0..nf {
-                        let col = &block[c * n..(c + 1) * n];
-                        for (i, &v) in col.iter().enumerate().take(i1).skip(i0) {
-                            if let Some((split, at)) = dest[i] {
-                                outs[split][at * features + f0 + c] = v;
+                for c0 in (0..nf).step_by(16) {
+                    let c1 = (c0 + 16).min(nf);
+                    let cols: Vec<&[f32]> = (c0..c1).map(|c| &block[c * n..(c + 1) * n]).collect();
+                    for (i, d) in dest.iter().enumerate() {
+                        if let Some((split, at)) = *d {
+                            let start = at * features + f0 + c0;
+                            let row = &mut outs[split][start..start + (c1 - c0)];
+                            for (o, col) in row.iter_mut().zip(&cols) {
+                                *o = col[i];
                             }
                         }
                     }
@@ -154,16 +172,43 @@ impl MatFile {
             Kind::V73(h5) => {
                 let ds = h5.dataset(name).map_err(|e| self.err(name, format!("cannot open: {e}")))?;
                 let d0 = dims.first().copied().unwrap_or(0);
-                let step = (BLOCK_ELEMS / inner.max(1)).max(1);
-                let mut start = 0;
-                while start < d0 {
-                    let end = (start + step).min(d0);
+                let mut step = (block_elems / inner.max(1)).max(1);
+                if !samples_first && step >= 16 {
+                    // Feature-major: whole 64-byte lines of each destination row per block.
+                    step -= step % 16;
+                }
+                let blocks: Vec<(usize, usize)> =
+                    (0..d0).step_by(step).map(|start| (start, (start + step).min(d0))).collect();
+                let read = |&(start, end): &(usize, usize)| {
                     let mut sel = SliceInfo::all(dims.len());
                     sel.selections[0] =
                         SliceInfoElem::Slice { start: start as u64, end: end as u64, step: 1 };
-                    let block = read_block(&ds, &sel).map_err(|m| self.err(name, m))?;
-                    put(start, &block);
-                    start = end;
+                    read_block(&ds, &sel).map(|b| (start, b))
+                };
+                if blocks.len() < 2 {
+                    for b in &blocks {
+                        let (start, block) = read(b).map_err(|m| self.err(name, m))?;
+                        put(start, &block);
+                    }
+                } else {
+                    // Decode block k + 1 on a reader thread while this one scatters block k.
+                    std::thread::scope(|scope| -> Result<()> {
+                        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                        scope.spawn(move || {
+                            for b in &blocks {
+                                let r = read(b);
+                                let failed = r.is_err();
+                                if tx.send(r).is_err() || failed {
+                                    break;
+                                }
+                            }
+                        });
+                        for r in rx {
+                            let (start, block) = r.map_err(|m| self.err(name, m))?;
+                            put(start, &block);
+                        }
+                        Ok(())
+                    })?;
                 }
             }
         }
@@ -173,6 +218,20 @@ impl MatFile {
 
 /// Reads one hyperslab as f32, whatever the stored numeric type.
 fn read_block(ds: &hdf5_reader::Dataset, sel: &SliceInfo) -> std::result::Result<Vec<f32>, String> {
+    if let Datatype::FloatingPoint { size: 4, .. } = ds.dtype() {
+        // Already f32: keep the decoded buffer instead of converting it into a copy.
+        let a = ds
+            .read_slice::<f32>(sel)
+            .map_err(|e| format!("cannot read (truncated or corrupt file?): {e}"))?;
+        if a.is_standard_layout() {
+            let (v, offset) = a.into_raw_vec_and_offset();
+            if offset.unwrap_or(0) == 0 {
+                return Ok(v);
+            }
+            return Ok(v[offset.unwrap_or(0)..].to_vec());
+        }
+        return Ok(a.iter().copied().collect());
+    }
     macro_rules! conv {
         ($t:ty) => {
             ds.read_slice::<$t>(sel)
@@ -300,4 +359,41 @@ pub(crate) fn orientation(dims: &[usize], n: usize) -> Option<bool> {
 pub(crate) fn matlab_shape(dims: &[usize]) -> String {
     let v: Vec<String> = dims.iter().rev().map(|d| d.to_string()).collect();
     v.join("x")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// mat73/wide.mat (scripts/make-fixtures.py): 40 samples; IAll is MATLAB 40 x 37 single
+    /// (HDF5 (37, 40), feature-major), YAll 40 x 35 stored samples-first; element (i, j) of
+    /// a variable with base b is b + i + j / 100.
+    #[test]
+    fn block_sizes_and_threads_read_the_same_values() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/mat73/wide.mat");
+        let file = MatFile::open(&path).unwrap();
+        let n = 40;
+        // Samples to two splits in a scrambled order, some left out.
+        let dest: Vec<Dest> =
+            (0..n).map(|i| if i % 7 == 3 { None } else { Some((i % 2, (i * 13 % n) / 2)) }).collect();
+        for (var, samples_first, features, base) in [("IAll", false, 37, 0.0), ("YAll", true, 35, 5000.0)] {
+            // Blocks of one, three, 16 (rounded down from 17) and 37+ feature rows or samples.
+            for block in [1, 3 * n, 17 * n, 5 * n + 1, 1 << 30] {
+                let mut bufs = vec![vec![f32::NAN; n / 2 * features]; 2];
+                {
+                    let mut outs: Vec<&mut [f32]> = bufs.iter_mut().map(Vec::as_mut_slice).collect();
+                    file.read_scatter_blocks(var, samples_first, &dest, &mut outs, block * features / 37)
+                        .unwrap();
+                }
+                for (i, d) in dest.iter().enumerate() {
+                    let Some((split, at)) = *d else { continue };
+                    for j in 0..features {
+                        let want = (base + i as f64 + j as f64 / 100.0) as f32;
+                        let got = bufs[split][at * features + j];
+                        assert_eq!(got, want, "{var} block {block}: sample {i} feature {j}");
+                    }
+                }
+            }
+        }
+    }
 }
