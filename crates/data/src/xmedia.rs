@@ -1,12 +1,20 @@
 //! Loader for PKU XMedia (Peng et al.): 20 classes, five media types, each with its own
 //! train/test split and no pairing across media (the modalities are not aligned).
 //!
-//! Layout (see `datasets/README.md`): MATLAB files (v7.3 or v5; one per modality or all in
-//! one) in a directory, holding for each modality prefix `img`, `txt`, `aud`, `vid`, `3d`
-//! the variables `<p>_train_fea`, `<p>_test_fea` (one sample per MATLAB row) and
-//! `<p>_train_lab`, `<p>_test_lab` (class-id vectors, 1-based as MATLAB writes them, or
-//! 0-based when any id is 0; a multi-hot matrix is accepted too). The 3-D prefix also
-//! reads `threed_...`, since a MATLAB variable name cannot start with a digit.
+//! Two layouts (see `datasets/README.md`), found by variable name across the MATLAB files
+//! (v7.3 or v5) of a directory or in one file:
+//!
+//! - PKU's published `XMediaFeatures.mat` (as read by PKU's and Peng Hu's loaders, e.g.
+//!   `penghu-cs/SDML` `data_loader.py`): features `I_tr_CNN`/`I_te_CNN` (image, CNN; else
+//!   `I_tr`/`I_te`, BoVW), `T_tr_BOW`/`T_te_BOW` (text, bag of words; else `T_tr`/`T_te`,
+//!   LDA), `A_tr`/`A_te` (audio, MFCC), `V_tr_CNN`/`V_te_CNN` (video frames, CNN; else
+//!   `V_tr`/`V_te`), `d3_tr`/`d3_te` (3-D, LightField), and class columns
+//!   `tr<M>Cat`/`te<M>Cat` for M = `Img`, `Txt`, `Aud`, `Vid`, `3d`;
+//! - per-prefix names `<p>_train_fea`, `<p>_test_fea`, `<p>_train_lab`, `<p>_test_lab` for
+//!   p = `img`, `txt`, `aud`, `vid`, `3d` (or `threed`).
+//!
+//! Features are one sample per MATLAB row; labels are class-id vectors (1-based as MATLAB
+//! writes them, or 0-based when any id is 0) or multi-hot matrices.
 
 use std::path::Path;
 
@@ -20,29 +28,75 @@ use crate::matrix::{Labels, Matrix};
 pub const XMEDIA_MODALITIES: [(&str, &str); 5] =
     [("image", "img"), ("text", "txt"), ("audio", "aud"), ("video", "vid"), ("3d", "3d")];
 
-const HINT: &str = "PKU XMedia feature files (<p>_train_fea, <p>_test_fea, <p>_train_lab, <p>_test_lab \
-                    for p = img, txt, aud, vid, 3d); datasets/README.md says where to get them";
+/// PKU `XMediaFeatures.mat`, per modality: feature variable pairs (train, test) in order of
+/// preference, and the category-variable infix.
+const PKU_LAYOUT: [(&str, &[(&str, &str)], &str); 5] = [
+    ("image", &[("I_tr_CNN", "I_te_CNN"), ("I_tr", "I_te")], "Img"),
+    ("text", &[("T_tr_BOW", "T_te_BOW"), ("T_tr", "T_te")], "Txt"),
+    ("audio", &[("A_tr", "A_te")], "Aud"),
+    ("video", &[("V_tr_CNN", "V_te_CNN"), ("V_tr", "V_te")], "Vid"),
+    ("3d", &[("d3_tr", "d3_te")], "3d"),
+];
 
-/// Loads XMedia from a directory of MATLAB files (or one file holding every variable).
-pub fn load_xmedia(path: &Path) -> Result<Dataset> {
-    let set = MatSet::open(path, HINT)?;
-    let mut raw = Vec::new();
-    for (name, prefix) in XMEDIA_MODALITIES {
-        let p =
-            if prefix == "3d" && set.find("3d_train_fea").is_none() && set.find("threed_train_fea").is_some()
+const HINT: &str = "PKU XMedia features (XMediaFeatures.mat: I_tr_CNN, T_tr_BOW, A_tr, V_tr_CNN, d3_tr, \
+                    trImgCat, ... or <p>_train_fea/<p>_train_lab for p = img, txt, aud, vid, 3d); \
+                    datasets/README.md says where to get them";
+
+/// The variables of one modality: `[train, test]` features and labels.
+struct Vars {
+    name: &'static str,
+    features: [String; 2],
+    labels: [String; 2],
+}
+
+/// The variables to read, by layout: PKU's names when the files have `trImgCat`.
+fn layout(set: &MatSet) -> Vec<Vars> {
+    if set.find("trImgCat").is_some() || set.find("trTxtCat").is_some() {
+        return PKU_LAYOUT
+            .iter()
+            .map(|&(name, pairs, cat)| {
+                let (tr, te) =
+                    pairs.iter().copied().find(|(tr, _)| set.find(tr).is_some()).unwrap_or(pairs[0]);
+                Vars {
+                    name,
+                    features: [tr.into(), te.into()],
+                    labels: [format!("tr{cat}Cat"), format!("te{cat}Cat")],
+                }
+            })
+            .collect();
+    }
+    XMEDIA_MODALITIES
+        .iter()
+        .map(|&(name, prefix)| {
+            let p = if prefix == "3d"
+                && set.find("3d_train_fea").is_none()
+                && set.find("threed_train_fea").is_some()
             {
                 "threed"
             } else {
                 prefix
             };
+            Vars {
+                name,
+                features: [format!("{p}_train_fea"), format!("{p}_test_fea")],
+                labels: [format!("{p}_train_lab"), format!("{p}_test_lab")],
+            }
+        })
+        .collect()
+}
+
+/// Loads XMedia from a directory of MATLAB files (or one file holding every variable).
+pub fn load_xmedia(path: &Path) -> Result<Dataset> {
+    let set = MatSet::open(path, HINT)?;
+    let mut raw = Vec::new();
+    for v in layout(&set) {
         let mut splits = Vec::new();
-        for s in ["train", "test"] {
-            let (fea, lab) = (format!("{p}_{s}_fea"), format!("{p}_{s}_lab"));
-            let n = sample_count(&set, &lab, &[&fea])?;
+        for (fea, lab) in v.features.iter().zip(&v.labels) {
+            let n = sample_count(&set, lab, &[fea])?;
             let dest: Vec<Dest> = (0..n).map(|i| Some((0, i))).collect();
-            let [features] = read_features(&set, &fea, &dest, &[n])?;
-            let [labels] = read_features(&set, &lab, &dest, &[n])?;
-            splits.push((features, labels, lab));
+            let [features] = read_features(&set, fea, &dest, &[n])?;
+            let [labels] = read_features(&set, lab, &dest, &[n])?;
+            splits.push((features, labels, lab.clone()));
         }
         let test = splits.pop();
         let train = splits.pop();
@@ -50,15 +104,16 @@ pub fn load_xmedia(path: &Path) -> Result<Dataset> {
             if tr.0.cols() != te.0.cols() {
                 return Err(DataError::Variable {
                     path: set.root.clone(),
-                    name: format!("{p}_test_fea"),
+                    name: v.features[1].clone(),
                     message: format!(
-                        "{} features per sample but {p}_train_fea has {}",
+                        "{} features per sample but {} has {}",
                         te.0.cols(),
+                        v.features[0],
                         tr.0.cols()
                     ),
                 });
             }
-            raw.push((name, tr, te));
+            raw.push((v.name, tr, te));
         }
     }
     // Class ids are 1-based (MATLAB) unless some label vector holds a 0.

@@ -398,6 +398,17 @@ fn xmedia_five_unaligned_modalities() {
 }
 
 #[test]
+fn xmedia_pku_layout_reads_the_same_dataset() {
+    // XMediaFeatures.mat in PKU's published names (I_tr_CNN, T_tr_BOW, A_tr, V_tr_CNN, d3_tr,
+    // trImgCat, ...; one MAT v5 file) holding the same values as the per-prefix fixture;
+    // the CNN/BOW features win over the classic I_tr/T_tr/V_tr ones (one column wider).
+    let pku = load_xmedia(&fixtures().join("xmedia-pku")).unwrap();
+    assert_eq!(pku, load_xmedia(&fixtures().join("xmedia")).unwrap());
+    let file = load_xmedia(&fixtures().join("xmedia-pku/XMediaFeatures.mat")).unwrap();
+    assert_eq!(file, pku);
+}
+
+#[test]
 fn xmedia_missing_variable_is_named() {
     let tmp = tempfile::tempdir().unwrap();
     for f in ["img.mat", "txt.mat", "aud.mat", "3d.mat"] {
