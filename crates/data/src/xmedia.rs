@@ -28,9 +28,12 @@ use crate::matrix::{Labels, Matrix};
 pub const XMEDIA_MODALITIES: [(&str, &str); 5] =
     [("image", "img"), ("text", "txt"), ("audio", "aud"), ("video", "vid"), ("3d", "3d")];
 
-/// PKU `XMediaFeatures.mat`, per modality: feature variable pairs (train, test) in order of
-/// preference, and the category-variable infix.
-const PKU_LAYOUT: [(&str, &[(&str, &str)], &str); 5] = [
+/// Feature variables (train, test) of one modality, in order of preference.
+type FeaturePairs = &'static [(&'static str, &'static str)];
+
+/// PKU `XMediaFeatures.mat`, per modality: feature variable pairs and the infix of the
+/// category variables.
+const PKU_LAYOUT: [(&str, FeaturePairs, &str); 5] = [
     ("image", &[("I_tr_CNN", "I_te_CNN"), ("I_tr", "I_te")], "Img"),
     ("text", &[("T_tr_BOW", "T_te_BOW"), ("T_tr", "T_te")], "Txt"),
     ("audio", &[("A_tr", "A_te")], "Aud"),
