@@ -47,7 +47,7 @@ fn shipped_benchmarks_name_the_missing_file_and_the_readme() {
     }
     // The README has a section for each of them.
     let readme = std::fs::read_to_string(repo().join("datasets/README.md")).unwrap();
-    for name in ["mirflickr25k.mat", "nus-wide-tc21.mat", "iapr-tc12.mat", "img_train_fea"] {
+    for name in ["mirflickr25k.mat", "nus-wide-tc21.mat", "iapr-tc12.mat", "XMediaFeatures.mat", "trImgCat"] {
         assert!(readme.contains(name), "datasets/README.md does not mention {name}");
     }
 }
