@@ -35,13 +35,14 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
 # index.html, figures/ as PNG + SVG; docs/reports.md). Finished runs are reused: the learner x
 # scenario runs share runs/sweeps/ with report-learners, and only missing ones run (seeds below);
 # code-length runs (wiki-per-modality at 16/64/128 bits, seed 1; 32 bits is the scenario's own)
-# go to runs/report/. With runs/sweeps/ filled: about 10 min on 2 cores; from nothing: ~1.5 h.
+# go to runs/report/. With every run present it only regenerates: about 2 min on 2 cores
+# (measured: see docs/reports.md); from nothing: ~2 h.
 report seeds="1 2 3" learners="finetune joint paired ewc si lwf er agem der mer meta":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release --workspace
     bin=./target/release/seqmodal
-    for scenario in wiki-shared wiki-per-modality mfeat-shared; do
+    for scenario in wiki-shared wiki-per-modality mfeat-shared mfeat-per-modality; do
       for seed in {{seeds}}; do
         for learner in {{learners}}; do
           out=runs/sweeps/$scenario/$learner-s$seed
@@ -64,7 +65,7 @@ report seeds="1 2 3" learners="finetune joint paired ewc si lwf er agem der mer 
     rm -rf reports/wiki reports/mfeat
     $bin report runs/sweeps/wiki-shared runs/sweeps/wiki-per-modality runs/report/wiki-bits \
       --out reports/wiki --title "Wikipedia (image, text): learners, forgetting and code length"
-    $bin report runs/sweeps/mfeat-shared runs/sweeps/orderings-mfeat \
+    $bin report runs/sweeps/mfeat-shared runs/sweeps/mfeat-per-modality runs/sweeps/orderings-mfeat \
       --out reports/mfeat --title "mfeat (six feature views): learners, forgetting and stage orderings"
 
 # JOBS=1 just sweep ... runs one cell at a time; rerunning continues where a sweep stopped.

@@ -5,7 +5,7 @@ use crate::matrix::AccuracyMatrix;
 use crate::style::{
     color, draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for,
     metric_label, msg, render_both, series_style, text_width, viridis, Dash, KeyAxis, LegendEntry, Marker,
-    SeriesStyle, FONT,
+    SeriesStyle, FONT, GRID,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -138,7 +138,7 @@ fn draw_curves_panel<DB: DrawingBackend>(
         .label_style(label_font)
         .axis_desc_style(desc_font)
         .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(BLACK.mix(0.12))
+        .bold_line_style(GRID)
         .draw()
         .map_err(msg)?;
     // Intra-modal curves first so the cross-modal ones (the point of the study) lie on top.
@@ -493,7 +493,7 @@ fn draw_bars_panel<DB: DrawingBackend>(
         .label_style((FONT, 16))
         .axis_desc_style((FONT, 17))
         .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(BLACK.mix(0.12))
+        .bold_line_style(GRID)
         .draw()
         .map_err(msg)?;
     for (gi, g) in groups.iter().enumerate() {
@@ -628,7 +628,7 @@ fn draw_sweep_curves<DB: DrawingBackend>(
             .label_style((FONT, 13))
             .axis_desc_style((FONT, 14))
             .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.12))
+            .bold_line_style(GRID)
             .draw()
             .map_err(msg)?;
         for s in &panel.series {

@@ -344,74 +344,24 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
     // 2. Forgetting curves.
     blocks.push(Block::Heading(2, "Forgetting curves".into()));
     blocks.push(Block::Para(
-        "mAP of every query → database pair after each stage (stage 0: random initialisation), one line \
-         per learner; line: mean over seeds, band: ± std."
+        "mAP after each stage (stage 0: random initialisation), one line per learner; line: mean over \
+         seeds, band: ± std. First per scenario: the mean over cross-modal pairs (its last point is ACC) \
+         and over same-modality pairs; then every query → database pair, with at most 7 learners per \
+         figure (finetune, joint and meta on each for reference)."
             .into(),
     ));
     if scenarios.is_empty() {
         blocks.push(Block::Para("No runs given.".into()));
     }
     for sc in &scenarios {
-        let Some(reference) = sc.reference() else { continue };
-        let m = &reference.matrix;
-        let stem = format!("{}-forgetting", sc.slug());
-        let n = m.modalities.len().max(1);
-        let max = sc
-            .learners
-            .iter()
-            .flat_map(|(_, rs)| rs.iter().flat_map(|r| r.matrix.values.iter().flatten().copied()))
-            .filter(|v| v.is_finite())
-            .fold(0.0, f64::max);
-        let panels: Vec<Panel> = m
-            .pairs
-            .iter()
-            .map(|pair| Panel {
-                caption: format!("{} → {}", pair.0, pair.1),
-                series: sc
-                    .learners
-                    .iter()
-                    .map(|(l, rs)| Series {
-                        label: l.clone(),
-                        style: style_of(l),
-                        points: (0..m.stages())
-                            .filter_map(|t| stage_stats(rs, t, pair).map(|(mu, sd)| (t as f64, mu, sd)))
-                            .collect(),
-                    })
-                    .collect(),
-            })
-            .collect();
-        let schedule: Vec<String> =
-            (0..m.stages()).map(|t| format!("{t} {}", m.trained[t].as_deref().unwrap_or("init"))).collect();
-        let last = m.last_stage() as f64;
-        let fig = LineFigure {
-            title: format!("Forgetting curves · {}", sc.name()),
-            subtitle: vec![
-                format!("stages: {} · rows: query, columns: database", schedule.join(" · ")),
-                "line: mean over seeds · band: ± std (from stage 1: stage 0 is one random model for all)"
-                    .into(),
-            ],
-            panels,
-            cols: n,
-            x: Axis {
-                range: -0.2..last + 0.2,
-                ticks: (0..m.stages()).map(|t| (t as f64, t.to_string())).collect(),
-                desc: "stage".into(),
-            },
-            y: unit_axis(max, "mAP"),
-            legend: "learner".into(),
-            band_from: 1.0,
-        };
-        line_figure(&fig, &fig_dir, &stem)?;
+        if sc.reference().is_none() {
+            continue;
+        }
         blocks.push(Block::Heading(3, sc.name()));
-        blocks.push(Block::Figure {
-            caption: format!(
-                "Forgetting curves of {}: panel (row q, column d) is the pair q → d; stages {}.",
-                sc.name(),
-                schedule.join(", ")
-            ),
-            stem: stem.clone(),
-        });
-        figures.push(stem);
+        for (stem, caption) in forgetting_figures(sc, &style_of, &fig_dir)? {
+            blocks.push(Block::Figure { stem: stem.clone(), caption });
+            figures.push(stem);
+        }
     }
 
     // 3. R matrices.
@@ -613,6 +563,264 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
             .flat_map(|s| [fig_dir.join(format!("{s}.png")), fig_dir.join(format!("{s}.svg"))])
             .collect(),
     })
+}
+
+/// Learners per page of the per-pair forgetting grid: more than this and the grid is split.
+const GRID_LEARNERS: usize = 7;
+
+/// Learners drawn on every page of a split grid, when present: the lower bound, the upper
+/// bound and the flagship.
+const GRID_CONTEXT: [&str; 3] = ["finetune", "joint", "meta"];
+
+/// Pages of the per-pair forgetting grid: (stem suffix, what the page adds, its learners in report
+/// order). One page with every learner when they are few; else the learners of each family
+/// (regularisation, replay, the rest) go on a page with the [`GRID_CONTEXT`] learners, a family
+/// sharing a page with another when both fit, so a panel holds at most [`GRID_LEARNERS`] lines
+/// instead of a dozen.
+fn grid_pages(learners: &[String]) -> Vec<(String, String, Vec<String>)> {
+    if learners.len() <= GRID_LEARNERS {
+        return vec![(String::new(), String::new(), learners.to_vec())];
+    }
+    let family = |l: &str| match l {
+        "ewc" | "si" | "lwf" | "mas" => 0,
+        "er" | "agem" | "gem" | "der" | "mer" => 1,
+        _ => 2,
+    };
+    const NAMES: [&str; 3] = ["regularisation", "replay", "other"];
+    let context = learners.iter().filter(|l| GRID_CONTEXT.contains(&l.as_str())).count();
+    let room = GRID_LEARNERS.saturating_sub(context).max(1);
+    // (family names, members) per page, first fit.
+    let mut pages: Vec<(Vec<(&str, Vec<&String>)>, usize)> = Vec::new();
+    for (f, name) in NAMES.iter().enumerate() {
+        let members: Vec<&String> =
+            learners.iter().filter(|l| !GRID_CONTEXT.contains(&l.as_str()) && family(l) == f).collect();
+        for chunk in members.chunks(room) {
+            match pages.iter_mut().find(|(_, n)| n + chunk.len() <= room) {
+                Some((groups, n)) => {
+                    groups.push((name, chunk.to_vec()));
+                    *n += chunk.len();
+                }
+                None => pages.push((vec![(name, chunk.to_vec())], chunk.len())),
+            }
+        }
+    }
+    let mut seen: Vec<String> = Vec::new();
+    pages
+        .into_iter()
+        .map(|(groups, _)| {
+            let mut suffix: String = groups.iter().map(|(name, _)| format!("-{name}")).collect();
+            // A family split over pages: number the later ones.
+            let base = suffix.clone();
+            let mut k = 1;
+            while seen.contains(&suffix) {
+                k += 1;
+                suffix = format!("{base}-{k}");
+            }
+            seen.push(suffix.clone());
+            let what = groups
+                .iter()
+                .map(|(name, ls)| {
+                    format!("{name}: {}", ls.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "))
+                })
+                .collect::<Vec<_>>()
+                .join(" · ");
+            let on_page = learners
+                .iter()
+                .filter(|l| GRID_CONTEXT.contains(&l.as_str()) || groups.iter().any(|(_, ls)| ls.contains(l)))
+                .cloned()
+                .collect();
+            (suffix, what, on_page)
+        })
+        .collect()
+}
+
+/// Mean ± std over a learner's runs of the per-run mean of stage `t` over `pairs` (pairs a run
+/// lacks are skipped; a run with none of them adds nothing).
+fn pairs_mean_stats(runs: &[&RunData], t: usize, pairs: &[&(String, String)]) -> Option<(f64, f64)> {
+    let per_run: Vec<f64> = runs
+        .iter()
+        .filter_map(|r| {
+            let row = r.matrix.values.get(t)?;
+            let v: Vec<f64> = pairs
+                .iter()
+                .filter_map(|(q, d)| r.matrix.pair_index(q, d).map(|p| row[p]))
+                .filter(|v| v.is_finite())
+                .collect();
+            mean_std(&v).map(|s| s.0)
+        })
+        .collect();
+    mean_std(&per_run)
+}
+
+/// The forgetting figures of a scenario, in page order: (stem, caption). First the headline
+/// (mean over cross-modal pairs, over the cross-modal pairs of modalities already learned
+/// when that has 3 stages or more, and over same-modality pairs), then the per-pair grid,
+/// split into pages by [`grid_pages`].
+fn forgetting_figures(
+    sc: &Scenario<'_>,
+    style_of: &dyn Fn(&str) -> SeriesStyle,
+    fig_dir: &Path,
+) -> Result<Vec<(String, String)>> {
+    let Some(reference) = sc.reference() else { return Ok(Vec::new()) };
+    let m = &reference.matrix;
+    let n = m.modalities.len().max(1);
+    let schedule: Vec<String> =
+        (0..m.stages()).map(|t| format!("{t} {}", m.trained[t].as_deref().unwrap_or("init"))).collect();
+    let last = m.last_stage() as f64;
+    let x = Axis {
+        range: -0.2..last + 0.2,
+        ticks: (0..m.stages()).map(|t| (t as f64, t.to_string())).collect(),
+        desc: "stage".into(),
+    };
+    let band_note = "line: mean over seeds · band: ± std (from stage 1: stage 0 is one random model for all)";
+    let mut out = Vec::new();
+
+    // Headline: means over groups of pairs.
+    let cross: Vec<&(String, String)> = m.pairs.iter().filter(|(q, d)| q != d).collect();
+    let same: Vec<&(String, String)> = m.pairs.iter().filter(|(q, d)| q == d).collect();
+    let learned = |t: usize| -> Vec<&(String, String)> {
+        let seen: Vec<&str> = m.trained.iter().take(t + 1).filter_map(|s| s.as_deref()).collect();
+        cross
+            .iter()
+            .copied()
+            .filter(|(q, d)| seen.contains(&q.as_str()) && seen.contains(&d.as_str()))
+            .collect()
+    };
+    let learned_stages: Vec<usize> = (0..m.stages()).filter(|&t| !learned(t).is_empty()).collect();
+    // Pairs averaged at each stage.
+    let mean_series = |pairs_at: &[Vec<&(String, String)>]| -> Vec<Series> {
+        sc.learners
+            .iter()
+            .map(|(l, rs)| Series {
+                label: l.clone(),
+                style: style_of(l),
+                points: (0..m.stages())
+                    .filter_map(|t| {
+                        let pairs = pairs_at.get(t).filter(|p| !p.is_empty())?;
+                        pairs_mean_stats(rs, t, pairs).map(|(mu, sd)| (t as f64, mu, sd))
+                    })
+                    .collect(),
+            })
+            .collect()
+    };
+    let mut panels = Vec::new();
+    if !cross.is_empty() {
+        panels.push(Panel {
+            caption: format!("all {} cross-modal pairs (q ≠ d)", cross.len()),
+            series: mean_series(&vec![cross.clone(); m.stages()]),
+        });
+    }
+    if learned_stages.len() >= 3 {
+        panels.push(Panel {
+            caption: "cross-modal pairs of learned modalities".into(),
+            series: mean_series(&(0..m.stages()).map(learned).collect::<Vec<_>>()),
+        });
+    }
+    if !same.is_empty() {
+        panels.push(Panel {
+            caption: format!("all {} same-modality pairs (q = d)", same.len()),
+            series: mean_series(&vec![same.clone(); m.stages()]),
+        });
+    }
+    let max = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|p| p.1 + p.2)))
+        .fold(0.0, f64::max);
+    let stem = format!("{}-forgetting-mean", sc.slug());
+    let fig = LineFigure {
+        title: format!("Forgetting curves, mean over pairs · {}", sc.name()),
+        subtitle: vec![
+            format!("stages: {} · mAP averaged over the pairs of each panel, per run", schedule.join(" · ")),
+            band_note.into(),
+        ],
+        cols: panels.len().max(1),
+        panels,
+        x: x.clone(),
+        y: unit_axis(max, "mean mAP"),
+        legend: "learner".into(),
+        band_from: 1.0,
+    };
+    line_figure(&fig, fig_dir, &stem)?;
+    out.push((
+        stem,
+        format!(
+            "Mean mAP over pairs after each stage, {}: over all cross-modal pairs (the last point is ACC){}, \
+             and over the same-modality pairs.",
+            sc.name(),
+            if fig.panels.len() == 3 {
+                ", over the cross-modal pairs whose two modalities were learned by then (drops are forgetting)"
+            } else {
+                ""
+            }
+        ),
+    ));
+
+    // Every pair, split into pages of a few learners.
+    let max = sc
+        .learners
+        .iter()
+        .flat_map(|(_, rs)| rs.iter().flat_map(|r| r.matrix.values.iter().flatten().copied()))
+        .filter(|v| v.is_finite())
+        .fold(0.0, f64::max);
+    let names: Vec<String> = sc.learners.iter().map(|(l, _)| l.clone()).collect();
+    let pages = grid_pages(&names);
+    let split = pages.len() > 1;
+    for (suffix, what, on_page) in &pages {
+        let panels: Vec<Panel> = m
+            .pairs
+            .iter()
+            .map(|pair| Panel {
+                caption: format!("{} → {}", pair.0, pair.1),
+                series: sc
+                    .learners
+                    .iter()
+                    .filter(|(l, _)| on_page.contains(l))
+                    .map(|(l, rs)| Series {
+                        label: l.clone(),
+                        style: style_of(l),
+                        points: (0..m.stages())
+                            .filter_map(|t| stage_stats(rs, t, pair).map(|(mu, sd)| (t as f64, mu, sd)))
+                            .collect(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        let stem = format!("{}-forgetting{suffix}", sc.slug());
+        let mut title = format!("Forgetting curves · {}", sc.name());
+        if split {
+            title.push_str(&format!(" · {what}"));
+        }
+        let fig = LineFigure {
+            title,
+            subtitle: vec![
+                format!("stages: {} · rows: query, columns: database", schedule.join(" · ")),
+                band_note.into(),
+            ],
+            panels,
+            cols: n,
+            x: x.clone(),
+            y: unit_axis(max, "mAP"),
+            legend: "learner".into(),
+            band_from: 1.0,
+        };
+        line_figure(&fig, fig_dir, &stem)?;
+        let page = if split {
+            let context: Vec<&str> =
+                GRID_CONTEXT.iter().copied().filter(|c| on_page.iter().any(|l| l == c)).collect();
+            format!(" Learners {what}, with {} for reference.", context.join(", "))
+        } else {
+            String::new()
+        };
+        out.push((
+            stem,
+            format!(
+                "Forgetting curves of {}: panel (row q, column d) is the pair q → d; stages {}.{page}",
+                sc.name(),
+                schedule.join(", ")
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// Bar groups of a sweep by one axis: per learner, one bar per axis value, spread over the rest.
@@ -949,6 +1157,35 @@ mod tests {
         assert!(html.contains("src=\"figures/x-forgetting.png\""));
         let twice = to_html("t", &[Block::Heading(3, "a b".into()), Block::Heading(3, "a b".into())]);
         assert!(twice.contains("id=\"a-b\"") && twice.contains("id=\"a-b-2\""), "{twice}");
+    }
+
+    #[test]
+    fn forgetting_grid_pages_hold_few_learners_and_every_learner() {
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let few = names(&["finetune", "joint", "ewc"]);
+        assert_eq!(grid_pages(&few), vec![(String::new(), String::new(), few.clone())]);
+        let all = learner_order(
+            ["finetune", "joint", "paired", "ewc", "si", "lwf", "er", "agem", "der", "mer", "meta"]
+                .into_iter(),
+        );
+        let pages = grid_pages(&all);
+        let suffixes: Vec<&str> = pages.iter().map(|p| p.0.as_str()).collect();
+        assert_eq!(suffixes, ["-regularisation-other", "-replay"]);
+        assert_eq!(pages[0].1, "regularisation: ewc, lwf, si · other: paired");
+        for (_, _, on_page) in &pages {
+            assert!(on_page.len() <= GRID_LEARNERS, "{on_page:?}");
+            for c in GRID_CONTEXT {
+                assert!(on_page.iter().any(|l| l == c), "{c} missing from {on_page:?}");
+            }
+        }
+        for l in &all {
+            assert!(pages.iter().any(|p| p.2.contains(l)), "{l} on no page");
+        }
+        // Unknown learners only: chunks of the room left beside the context, numbered.
+        let many = names(&["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+        let pages = grid_pages(&many);
+        assert_eq!(pages.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["-other", "-other-2"]);
+        assert_eq!(pages[0].2.len(), GRID_LEARNERS);
     }
 
     #[test]

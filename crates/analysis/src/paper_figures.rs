@@ -4,8 +4,8 @@
 use crate::error::Result;
 use crate::style::{
     draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for, msg,
-    render_both, text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, TEXT_PX,
-    TICK_PX,
+    render_both, text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, GRID,
+    TEXT_PX, TICK_PX,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -92,12 +92,79 @@ pub(crate) fn zoom_axis(min: f64, max: f64, desc: &str) -> Axis {
 /// Opacity of a ± std band: low, because up to a dozen learners' bands overlap in one panel.
 const BAND_ALPHA: f64 = 0.07;
 
-/// Panel size and font scale for a grid `cols` wide.
+/// Panel size (with its own axis labels) and font scale for a grid `cols` wide.
 fn panel_geometry(cols: usize) -> (u32, u32, f64) {
     match cols {
         0..=2 => (540, 420, 1.0),
         3..=4 => (400, 330, 0.9),
-        _ => (300, 260, 0.8),
+        _ => (300, 270, 1.1),
+    }
+}
+
+/// Sizes of the y (left) and x (bottom) label areas of a panel at font `scale`.
+fn label_areas(scale: f64) -> (u32, u32) {
+    ((64.0 * scale) as u32, (48.0 * scale) as u32)
+}
+
+/// Pixel layout of the panel grid: column widths and row heights. Every panel shares the axes,
+/// so in a full grid of several panels only the left column carries y labels and the bottom
+/// row x labels, and their space goes to the plots; otherwise every panel has its own.
+struct GridLayout {
+    cols: usize,
+    rows: usize,
+    shared: bool,
+    widths: Vec<u32>,
+    heights: Vec<u32>,
+    scale: f64,
+}
+
+impl GridLayout {
+    fn new(fig: &LineFigure) -> Self {
+        let cols = fig.cols.max(1);
+        let rows = fig.panels.len().div_ceil(cols).max(1);
+        let (pw, ph, scale) = panel_geometry(cols);
+        let shared = fig.panels.len() > 1 && fig.panels.len() == rows * cols;
+        let (lw, lh) = label_areas(scale);
+        let (widths, heights) = if shared {
+            let w = (0..cols).map(|c| pw - lw + if c == 0 { lw } else { 0 }).collect();
+            let h = (0..rows).map(|r| ph - lh + if r + 1 == rows { lh } else { 0 }).collect();
+            (w, h)
+        } else {
+            (vec![pw; cols], vec![ph; rows])
+        };
+        GridLayout { cols, rows, shared, widths, heights, scale }
+    }
+
+    fn width(&self) -> u32 {
+        self.widths.iter().sum()
+    }
+
+    fn height(&self) -> u32 {
+        self.heights.iter().sum()
+    }
+
+    /// Label area sizes (y, x) of panel `i`.
+    fn labels(&self, i: usize) -> (u32, u32) {
+        let (lw, lh) = label_areas(self.scale);
+        if !self.shared {
+            return (lw, lh);
+        }
+        let (r, c) = (i / self.cols, i % self.cols);
+        (if c == 0 { lw } else { 0 }, if r + 1 == self.rows { lh } else { 0 })
+    }
+
+    /// Breakpoints for [`DrawingArea::split_by_breakpoints`].
+    fn breakpoints(&self) -> (Vec<u32>, Vec<u32>) {
+        let cut = |v: &[u32]| {
+            v.iter()
+                .scan(0, |acc, x| {
+                    *acc += x;
+                    Some(*acc)
+                })
+                .take(v.len() - 1)
+                .collect()
+        };
+        (cut(&self.widths), cut(&self.heights))
     }
 }
 
@@ -113,15 +180,13 @@ fn legend_entries(fig: &LineFigure) -> Vec<LegendEntry> {
 }
 
 fn line_size(fig: &LineFigure) -> (u32, u32) {
-    let cols = fig.cols.max(1);
-    let rows = fig.panels.len().div_ceil(cols).max(1);
-    let (pw, ph, _) = panel_geometry(cols);
+    let grid = GridLayout::new(fig);
     let entries = legend_entries(fig);
     let legend_w = legend_width_for(&fig.legend, entries.iter().map(|e| e.label.as_str()));
     // The legend column must also be tall enough for its rows.
     let legend_h = 60 + 26 * entries.len() as u32;
-    let w = (cols as u32 * pw + legend_w).max(text_width(&fig.title, 26.0) as u32 + 40);
-    (w, (rows as u32 * ph).max(legend_h) + header_height(fig.subtitle.len()))
+    let w = (grid.width() + legend_w).max(text_width(&fig.title, 26.0) as u32 + 40);
+    (w, grid.height().max(legend_h) + header_height(fig.subtitle.len()))
 }
 
 fn draw_line_figure<DB: DrawingBackend>(
@@ -134,23 +199,24 @@ fn draw_line_figure<DB: DrawingBackend>(
     let (w, _) = body.dim_in_pixel();
     // Legend in its own column right of the panels: it never covers data.
     let (plot, legend) = body.split_horizontally(w.saturating_sub(legend_w));
-    let cols = fig.cols.max(1);
-    let rows = fig.panels.len().div_ceil(cols).max(1);
-    let (pw, ph, scale) = panel_geometry(cols);
-    let plot = plot.shrink((0, 0), (cols as u32 * pw, rows as u32 * ph));
-    let areas = plot.split_evenly((rows, cols));
+    let grid = GridLayout::new(fig);
+    let scale = grid.scale;
+    let plot = plot.shrink((0, 0), (grid.width(), grid.height()));
+    let (xs, ys) = grid.breakpoints();
+    let areas = plot.split_by_breakpoints(xs, ys);
     let x_keys: Vec<f64> = fig.x.ticks.iter().map(|t| t.0).collect();
     let y_keys: Vec<f64> = fig.y.ticks.iter().map(|t| t.0).collect();
     let label_of = |ticks: &[(f64, String)], v: f64| {
         ticks.iter().find(|t| (t.0 - v).abs() < 1e-9).map(|t| t.1.clone()).unwrap_or_default()
     };
-    for (panel, area) in fig.panels.iter().zip(&areas) {
+    for (i, (panel, area)) in fig.panels.iter().zip(&areas).enumerate() {
+        let (y_labels, x_labels) = grid.labels(i);
         let mut chart = ChartBuilder::on(area)
             .margin(10)
             .margin_right(18)
             .caption(&panel.caption, (FONT, CAPTION_PX * scale).into_font().style(FontStyle::Bold))
-            .x_label_area_size((48.0 * scale) as u32)
-            .y_label_area_size((64.0 * scale) as u32)
+            .x_label_area_size(x_labels)
+            .y_label_area_size(y_labels)
             .build_cartesian_2d(
                 KeyAxis::new(fig.x.range.clone(), x_keys.clone()),
                 KeyAxis::new(fig.y.range.clone(), y_keys.clone()),
@@ -167,7 +233,7 @@ fn draw_line_figure<DB: DrawingBackend>(
             .label_style((FONT, TICK_PX * scale))
             .axis_desc_style((FONT, AXIS_PX * scale))
             .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(BLACK.mix(0.1))
+            .bold_line_style(GRID)
             .draw()
             .map_err(msg)?;
         let (lo, hi) = (fig.y.range.start, fig.y.range.end);
@@ -294,11 +360,10 @@ fn draw_stage_matrix<DB: DrawingBackend>(
         for (j, v) in m.values.get(i).into_iter().flatten().enumerate() {
             let (cx0, cy0) = (x0 + j as i32 * cw as i32, y0 + i as i32 * ch as i32);
             let fill = if v.is_finite() { viridis(*v) } else { RGBColor(200, 200, 200) };
-            body.draw(&Rectangle::new([(cx0, cy0), (cx0 + cw as i32, cy0 + ch as i32)], fill.filled()))
-                .map_err(msg)?;
+            // Inset by a pixel on the white page: the white grid lines without a second rectangle.
             body.draw(&Rectangle::new(
-                [(cx0, cy0), (cx0 + cw as i32, cy0 + ch as i32)],
-                WHITE.stroke_width(1),
+                [(cx0 + 1, cy0 + 1), (cx0 + cw as i32, cy0 + ch as i32)],
+                fill.filled(),
             ))
             .map_err(msg)?;
             let text = if v.is_finite() { format!("{v:.digits$}") } else { "–".into() };

@@ -163,6 +163,7 @@ fn full_report_has_every_section_and_valid_figures() {
 
     let links = figure_links(&md);
     for kind in [
+        "-forgetting-mean.png",
         "-forgetting.png",
         "-R-finetune.png",
         "-R-joint.png",
@@ -172,6 +173,15 @@ fn full_report_has_every_section_and_valid_figures() {
     ] {
         assert!(links.iter().any(|l| l.ends_with(kind)), "no figure *{kind} in {links:?}");
     }
+    // The headline (mean over pairs) comes before the per-pair grid of its scenario.
+    let at = |kind: &str| links.iter().position(|l| l.ends_with(kind)).unwrap();
+    assert!(at("tiny-16bit-forgetting-mean.png") < at("tiny-16bit-forgetting.png"), "{links:?}");
+    // Its panels: cross-modal and same-modality means, captioned.
+    let mean_svg = std::fs::read_to_string(out.join("figures/tiny-16bit-forgetting-mean.svg")).unwrap();
+    assert!(
+        mean_svg.contains("all 2 cross-modal pairs") && mean_svg.contains("all 2 same-modality pairs"),
+        "headline panels"
+    );
     for link in &links {
         let path = out.join(link);
         if link.ends_with(".png") {
