@@ -35,8 +35,8 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
 # index.html, figures/ as PNG + SVG; docs/reports.md). Finished runs are reused: the learner x
 # scenario runs share runs/sweeps/ with report-learners, and only missing ones run (seeds below);
 # code-length runs (wiki-per-modality at 16/64/128 bits, seed 1; 32 bits is the scenario's own)
-# go to runs/report/. With every run present it only regenerates: about 2 min on 2 cores
-# (measured: see docs/reports.md); from nothing: ~2 h.
+# go to runs/report/. With every run present it only regenerates: 46 s on 2 cores
+# (docs/reports.md); from nothing: ~2 h.
 report seeds="1 2 3" learners="finetune joint paired ewc si lwf er agem der mer meta":
     #!/usr/bin/env bash
     set -euo pipefail

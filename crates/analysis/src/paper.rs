@@ -589,8 +589,9 @@ fn grid_pages(learners: &[String]) -> Vec<(String, String, Vec<String>)> {
     const NAMES: [&str; 3] = ["regularisation", "replay", "other"];
     let context = learners.iter().filter(|l| GRID_CONTEXT.contains(&l.as_str())).count();
     let room = GRID_LEARNERS.saturating_sub(context).max(1);
-    // (family names, members) per page, first fit.
-    let mut pages: Vec<(Vec<(&str, Vec<&String>)>, usize)> = Vec::new();
+    // Per page: its (family, members) groups and how many members they hold; first fit.
+    type Groups<'a> = Vec<(&'a str, Vec<&'a String>)>;
+    let mut pages: Vec<(Groups, usize)> = Vec::new();
     for (f, name) in NAMES.iter().enumerate() {
         let members: Vec<&String> =
             learners.iter().filter(|l| !GRID_CONTEXT.contains(&l.as_str()) && family(l) == f).collect();
