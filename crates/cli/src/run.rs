@@ -73,8 +73,8 @@ pub fn run(
     }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
-    // First Ctrl-C: stop at the next optimiser step (the last finished stage's checkpoint is
-    // on disk). A second one exits at once.
+    // First Ctrl-C: stop at the next optimiser step (the last checkpoint, after a stage or
+    // inside one with `checkpoint_every`, is on disk). A second one exits at once.
     let _ = ctrlc::set_handler(move || {
         if flag.swap(true, Ordering::SeqCst) {
             std::process::exit(130);
@@ -91,7 +91,8 @@ pub fn run(
     progress.finish();
     let result = result.map_err(|e| match e {
         LearnerError::Interrupted { stage } => anyhow::anyhow!(
-            "interrupted during stage {stage}; stages before it are checkpointed in {}.\n\
+            "interrupted during stage {stage}; the run so far is checkpointed in {} (after each \
+             stage, and inside stages with [train] checkpoint_every).\n\
              resume with: seqmodal run --resume {}",
             dir.join("checkpoints").display(),
             dir.display()

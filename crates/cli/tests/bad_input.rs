@@ -150,6 +150,11 @@ fn experiment_file_errors() {
         ("stage epochs 0", Box::new(|t| format!("{t}epochs = 0\n")), vec!["stages[1].epochs"]),
         ("negative lr", Box::new(|t| t.replace("epochs = 1", "epochs = 1\nlr = -0.1")), vec!["train.lr"]),
         (
+            "checkpoint_every 0",
+            Box::new(|t| t.replace("epochs = 1", "epochs = 1\ncheckpoint_every = 0")),
+            vec!["train.checkpoint_every"],
+        ),
+        (
             "unknown metric",
             Box::new(|t| format!("{t}[eval]\nmetrics = [\"ndcg\"]\n")),
             vec!["eval.metrics", "ndcg"],

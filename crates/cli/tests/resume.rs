@@ -27,6 +27,7 @@ memory = 60
 [train]
 epochs = 6
 batch = 64
+checkpoint_every = 2
 [[stages]]
 modality = "fac"
 epochs = 2
@@ -91,8 +92,9 @@ fn killed_or_interrupted_runs_resume_to_identical_metrics() {
     assert!(st.status.success(), "{}", String::from_utf8_lossy(&st.stderr));
     let want = std::fs::read_to_string(reference.join("metrics.csv")).unwrap();
 
-    // SIGKILL at three moments: before any checkpoint, just after the first, just after the second.
-    for (i, after) in [None, Some(1), Some(2)].into_iter().enumerate() {
+    // SIGKILL at four moments: before any checkpoint, just after stage 1's, just after the
+    // in-stage one after epoch 2 of stage 2 (`checkpoint_every = 2`), just after stage 2's.
+    for (i, after) in [None, Some("1"), Some("2-epoch-2"), Some("2")].into_iter().enumerate() {
         let out = tmp.path().join(format!("killed-{i}"));
         let mut child = start(&exp, &out);
         let alive = match after {

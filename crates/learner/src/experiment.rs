@@ -147,6 +147,8 @@ pub struct TrainSection {
     pub batch: Option<Spanned<i64>>,
     /// Adam learning rate (default 1e-3).
     pub lr: Option<Spanned<f64>>,
+    /// Also checkpoint every this many epochs inside a stage (default: after stages only).
+    pub checkpoint_every: Option<Spanned<i64>>,
 }
 
 /// One `[[stages]]` entry.
@@ -346,6 +348,8 @@ pub struct TrainSpec {
     pub batch: usize,
     /// Learning rate.
     pub lr: f64,
+    /// Epochs between in-stage checkpoints; 0: checkpoints after stages only.
+    pub checkpoint_every: usize,
 }
 
 /// Checked stage.
@@ -421,6 +425,7 @@ impl ExperimentFile {
             epochs: positive(&self.train.epochs, "train.epochs", 30)?,
             batch: positive(&self.train.batch, "train.batch", 128)?,
             lr: ck.float(&self.train.lr, "train.lr", 1e-3, true)?,
+            checkpoint_every: ck.int(&self.train.checkpoint_every, "train.checkpoint_every", 0, 1)?,
         };
         let learner = self.check_learner(learner_kind, &train, text, path)?;
         if self.stages.is_empty() {
@@ -704,6 +709,8 @@ impl Experiment {
                 epochs: Some(Spanned::new(0..0, self.train.epochs as i64)),
                 batch: Some(Spanned::new(0..0, self.train.batch as i64)),
                 lr: Some(Spanned::new(0..0, self.train.lr)),
+                checkpoint_every: (self.train.checkpoint_every > 0)
+                    .then(|| Spanned::new(0..0, self.train.checkpoint_every as i64)),
             },
             stages: self
                 .stages

@@ -18,4 +18,4 @@ pub use experiment::{Experiment, ExperimentFile};
 pub use learners::{Footprint, Learner, LearnerKind};
 pub use memory::Memory;
 pub use runner::{build_model, run, Observer, RunOptions, RunResult, Silent};
-pub use trainer::{Item, ModalityTrain, StageData, Trainer};
+pub use trainer::{Item, ModalityTrain, StageCheckpoints, StageData, StageState, Trainer};

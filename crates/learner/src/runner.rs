@@ -15,13 +15,13 @@ use rand_chacha::ChaCha8Rng;
 use seqmodal_data::{Dataset, Matrix};
 use seqmodal_model::{ModelConfig, UnifiedModel};
 
-use crate::checkpoint::{self, Counters, LearnerState};
+use crate::checkpoint::{self, Counters, InStage, LearnerState, Position, Snapshot};
 use crate::error::{LearnerError, Result};
 use crate::evaluate::{evaluate_all, EvalRow};
 use crate::experiment::DatabasePolicy;
 use crate::experiment::Experiment;
 use crate::learners::{Footprint, LearnerKind};
-use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::trainer::{ModalityTrain, StageCheckpoints, StageData, Trainer};
 use std::collections::BTreeMap;
 
 /// Progress callbacks (the CLI draws progress bars from these).
@@ -172,8 +172,11 @@ pub fn run(
         (Some(dir), true) => checkpoint::read_last(dir, &config)?,
         _ => None,
     };
+    // An in-stage checkpoint's progress, for the stage after the last finished one.
+    let mut in_stage: Option<InStage> = None;
     let (mut rows, first) = match resumed {
         Some(ck) => {
+            in_stage = ck.in_stage;
             model.load(&ck.model)?;
             learner.load_state(&ck.learner, &model)?;
             rng = ck.rng;
@@ -187,7 +190,15 @@ pub fn run(
                 let stage_rows: Vec<EvalRow> = ck.rows.iter().filter(|r| r.stage == s).cloned().collect();
                 observer.on_evaluated(s, &stage_rows);
             }
-            tracing::info!("resumed after stage {} of {}", ck.stage, exp.stages.len());
+            match &in_stage {
+                Some(st) => tracing::info!(
+                    "resumed in stage {} of {}, after epoch {}",
+                    ck.stage + 1,
+                    exp.stages.len(),
+                    st.progress.epoch
+                ),
+                None => tracing::info!("resumed after stage {} of {}", ck.stage, exp.stages.len()),
+            }
             (ck.rows, ck.stage)
         }
         None => {
@@ -201,6 +212,33 @@ pub fn run(
         let stage_data = prepare_stage(exp, ds, i, &mut data, &mut drifted_queries)?;
         let midx = stage_data.modality;
         observer.on_stage_start(stage, &spec.modality, spec.epochs);
+        let resume = in_stage.take();
+        let earlier_seconds = resume.as_ref().map_or(0.0, |r| r.progress.seconds);
+        // In-stage checkpoints carry the learner's state as the stage begins.
+        let stage_start_state = match &opts.checkpoint_dir {
+            Some(_) if exp.train.checkpoint_every > 0 => {
+                let mut st = LearnerState::default();
+                learner.save_state(&mut st)?;
+                Some(st)
+            }
+            _ => None,
+        };
+        let t0 = Instant::now();
+        let checkpoints = match (&opts.checkpoint_dir, &stage_start_state) {
+            (Some(dir), Some(learner_state)) => Some(StageCheckpoints {
+                dir,
+                every: exp.train.checkpoint_every,
+                config: &config,
+                counters,
+                rows: &rows,
+                learner: learner_state,
+                frozen: &frozen,
+                started: t0,
+                resume,
+                earlier_seconds,
+            }),
+            _ => None,
+        };
         let mut trainer = Trainer {
             model: &mut model,
             data: &data,
@@ -212,16 +250,16 @@ pub fn run(
             samples: 0,
             passes: 0,
             steps: 0,
+            checkpoints,
         };
-        let t0 = Instant::now();
         learner.train_stage(&mut trainer, &stage_data)?;
-        counters.seconds += t0.elapsed().as_secs_f64();
+        counters.seconds += earlier_seconds + t0.elapsed().as_secs_f64();
         counters.samples += trainer.samples;
         counters.steps += trainer.steps;
         counters.passes += trainer.passes;
         counters.stage_samples += (stage_data.rows.len() * stage_data.epochs) as u64;
         if let Some(dir) = &opts.checkpoint_dir {
-            model.save(&dir.join(format!("stage-{stage}.safetensors")))?;
+            model.save(&checkpoint::model_path(dir, Position::AfterStage(stage)))?;
         }
         if exp.database == DatabasePolicy::Frozen {
             let m = &ds.modalities[midx];
@@ -237,7 +275,17 @@ pub fn run(
         if let Some(dir) = &opts.checkpoint_dir {
             let mut state = LearnerState::default();
             learner.save_state(&mut state)?;
-            checkpoint::write(dir, stage, &config, &rng, counters, &rows, state, &frozen)?;
+            let snap = Snapshot {
+                config: &config,
+                rng: &rng,
+                counters,
+                rows: &rows,
+                learner: &state,
+                frozen: &frozen,
+                in_stage: None,
+            };
+            checkpoint::write(dir, Position::AfterStage(stage), &snap)?;
+            checkpoint::prune_in_stage(dir, stage, None);
         }
     }
     let Counters { samples, steps, seconds, passes, stage_samples } = counters;

@@ -11,9 +11,14 @@ use rand_chacha::ChaCha8Rng;
 use seqmodal_data::Dataset;
 use seqmodal_model::{BatchPart, FusedAdamW, LossParts, Output, UnifiedModel};
 
+use std::collections::BTreeMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
 
+use crate::checkpoint::{self, Counters, InStage, LearnerState, Position, Snapshot, StageProgress};
 use crate::error::{LearnerError, Result};
+use crate::evaluate::EvalRow;
 use crate::experiment::TrainSpec;
 use crate::runner::Observer;
 
@@ -76,6 +81,72 @@ impl StageData {
     }
 }
 
+/// What a learner carries from one epoch of a stage to the next: saved by in-stage
+/// checkpoints and restored on resume, so a stage continues exactly where it stopped.
+#[derive(Default)]
+pub struct StageState {
+    /// The stage's optimiser, when the learner uses one.
+    pub opt: Option<FusedAdamW>,
+    /// Named tensor lists (e.g. SI's path integrals and the stage's starting parameters).
+    pub tensors: BTreeMap<String, Vec<Tensor>>,
+}
+
+impl StageState {
+    /// A state holding just an optimiser.
+    pub fn with_opt(opt: FusedAdamW) -> Self {
+        Self { opt: Some(opt), tensors: BTreeMap::new() }
+    }
+
+    /// The optimiser and the tensor lists, borrowed together.
+    pub fn parts(&mut self) -> Result<(&mut FusedAdamW, &mut BTreeMap<String, Vec<Tensor>>)> {
+        match &mut self.opt {
+            Some(opt) => Ok((opt, &mut self.tensors)),
+            None => Err(LearnerError::Learner {
+                learner: "trainer".into(),
+                message: "this stage has no optimiser".into(),
+            }),
+        }
+    }
+
+    /// The optimiser.
+    pub fn opt(&mut self) -> Result<&mut FusedAdamW> {
+        Ok(self.parts()?.0)
+    }
+
+    /// The tensor list `name` (an error naming it when the learner never set it).
+    pub fn list(&self, name: &str) -> Result<&Vec<Tensor>> {
+        self.tensors.get(name).ok_or_else(|| LearnerError::Learner {
+            learner: "trainer".into(),
+            message: format!("stage state has no '{name}'"),
+        })
+    }
+}
+
+/// In-stage checkpointing of one stage: where and how often, what the run held when the
+/// stage began (written with each checkpoint), and the stage's progress to resume from.
+pub struct StageCheckpoints<'a> {
+    /// Checkpoint directory.
+    pub dir: &'a Path,
+    /// Epochs between checkpoints.
+    pub every: usize,
+    /// The resolved experiment.
+    pub config: &'a str,
+    /// Counters of the finished stages.
+    pub counters: Counters,
+    /// Evaluation rows of the finished stages.
+    pub rows: &'a [EvalRow],
+    /// The learner's state as the stage began.
+    pub learner: &'a LearnerState,
+    /// Frozen database codes.
+    pub frozen: &'a BTreeMap<String, seqmodal_hamming::Codes>,
+    /// When the stage's training started (this session).
+    pub started: Instant,
+    /// A stage checkpoint to continue from (taken by the stage's epoch loop).
+    pub resume: Option<InStage>,
+    /// Training seconds of the stage before this session (from the checkpoint resumed).
+    pub earlier_seconds: f64,
+}
+
 /// Batching and optimisation for learners; counts what the summary reports.
 pub struct Trainer<'a> {
     /// The model being trained.
@@ -99,6 +170,8 @@ pub struct Trainer<'a> {
     pub passes: u64,
     /// Optimiser steps.
     pub steps: u64,
+    /// In-stage checkpoints (none: only the runner's after-stage ones).
+    pub checkpoints: Option<StageCheckpoints<'a>>,
 }
 
 impl Trainer<'_> {
@@ -217,20 +290,96 @@ impl Trainer<'_> {
     }
 
     /// Runs `epochs` passes over `pool` in shuffled batches, calling `f` per batch
-    /// (it returns the batch loss) and reporting each epoch's mean loss.
-    pub fn epochs<F>(&mut self, epochs: usize, pool: &[Item], mut f: F) -> Result<()>
+    /// (it returns the batch loss) and reporting each epoch's mean loss; see
+    /// [`Trainer::epoch_loop`] for checkpoints and resuming.
+    pub fn epochs<F>(&mut self, epochs: usize, pool: &[Item], st: &mut StageState, mut f: F) -> Result<()>
     where
-        F: FnMut(&mut Self, &[Item]) -> Result<f64>,
+        F: FnMut(&mut Self, &mut StageState, &[Item]) -> Result<f64>,
     {
-        for epoch in 0..epochs {
-            let batches = self.shuffled_batches(pool);
+        self.epoch_loop(epochs, st, |t, st, epoch| {
+            let batches = t.shuffled_batches(pool);
             let mut sum = 0.0;
             for b in &batches {
-                self.check_interrupt()?;
-                sum += f(self, b)?;
+                t.check_interrupt()?;
+                sum += f(t, st, b)?;
             }
-            self.observer.on_epoch(self.stage, epoch + 1, sum / batches.len().max(1) as f64);
+            t.observer.on_epoch(t.stage, epoch + 1, sum / batches.len().max(1) as f64);
+            Ok(())
+        })
+    }
+
+    /// Runs epochs `0..epochs` of the stage, `f(trainer, state, epoch)` doing one. When
+    /// resuming inside this stage, first restores `st`, the stage's counters and skips the
+    /// finished epochs (the runner restored the model and RNG). With in-stage checkpoints
+    /// on, writes one after every `checkpoint_every`-th epoch except the last (the stage's
+    /// own checkpoint follows it). Learners set up `st` before calling this: whatever it
+    /// holds is what a checkpoint saves.
+    pub fn epoch_loop<F>(&mut self, epochs: usize, st: &mut StageState, mut f: F) -> Result<()>
+    where
+        F: FnMut(&mut Self, &mut StageState, usize) -> Result<()>,
+    {
+        let first = match self.checkpoints.as_mut().and_then(|c| c.resume.take()) {
+            Some(saved) => self.restore_stage(st, saved)?,
+            None => 0,
+        };
+        for epoch in first..epochs {
+            f(self, st, epoch)?;
+            let done = epoch + 1;
+            let due = self.checkpoints.as_ref().is_some_and(|c| c.every > 0 && done % c.every == 0);
+            if due && done < epochs {
+                self.write_in_stage(done, st)?;
+            }
         }
+        Ok(())
+    }
+
+    /// Puts a saved stage state into `st` and the counters; returns the epochs done.
+    fn restore_stage(&mut self, st: &mut StageState, saved: InStage) -> Result<usize> {
+        let mismatch = |what: &str| LearnerError::Learner {
+            learner: "resume".into(),
+            message: format!("the in-stage checkpoint's {what} does not match this learner's stage state"),
+        };
+        if saved.tensors.keys().ne(st.tensors.keys()) {
+            return Err(mismatch("tensor lists"));
+        }
+        st.tensors = saved.tensors;
+        match (&mut st.opt, saved.optimizer) {
+            (Some(opt), Some(state)) => opt.set_state(state)?,
+            (None, None) => {}
+            _ => return Err(mismatch("optimiser")),
+        }
+        let p = saved.progress;
+        (self.samples, self.passes, self.steps) = (p.samples, p.passes, p.steps);
+        Ok(p.epoch)
+    }
+
+    /// Writes the in-stage checkpoint after `epoch` epochs and drops the stage's older one.
+    fn write_in_stage(&mut self, epoch: usize, st: &StageState) -> Result<()> {
+        let Some(c) = &self.checkpoints else { return Ok(()) };
+        let pos = Position::InStage { stage: self.stage, epoch };
+        self.model.save(&checkpoint::model_path(c.dir, pos))?;
+        let part = InStage {
+            progress: StageProgress {
+                epoch,
+                samples: self.samples,
+                passes: self.passes,
+                steps: self.steps,
+                seconds: c.earlier_seconds + c.started.elapsed().as_secs_f64(),
+            },
+            tensors: st.tensors.clone(),
+            optimizer: st.opt.as_ref().map(FusedAdamW::state).transpose()?,
+        };
+        let snap = Snapshot {
+            config: c.config,
+            rng: self.rng,
+            counters: c.counters,
+            rows: c.rows,
+            learner: c.learner,
+            frozen: c.frozen,
+            in_stage: Some(&part),
+        };
+        checkpoint::write(c.dir, pos, &snap)?;
+        checkpoint::prune_in_stage(c.dir, self.stage, Some(epoch));
         Ok(())
     }
 }

@@ -3,10 +3,16 @@
 //! RNG position, frozen database codes and drift are all restored.
 
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 
-use seqmodal_learner::{run, Experiment, LearnerError, LearnerKind, RunOptions, Silent};
+use seqmodal_learner::{run, Experiment, LearnerError, LearnerKind, Observer, RunOptions, Silent};
 
 fn experiment(dir: &Path, learner: &str, extra: &str) -> Experiment {
+    experiment_with(dir, learner, "epochs = 2", extra)
+}
+
+fn experiment_with(dir: &Path, learner: &str, train: &str, extra: &str) -> Experiment {
     let text = format!(
         r#"name = "resume"
 seed = 5
@@ -20,7 +26,7 @@ adapter = "shared-pad"
 [learner]
 kind = "{learner}"
 [train]
-epochs = 2
+{train}
 batch = 128
 lr = 3e-3
 [[stages]]
@@ -97,4 +103,68 @@ fn a_corrupt_checkpoint_is_an_error_naming_the_file() {
     std::fs::write(ck.join("state-3.json"), b"{ truncated").unwrap();
     let msg = run(&exp, &ds, &opts, &mut Silent).unwrap_err().to_string();
     assert!(msg.contains("state-3.json") && msg.contains("not a seqmodal checkpoint"), "{msg}");
+}
+
+/// Raises the stop flag at the end of one epoch of one stage and records the epochs seen.
+struct StopAfter {
+    at: (usize, usize),
+    flag: Arc<AtomicBool>,
+    seen: Vec<(usize, usize)>,
+}
+
+impl Observer for StopAfter {
+    fn on_epoch(&mut self, stage: usize, epoch: usize, _loss: f64) {
+        self.seen.push((stage, epoch));
+        if (stage, epoch) == self.at {
+            self.flag.store(true, Ordering::Relaxed);
+        }
+    }
+}
+
+#[test]
+fn every_learner_resumes_inside_a_stage_to_identical_numbers() {
+    let ds = {
+        let tmp = tempfile::tempdir().unwrap();
+        experiment(tmp.path(), "finetune", "").load_dataset().unwrap()
+    };
+    for kind in LearnerKind::ALL {
+        let name = kind.as_str();
+        let tmp = tempfile::tempdir().unwrap();
+        let exp = experiment_with(tmp.path(), name, "epochs = 3\ncheckpoint_every = 1", "");
+        let ck = tmp.path().join("checkpoints");
+        let opts = RunOptions { checkpoint_dir: Some(ck.clone()), ..RunOptions::default() };
+        let full = run(&exp, &ds, &opts, &mut Silent).unwrap();
+        // Finished stages keep only their own checkpoints.
+        let mut files: Vec<String> =
+            std::fs::read_dir(&ck).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        files.sort();
+        assert!(files.iter().all(|f| !f.contains("epoch")), "{name}: {files:?}");
+
+        // Stopped after epoch 2 of stage 2: the run errs, leaving that in-stage checkpoint.
+        let tmp2 = tempfile::tempdir().unwrap();
+        let ck2 = tmp2.path().join("checkpoints");
+        let flag = Arc::new(AtomicBool::new(false));
+        let opts2 = RunOptions {
+            checkpoint_dir: Some(ck2.clone()),
+            interrupt: Some(flag.clone()),
+            ..RunOptions::default()
+        };
+        let mut stop = StopAfter { at: (2, 2), flag, seen: Vec::new() };
+        let err = run(&exp, &ds, &opts2, &mut stop).unwrap_err();
+        assert!(matches!(err, LearnerError::Interrupted { stage: 2 }), "{name}: {err}");
+        assert!(ck2.join("state-2-epoch-2.json").exists(), "{name}");
+        assert!(!ck2.join("state-2-epoch-1.json").exists(), "{name}: older in-stage checkpoint kept");
+
+        let mut rest = StopAfter { at: (0, 0), flag: Arc::new(AtomicBool::new(false)), seen: Vec::new() };
+        let opts2 = RunOptions { resume: true, interrupt: None, ..opts2 };
+        let resumed = run(&exp, &ds, &opts2, &mut rest).unwrap();
+        // Stage 2 went on at epoch 3: the first two were not trained again.
+        assert_eq!(rest.seen.first(), Some(&(2, 3)), "{name}");
+        assert_eq!(full.rows, resumed.rows, "{name}: resumed run differs");
+        assert_eq!(
+            (full.train_samples, full.steps, full.passes),
+            (resumed.train_samples, resumed.steps, resumed.passes),
+            "{name}"
+        );
+    }
 }

@@ -15,4 +15,4 @@ pub use candle_core::{Device, Tensor, Var};
 pub use config::{AdapterKind, LossWeights, ModelConfig};
 pub use error::{ModelError, Result};
 pub use network::{BatchPart, LossParts, Output, UnifiedModel};
-pub use optim::FusedAdamW;
+pub use optim::{AdamState, FusedAdamW};

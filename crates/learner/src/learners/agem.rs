@@ -9,7 +9,7 @@ use crate::experiment::LearnerSpec;
 use crate::learners::params::grad_dot;
 use crate::learners::{Footprint, Learner};
 use crate::memory::Memory;
-use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 
 /// A-GEM state: the memory.
 pub struct Agem {
@@ -40,9 +40,9 @@ impl Learner for Agem {
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
         let vars = trainer.model.vars_for(&[&name]);
-        let mut opt = trainer.optimizer(&[&name])?;
+        let mut st = StageState::with_opt(trainer.optimizer(&[&name])?);
         let (memory, rb) = (&self.memory, self.replay_batch);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let (_, loss) = t.forward(batch)?;
             let mut grads = t.backward(&loss.total)?;
             if !memory.is_empty() {
@@ -60,7 +60,7 @@ impl Learner for Agem {
                     }
                 }
             }
-            t.apply(&mut opt, &grads, batch.len())?;
+            t.apply(st.opt()?, &grads, batch.len())?;
             Ok(loss.total.to_scalar::<f32>()? as f64)
         })?;
         self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::experiment::LearnerSpec;
 use crate::learners::{Footprint, Learner};
 use crate::memory::Memory;
-use crate::trainer::{Item, ModalityTrain, StageData, Trainer};
+use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
 
 /// DER++ state: memory with stored logits.
 pub struct Der {
@@ -46,10 +46,10 @@ impl Learner for Der {
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
-        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
         let (memory, rb, alpha, beta) = (&self.memory, self.replay_batch, self.alpha, self.beta);
         let classes = trainer.data.first().map_or(1, |d| d.classes);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let (_, loss) = t.forward(batch)?;
             let mut total = loss.total;
             let mut samples = batch.len();
@@ -74,7 +74,7 @@ impl Learner for Der {
                 samples += items.len() + second.len();
             }
             let grads = t.backward(&total)?;
-            t.apply(&mut opt, &grads, samples)?;
+            t.apply(st.opt()?, &grads, samples)?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
         self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);

@@ -6,7 +6,7 @@ use crate::error::Result;
 use crate::experiment::LearnerSpec;
 use crate::learners::{Footprint, Learner};
 use crate::memory::Memory;
-use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 
 /// Replay state: the memory.
 pub struct Er {
@@ -35,12 +35,12 @@ impl Learner for Er {
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
-        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
         let (memory, rb) = (&self.memory, self.replay_batch);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let mut items = batch.to_vec();
             items.extend(memory.sample(rb, t.rng).into_iter().map(|s| s.item));
-            t.step(&mut opt, &items)
+            t.step(st.opt()?, &items)
         })?;
         self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
         Ok(())

@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::experiment::LearnerSpec;
 use crate::learners::params::{snapshot, weighted_distance};
 use crate::learners::{Footprint, Learner};
-use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 
 /// Online EWC state: Fisher diagonal and anchor, one tensor per model parameter.
 pub struct Ewc {
@@ -46,16 +46,16 @@ impl Learner for Ewc {
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let vars = trainer.model.vars();
-        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
         let (lambda, fisher, anchor) = (self.lambda, &self.fisher, &self.anchor);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let (_, loss) = t.forward(batch)?;
             let mut total = loss.total;
             if let Some(pen) = weighted_distance(&vars, anchor, fisher)? {
                 total = (total + pen.affine(lambda / 2.0, 0.0)?)?;
             }
             let grads = t.backward(&total)?;
-            t.apply(&mut opt, &grads, batch.len())?;
+            t.apply(st.opt()?, &grads, batch.len())?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
         // Fisher of this stage: one pass over its data in batches.

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 
 use crate::error::Result;
 use crate::learners::Learner;
-use crate::trainer::{Item, StageData, Trainer};
+use crate::trainer::{Item, StageData, StageState, Trainer};
 
 /// Accumulates every stage's rows and trains on their union.
 #[derive(Debug, Default)]
@@ -45,7 +45,7 @@ impl Learner for Joint {
             self.modalities.push(name);
         }
         let names: Vec<&str> = self.modalities.iter().map(String::as_str).collect();
-        let mut opt = trainer.optimizer(&names)?;
-        trainer.epochs(stage.epochs, &self.seen, |t, batch| t.step(&mut opt, batch))
+        let mut st = StageState::with_opt(trainer.optimizer(&names)?);
+        trainer.epochs(stage.epochs, &self.seen, &mut st, |t, st, batch| t.step(st.opt()?, batch))
     }
 }

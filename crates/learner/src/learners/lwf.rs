@@ -10,7 +10,7 @@ use seqmodal_model::UnifiedModel;
 use crate::error::Result;
 use crate::experiment::LearnerSpec;
 use crate::learners::{Footprint, Learner};
-use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 
 /// LwF state: the previous stage's model.
 pub struct Lwf {
@@ -59,9 +59,9 @@ impl Learner for Lwf {
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
-        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
         let (alpha, temp, old) = (self.alpha, self.temperature, &self.old);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             // One gathered batch serves both the new and the old model.
             let parts = t.batch_parts(batch)?;
             let (out, loss) = t.forward_parts(&parts)?;
@@ -72,7 +72,7 @@ impl Learner for Lwf {
                 total = (total + d.affine(alpha, 0.0)?)?;
             }
             let grads = t.backward(&total)?;
-            t.apply(&mut opt, &grads, batch.len())?;
+            t.apply(st.opt()?, &grads, batch.len())?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
         self.old = Some(trainer.model.frozen_copy()?);

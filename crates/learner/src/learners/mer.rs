@@ -11,7 +11,7 @@ use crate::experiment::LearnerSpec;
 use crate::learners::params::{restore, sgd, snapshot};
 use crate::learners::{Footprint, Learner};
 use crate::memory::Memory;
-use crate::trainer::{Item, ModalityTrain, StageData, Trainer};
+use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
 
 /// MER state: the memory and its rates.
 pub struct Mer {
@@ -53,7 +53,9 @@ impl Learner for Mer {
         let vars = trainer.model.vars_for(&[&name]);
         let (memory, rb, lr, k, beta) =
             (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.beta);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        // SGD inside each batch and a Reptile step: no optimiser state across epochs.
+        let mut st = StageState::default();
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, _, batch| {
             let start = snapshot(&vars)?;
             let piece = batch.len().div_ceil(k).max(1);
             let mut loss_sum = 0.0;

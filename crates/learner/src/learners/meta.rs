@@ -21,7 +21,7 @@ use crate::experiment::LearnerSpec;
 use crate::learners::params::{restore, sgd, snapshot};
 use crate::learners::{Footprint, Learner};
 use crate::memory::Memory;
-use crate::trainer::{Item, ModalityTrain, StageData, Trainer};
+use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
 
 /// Meta-learner state.
 pub struct Meta {
@@ -75,15 +75,16 @@ impl Learner for Meta {
         let vars = trainer.model.vars_for(&[&name]);
         let mut opt = trainer.optimizer(&[&name])?;
         candle_nn::Optimizer::set_learning_rate(&mut opt, self.meta_lr);
+        let mut st = StageState::with_opt(opt);
         let (memory, rb, lr, k, alpha) =
             (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.alpha);
         let noise = self.replay_noise;
         let old = self.old.as_ref();
         let first_stage = memory.is_empty() && self.old.is_none();
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             if first_stage {
                 // Nothing to protect yet: plain training on the first modality.
-                return t.step(&mut opt, batch);
+                return t.step(st.opt()?, batch);
             }
             let slow = snapshot(&vars)?;
             for _ in 0..k {
@@ -118,7 +119,7 @@ impl Learner for Meta {
             }
             let grads = t.backward(&total)?;
             restore(&vars, &slow)?;
-            t.apply(&mut opt, &grads, items.len())?;
+            t.apply(st.opt()?, &grads, items.len())?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
         self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);

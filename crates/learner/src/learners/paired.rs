@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 
 use crate::error::{LearnerError, Result};
 use crate::learners::Learner;
-use crate::trainer::{Item, StageData, Trainer};
+use crate::trainer::{Item, StageData, StageState, Trainer};
 
 /// Paired training over every modality seen so far.
 #[derive(Debug, Default)]
@@ -55,23 +55,25 @@ impl Learner for Paired {
         self.rows.extend(stage.rows.iter().copied());
         let names: Vec<String> = self.modalities.iter().map(|&m| trainer.data[m].name.clone()).collect();
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let mut opt = trainer.optimizer(&names)?;
+        let mut st = StageState::with_opt(trainer.optimizer(&names)?);
         // Batches are drawn over rows; each row brings its item in every modality.
         let modalities = self.modalities.clone();
         let per_row = modalities.len().max(1);
         let rows_per_batch = (trainer.train.batch / per_row).max(1);
-        for epoch in 0..stage.epochs {
-            let mut rows: Vec<u32> = self.rows.iter().copied().collect();
-            rand::seq::SliceRandom::shuffle(rows.as_mut_slice(), trainer.rng);
+        let all_rows = &self.rows;
+        trainer.epoch_loop(stage.epochs, &mut st, |t, st, epoch| {
+            let mut rows: Vec<u32> = all_rows.iter().copied().collect();
+            rand::seq::SliceRandom::shuffle(rows.as_mut_slice(), t.rng);
             let mut sum = 0.0;
             let chunks: Vec<&[u32]> = rows.chunks(rows_per_batch).collect();
             for chunk in &chunks {
+                t.check_interrupt()?;
                 let items: Vec<Item> =
                     modalities.iter().flat_map(|&m| chunk.iter().map(move |&r| (m as u32, r))).collect();
-                sum += trainer.step(&mut opt, &items)?;
+                sum += t.step(st.opt()?, &items)?;
             }
-            trainer.observer.on_epoch(trainer.stage, epoch + 1, sum / chunks.len().max(1) as f64);
-        }
-        Ok(())
+            t.observer.on_epoch(t.stage, epoch + 1, sum / chunks.len().max(1) as f64);
+            Ok(())
+        })
     }
 }

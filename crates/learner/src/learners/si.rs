@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::experiment::LearnerSpec;
 use crate::learners::params::{snapshot, weighted_distance};
 use crate::learners::{Footprint, Learner};
-use crate::trainer::{ModalityTrain, StageData, Trainer};
+use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 
 /// SI state: consolidated importance and anchor per parameter.
 pub struct Si {
@@ -46,12 +46,15 @@ impl Learner for Si {
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let vars = trainer.model.vars();
-        let start = snapshot(&vars)?;
-        let mut omega: Vec<Tensor> =
+        // The stage's start and its path integrals ω live in the stage state, so an
+        // in-stage checkpoint keeps them (on resume they replace these fresh values).
+        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
+        st.tensors.insert("start".into(), snapshot(&vars)?);
+        let zeros =
             vars.iter().map(|v| v.as_tensor().detach().zeros_like()).collect::<candle_core::Result<_>>()?;
-        let mut opt = trainer.optimizer(&[stage.modality_name(trainer)])?;
+        st.tensors.insert("omega".into(), zeros);
         let (c, importance, anchor) = (self.c, &self.importance, &self.anchor);
-        trainer.epochs(stage.epochs, &stage.items(), |t, batch| {
+        trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let (_, loss) = t.forward(batch)?;
             let mut total = loss.total;
             if let Some(pen) = weighted_distance(&vars, anchor, importance)? {
@@ -59,7 +62,12 @@ impl Learner for Si {
             }
             let grads = t.backward(&total)?;
             let before = snapshot(&vars)?;
-            t.apply(&mut opt, &grads, batch.len())?;
+            let (opt, lists) = st.parts()?;
+            t.apply(opt, &grads, batch.len())?;
+            let omega = lists.get_mut("omega").ok_or_else(|| crate::error::LearnerError::Learner {
+                learner: "si".into(),
+                message: "stage state lost ω".into(),
+            })?;
             for ((w, v), b) in omega.iter_mut().zip(&vars).zip(&before) {
                 if let Some(g) = grads.get(v.as_tensor()) {
                     // Plain numbers, not a graph: ω must not keep every step's graph alive.
@@ -69,6 +77,7 @@ impl Learner for Si {
             }
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
+        let (start, omega) = (st.list("start")?, st.list("omega")?);
         let end = snapshot(&vars)?;
         let mut new_importance = Vec::with_capacity(vars.len());
         for (i, w) in omega.iter().enumerate() {
