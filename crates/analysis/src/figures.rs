@@ -450,7 +450,10 @@ fn bars_size(groups: &[BarGroup]) -> (u32, u32) {
 fn legend_width(groups: &[BarGroup]) -> u32 {
     let labelled = groups.iter().flat_map(|g| &g.series).any(|s| !s.label.is_empty());
     if labelled {
-        legend_width_for("setting", groups.iter().flat_map(|g| g.series.iter().map(|s| s.label.as_str())))
+        // Entries read "N  label" (the number is also drawn on the bars).
+        let numbered: Vec<String> =
+            groups.iter().flat_map(|g| g.series.iter().map(|s| format!("00  {}", s.label))).collect();
+        legend_width_for("setting", numbered.iter().map(String::as_str))
     } else {
         0
     }
@@ -511,6 +514,24 @@ fn draw_bars_panel<DB: DrawingBackend>(
             chart
                 .draw_series(std::iter::once(Rectangle::new([(x0, 0.0), (x1, mean)], fill.filled())))
                 .map_err(msg)?;
+            if labels.len() > 1 {
+                // The setting's number in a white disc at the bar's foot (the legend numbers
+                // them too): bars stay identifiable where colours print as similar greys.
+                let foot = (xc, bottom.max(0.0) + (top - bottom) * 0.035);
+                chart
+                    .draw_series([
+                        Circle::new(foot, 9, WHITE.filled()),
+                        Circle::new(foot, 9, BLACK.stroke_width(1)),
+                    ])
+                    .map_err(msg)?;
+                chart
+                    .draw_series(std::iter::once(Text::new(
+                        (li + 1).to_string(),
+                        foot,
+                        (FONT, 12).into_font().color(&BLACK).pos(Pos::new(HPos::Center, VPos::Center)),
+                    )))
+                    .map_err(msg)?;
+            }
             if std > 0.0 {
                 // Whisker and caps drawn as paths: plotters' ErrorBar needs another cargo feature.
                 let cap = width * 0.2;
@@ -557,7 +578,8 @@ fn draw_bars<DB: DrawingBackend>(
     draw_bars_panel(&panels[0], groups, &runs, "ACC (higher is better)", |s| s.acc)?;
     draw_bars_panel(&panels[1], groups, &runs, "forgetting (lower is better)", |s| s.forgetting)?;
     if legend_width(groups) > 0 {
-        let entries: Vec<_> = runs.iter().enumerate().map(|(i, l)| bar_legend_entry(l, i)).collect();
+        let entries: Vec<_> =
+            runs.iter().enumerate().map(|(i, l)| bar_legend_entry(&format!("{}  {l}", i + 1), i)).collect();
         draw_legend(&legend, "setting", &entries, &[])?;
     }
     Ok(())
