@@ -20,7 +20,7 @@ use crate::figures::{sweep_bars_as, BarGroup, BarSeries};
 use crate::paper_figures::{
     even_ticks, line_figure, stage_matrix, unit_axis, zoom_axis, Axis, LineFigure, Panel, Series, StageMatrix,
 };
-use crate::report::{load_run, mean_std, RunData};
+use crate::report::{fmt_stat, load_run, mean_std, RunData};
 use crate::style::{series_style, SeriesStyle};
 use crate::sweep::{CellStatus, SweepCell};
 
@@ -214,24 +214,6 @@ fn stage_stats(runs: &[&RunData], t: usize, pair: &(String, String)) -> Option<(
         })
         .collect();
     mean_std(&v)
-}
-
-/// "0.812 ± 0.004" (or just the mean for one value).
-fn fmt_stat(values: &[f64], digits: usize) -> String {
-    match mean_std(values) {
-        None => "–".into(),
-        Some((m, _)) if values.len() == 1 => fmt_num(m, digits),
-        Some((m, s)) => format!("{} ± {}", fmt_num(m, digits), fmt_num(s, digits)),
-    }
-}
-
-/// `v` with `digits` decimals, without the "-0.000" a tiny negative value would print.
-fn fmt_num(v: f64, digits: usize) -> String {
-    let text = format!("{v:.digits$}");
-    match text.strip_prefix('-') {
-        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
-        _ => text,
-    }
 }
 
 /// One scenario: the runs of one experiment at one code length, by learner.
@@ -1133,6 +1115,7 @@ code{background:#f3f3f3;padding:0 .2em}
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::fmt_num;
 
     #[test]
     fn markdown_and_html_render_the_same_blocks() {
@@ -1200,6 +1183,9 @@ mod tests {
         assert_eq!(fmt_num(-0.0001, 3), "0.000");
         assert_eq!(fmt_num(-0.0016, 3), "-0.002");
         assert_eq!(fmt_stat(&[-0.0004, 0.0002], 3), "0.000 ± 0.000");
+        assert_eq!(fmt_stat(&[600.0, 600.0, 600.0], 0), "600");
+        assert_eq!(fmt_stat(&[600.0, 602.0], 0), "601 ± 1");
+        assert_eq!(fmt_stat(&[0.5, 0.5], 3), "0.500 ± 0.000");
         assert_eq!(fmt_stat(&[2.0], 1), "2.0");
     }
 

@@ -70,11 +70,23 @@ pub fn mean_std(values: &[f64]) -> Option<(f64, f64)> {
     Some((mean, var.sqrt()))
 }
 
-fn cell(values: &[f64], digits: usize) -> String {
+/// "0.812 ± 0.004" (or just the mean for one value, or for a count equal in every run: a
+/// memory size set by the experiment is a setting, not a measurement with a spread).
+pub(crate) fn fmt_stat(values: &[f64], digits: usize) -> String {
     match mean_std(values) {
         None => "–".into(),
-        Some((m, _)) if values.len() == 1 => format!("{m:.digits$}"),
-        Some((m, s)) => format!("{m:.digits$} ± {s:.digits$}"),
+        Some((m, _)) if values.len() == 1 => fmt_num(m, digits),
+        Some((m, s)) if digits == 0 && s == 0.0 => fmt_num(m, 0),
+        Some((m, s)) => format!("{} ± {}", fmt_num(m, digits), fmt_num(s, digits)),
+    }
+}
+
+/// `v` with `digits` decimals, without the "-0.000" a tiny negative value would print.
+pub(crate) fn fmt_num(v: f64, digits: usize) -> String {
+    let text = format!("{v:.digits$}");
+    match text.strip_prefix('-') {
+        Some(rest) if rest.chars().all(|c| c == '0' || c == '.') => rest.to_string(),
+        _ => text,
     }
 }
 
@@ -121,15 +133,15 @@ pub fn learners_report(runs: &[RunData]) -> String {
             out.push_str(&format!(
                 "| {name} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
                 rs.len(),
-                cell(&acc, 3),
-                cell(&col(&|r| cl_metrics::bwt(&r.matrix)), 3),
-                cell(&col(&|r| cl_metrics::forgetting_max_prev(&r.matrix)), 3),
-                cell(&col(&|r| cl_metrics::fwt(&r.matrix)), 3),
-                cell(&intr, 3),
-                cell(&rel, 2),
-                cell(&col(&fact("train_seconds")), 1),
-                cell(&col(&fact("memory_samples")), 0),
-                cell(&col(&fact("compute_ratio")), 2),
+                fmt_stat(&acc, 3),
+                fmt_stat(&col(&|r| cl_metrics::bwt(&r.matrix)), 3),
+                fmt_stat(&col(&|r| cl_metrics::forgetting_max_prev(&r.matrix)), 3),
+                fmt_stat(&col(&|r| cl_metrics::fwt(&r.matrix)), 3),
+                fmt_stat(&intr, 3),
+                fmt_stat(&rel, 2),
+                fmt_stat(&col(&fact("train_seconds")), 1),
+                fmt_stat(&col(&fact("memory_samples")), 0),
+                fmt_stat(&col(&fact("compute_ratio")), 2),
             ));
         }
     }
@@ -192,7 +204,7 @@ mod tests {
         // intransigence only for seed 1 (the joint run's seed): joint final a->b 0.8 − R[t_p=2] 0.2,
         // a->a: 0.5 − 0.5 = 0, b->b 0, b->a 0.6: mean (0 + 0.6 + 0.6 + 0) / 4 = 0.3
         assert!(ft.contains("| 0.300 |"), "{ft}");
-        assert!(ft.contains("| 2.0 ± 0.0 | 10 ± 0 |"), "{ft}");
+        assert!(ft.contains("| 2.0 ± 0.0 | 10 |"), "{ft}");
         // finetune is listed before joint.
         assert!(text.find("| finetune |").unwrap() < text.find("| joint |").unwrap());
     }
