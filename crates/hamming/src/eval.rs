@@ -265,6 +265,9 @@ struct Scratch {
 
 /// Distance buckets held in the fixed-size counter array.
 const SMALL: usize = 256;
+/// Where a packed counter keeps its distance (bits 24..32, under the item count).
+const PACK_SHIFT: u32 = 24;
+const PACK_MASK: u64 = 0xff << PACK_SHIFT;
 /// Tile-local term buffer: a power of two above `TILE`.
 const TILE_BUF: usize = 4096;
 const _: () = assert!(TILE < TILE_BUF && TILE_BUF.is_power_of_two());
@@ -323,18 +326,29 @@ impl Scratch {
         let nb = db.bits() + 1;
         self.terms.clear();
         self.term_d.clear();
+        // Below 2^24 items a bucket's hit count leaves bits 24..32 of its counter free: the
+        // counter of bucket d starts at d << 24, so every term carries its distance and the
+        // pass stores one word per item instead of two.
+        let packed = nb <= SMALL && db.len() < 1 << PACK_SHIFT;
         let cur: Vec<u64> = if nb <= SMALL {
             let mut small = std::mem::replace(&mut self.small, Box::new([0; SMALL]));
-            small.fill(0);
-            self.pass(imp, q, ql, db, dl, &mut *small);
-            let cur = small[..nb].to_vec();
+            if packed {
+                for (d, c) in small.iter_mut().enumerate() {
+                    *c = (d as u64) << PACK_SHIFT;
+                }
+                self.pass::<_, true>(imp, q, ql, db, dl, &mut *small);
+            } else {
+                small.fill(0);
+                self.pass::<_, false>(imp, q, ql, db, dl, &mut *small);
+            }
+            let cur = small[..nb].iter().map(|&c| c & !PACK_MASK).collect();
             self.small = small;
             cur
         } else {
             let mut big = std::mem::take(&mut self.big);
             big.clear();
             big.resize(nb, 0);
-            self.pass(imp, q, ql, db, dl, &mut big[..]);
+            self.pass::<_, false>(imp, q, ql, db, dl, &mut big[..]);
             let cur = big.clone();
             self.big = big;
             cur
@@ -352,14 +366,23 @@ impl Scratch {
                 Some(b)
             })
             .collect();
-        for (t, &d) in self.terms.iter_mut().zip(&self.term_d) {
-            // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
-            *t += base[d as usize];
+        // Both halves stay below 2^32 (n < 2^32 is checked), so the packed adds are exact.
+        if packed {
+            for t in self.terms.iter_mut() {
+                let d = (*t & PACK_MASK) >> PACK_SHIFT;
+                *t = (*t & !PACK_MASK) + base[d as usize];
+            }
+        } else {
+            for (t, &d) in self.terms.iter_mut().zip(&self.term_d) {
+                *t += base[d as usize];
+            }
         }
         hist
     }
 
-    fn pass<C: Counters + ?Sized>(
+    /// With `PACKED`, the counters carry their distance in bits 24..32 and only the terms
+    /// are written (see [`Self::query`]).
+    fn pass<C: Counters + ?Sized, const PACKED: bool>(
         &mut self,
         imp: Imp,
         q: &[u64],
@@ -388,7 +411,9 @@ impl Scratch {
                 // Branch-free: relevance is unpredictable, so always write and advance by r
                 // (nt <= TILE < TILE_BUF, the mask only proves it).
                 tile_v[nt & (TILE_BUF - 1)] = v;
-                tile_d[nt & (TILE_BUF - 1)] = d;
+                if !PACKED {
+                    tile_d[nt & (TILE_BUF - 1)] = d;
+                }
                 nt += r as usize;
             };
             if let [q0] = ql {
@@ -401,7 +426,9 @@ impl Scratch {
                 }
             }
             self.terms.extend_from_slice(&tile_v[..nt]);
-            self.term_d.extend_from_slice(&tile_d[..nt]);
+            if !PACKED {
+                self.term_d.extend_from_slice(&tile_d[..nt]);
+            }
         }
     }
 }
