@@ -135,6 +135,16 @@ impl Imp {
         Ok(Imp { kernel, words, spec })
     }
 
+    /// The resolved popcount kernel.
+    pub fn kernel(&self) -> Kernel {
+        self.kernel
+    }
+
+    /// The code width in words when the specialised (1/2/4-word) loops are in use.
+    pub fn specialised_words(&self) -> Option<usize> {
+        self.spec.then_some(self.words)
+    }
+
     /// Appends every code of `db` (words, row-major) with distance < `limit` to `out`, in index
     /// order; `base` is the index of the first code.
     pub fn filter(&self, q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
