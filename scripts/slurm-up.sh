@@ -91,9 +91,10 @@ NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP
 EOF
 
-# Foreground mode (-D) in the background: daemon mode hides bind failures.
+# Foreground mode (-D) in the background: daemon mode hides bind failures. -c: this is a
+# throwaway test cluster, so jobs recorded by an earlier (killed) run are not recovered.
 if ! pgrep -x slurmctld >/dev/null; then
-    nohup slurmctld -D -i >>"$LOGS/slurmctld.stderr.log" 2>&1 &
+    nohup slurmctld -D -c -i >>"$LOGS/slurmctld.stderr.log" 2>&1 &
 fi
 if ! pgrep -x slurmd >/dev/null; then
     nohup slurmd -D >>"$LOGS/slurmd.stderr.log" 2>&1 &
@@ -106,6 +107,13 @@ while [ $SECONDS -lt $deadline ]; do
     pgrep -x slurmd >/dev/null || die "slurmd exited"
     state=$(sinfo -h -o %T 2>/dev/null | head -n1 || true)
     [ "$state" = idle ] && break
+    # A controller that was already running may still hold jobs of an earlier, killed test
+    # run: they would keep the node allocated forever.
+    if [ -z "${cancelled:-}" ] && [ -n "$(squeue -h -o %A 2>/dev/null)" ]; then
+        echo "slurm-up: cancelling leftover jobs: $(squeue -h -o %i | tr '\n' ' ')"
+        scancel $(squeue -h -o %A) 2>/dev/null || true
+        cancelled=1
+    fi
     sleep 0.2
 done
 [ "$state" = idle ] || die "node not idle after ${WAIT_S} s (state: '${state:-no answer}')"
