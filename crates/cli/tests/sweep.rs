@@ -333,3 +333,50 @@ fn slurm_script_and_shipped_sweeps() {
         assert!(text(&o).contains(&format!("{cells} cells")), "{file}: {}", text(&o));
     }
 }
+
+/// Processes whose command line mentions `needle` (Linux /proc).
+#[cfg(target_os = "linux")]
+fn processes_with(needle: &str) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| {
+            let pid: u32 = e.ok()?.file_name().to_str()?.parse().ok()?;
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            String::from_utf8_lossy(&cmd).contains(needle).then_some(pid)
+        })
+        .collect()
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn killing_the_sweep_process_stops_its_running_cells() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    // Two long cells (500 epochs a stage), so both are surely still running when killed.
+    let sweep = sweep_file(tmp.path(), "long", "seeds = [1, 2]");
+    let text =
+        std::fs::read_to_string(&sweep).unwrap().replace("\"train.epochs\" = 1", "\"train.epochs\" = 500");
+    std::fs::write(&sweep, text).unwrap();
+    let out = tmp.path().join("out");
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_seqmodal"))
+        .args(["sweep", sweep.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet", "--jobs", "2"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let needle = out.join("cells").display().to_string();
+    let t0 = Instant::now();
+    while processes_with(&needle).len() < 2 {
+        assert!(t0.elapsed() < Duration::from_secs(60), "the cells did not start");
+        assert!(parent.try_wait().unwrap().is_none(), "the sweep ended early");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // SIGKILL to the sweep alone (not its process group): no handler of ours runs.
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    let t0 = Instant::now();
+    while !processes_with(&needle).is_empty() {
+        assert!(t0.elapsed() < Duration::from_secs(10), "cells still running after the sweep died");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(!out.join("cells/0_s1/summary.json").exists());
+}

@@ -158,8 +158,8 @@ fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
     let log_err = log.try_clone().with_context(|| format!("cannot reopen {}", log_path.display()))?;
     let exe = std::env::current_exe().context("cannot locate the seqmodal executable")?;
     let start = Instant::now();
-    let status = Command::new(&exe)
-        .arg("run")
+    let mut cmd = Command::new(&exe);
+    cmd.arg("run")
         .arg(&exp)
         .arg("--out")
         .arg(&cdir)
@@ -167,8 +167,9 @@ fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
         .arg(eval_threads.to_string())
         .stdin(Stdio::null())
         .stdout(log)
-        .stderr(log_err)
-        .status();
+        .stderr(log_err);
+    die_with_parent(&mut cmd);
+    let status = cmd.status();
     let secs = start.elapsed().as_secs_f64();
     let why = match status {
         Ok(s) if s.success() && cdir.join("summary.json").is_file() => return Ok(Outcome::Done(secs)),
@@ -186,6 +187,33 @@ fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
     );
     atomic_write(&error_file, text.as_bytes())?;
     Ok(Outcome::Failed(first))
+}
+
+/// Makes the cell's process receive SIGTERM when the sweep dies (Linux): killing only the
+/// sweep (`kill PID`, a scheduler's time limit) would otherwise leave its cells running. The
+/// cell keeps its checkpoints, and the next `seqmodal sweep` runs it again.
+fn die_with_parent(cmd: &mut Command) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::process::CommandExt;
+        let sweep_pid = std::process::id();
+        // SAFETY: the closure runs in the forked child before exec and only calls prctl and
+        // getppid, which are async-signal-safe; it allocates nothing.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The sweep may have died between fork and prctl: then the signal never comes.
+                if libc::getppid() as u32 != sweep_pid {
+                    return Err(std::io::Error::other("the sweep process exited"));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cmd;
 }
 
 /// The last `lines` lines of a file (empty if unreadable).
