@@ -380,3 +380,53 @@ fn killing_the_sweep_process_stops_its_running_cells() {
     }
     assert!(!out.join("cells/0_s1/summary.json").exists());
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn a_cell_stopped_by_a_killed_sweep_resumes_from_its_checkpoint() {
+    use std::time::{Duration, Instant};
+    let tmp = tempfile::tempdir().unwrap();
+    // Stage 2 long enough to be killed in (150 epochs), stage 1 one epoch.
+    let sweep = sweep_file(tmp.path(), "resume", "seeds = [1]");
+    let file = std::fs::read_to_string(&sweep)
+        .unwrap()
+        .replace("\"train.epochs\" = 1", "\"train.epochs\" = 1\n\"stages.1.epochs\" = 150");
+    std::fs::write(&sweep, file).unwrap();
+    let out = tmp.path().join("out");
+    let mut parent = Command::new(env!("CARGO_BIN_EXE_seqmodal"))
+        .args(["sweep", sweep.to_str().unwrap(), "--out", out.to_str().unwrap(), "--quiet"])
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    let cell = loop {
+        let found = std::fs::read_dir(out.join("cells"))
+            .ok()
+            .and_then(|mut d| d.next())
+            .map(|e| e.unwrap().path())
+            .filter(|c| c.join("checkpoints/state-1.json").is_file());
+        if let Some(c) = found {
+            break c;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(60), "stage 1 did not finish");
+        assert!(parent.try_wait().unwrap().is_none(), "the sweep ended before it could be killed");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    parent.kill().unwrap();
+    parent.wait().unwrap();
+    assert!(!cell.join("summary.json").exists(), "the cell finished before the kill");
+    let stage1 = cell.join("checkpoints/stage-1.safetensors");
+    let before = std::fs::metadata(&stage1).unwrap().modified().unwrap();
+    let o = run_sweep(&sweep, &out, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    // Resumed after stage 1 (its checkpoint untouched), with the numbers of an unbroken run.
+    assert_eq!(std::fs::metadata(&stage1).unwrap().modified().unwrap(), before);
+    let fresh = tmp.path().join("fresh");
+    let o = run_sweep(&sweep, &fresh, &[]);
+    assert!(o.status.success(), "{}", text(&o));
+    let name = cell.file_name().unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cell.join("metrics.csv")).unwrap(),
+        std::fs::read_to_string(fresh.join("cells").join(name).join("metrics.csv")).unwrap()
+    );
+}

@@ -159,11 +159,15 @@ fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
     let exe = std::env::current_exe().context("cannot locate the seqmodal executable")?;
     let start = Instant::now();
     let mut cmd = Command::new(&exe);
-    cmd.arg("run")
-        .arg(&exp)
-        .arg("--out")
-        .arg(&cdir)
-        .args(["--quiet", "--log", "warn", "--train-threads", "1", "--threads"])
+    cmd.arg("run").arg(&exp);
+    // A cell stopped part-way (its sweep was killed) continues from its last checkpoint; a
+    // config.toml from another experiment makes the run fail with a message naming it.
+    if cdir.join("config.toml").is_file() {
+        cmd.arg("--resume").arg(&cdir);
+    } else {
+        cmd.arg("--out").arg(&cdir);
+    }
+    cmd.args(["--quiet", "--log", "warn", "--train-threads", "1", "--threads"])
         .arg(eval_threads.to_string())
         .stdin(Stdio::null())
         .stdout(log)
