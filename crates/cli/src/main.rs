@@ -42,8 +42,9 @@ enum Command {
         /// Experiment file (TOML), e.g. experiments/wiki.toml [default with --resume: DIR/config.toml].
         #[arg(required_unless_present = "resume")]
         experiment: Option<PathBuf>,
-        /// Continue the run in DIR after its last finished stage (after a crash or Ctrl-C);
-        /// the experiment, when given, must resolve to DIR/config.toml.
+        /// Continue the run in DIR from its last checkpoint (after a stage, or inside one with
+        /// [train] checkpoint_every) after a crash or Ctrl-C; the experiment, when given, must
+        /// resolve to DIR/config.toml.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
         /// Output directory [default: runs/<name>/].
@@ -65,7 +66,7 @@ enum Command {
     },
     /// Run a sweep file (a base experiment x axes: keys, orderings, learners, seeds): each cell
     /// a run directory under DIR/cells/, then DIR/sweep.csv, DIR/summary.csv and DIR/figures/.
-    /// Finished cells are skipped (resume); a failing cell is recorded and the others go on.
+    /// Finished cells are skipped and cells stopped part-way continue from their last checkpoint (resume); a failing cell is recorded and the others go on.
     Sweep {
         /// Sweep file (TOML), e.g. sweeps/ablation-wiki.toml; format in docs/sweeps.md.
         sweep: PathBuf,
