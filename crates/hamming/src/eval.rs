@@ -431,7 +431,7 @@ impl Scratch {
             let t1 = (t0 + TILE).min(n);
             let codes = words[t0 * W..t1 * W].as_chunks::<W>().0;
             let mut nt = 0usize;
-            let mut step = |c: &[u64; W], rel: bool| {
+            let step = |c: &[u64; W], rel: bool| {
                 let mut d = 0u32;
                 for i in 0..W {
                     d += (qw[i] ^ c[i]).count_ones();
@@ -442,15 +442,7 @@ impl Scratch {
                 tile_v[nt & (TILE_BUF - 1)] = v;
                 nt += r as usize;
             };
-            if let [q0] = ql {
-                for (c, &l) in codes.iter().zip(&labels[t0..t1]) {
-                    step(c, q0 & l != 0);
-                }
-            } else {
-                for (c, l) in codes.iter().zip(labels[t0 * lw..t1 * lw].chunks_exact(lw)) {
-                    step(c, ql.iter().zip(l).any(|(a, b)| a & b != 0));
-                }
-            }
+            with_relevance(codes.iter(), ql, labels, lw, t0..t1, step);
             self.terms.extend_from_slice(&tile_v[..nt]);
         }
     }
@@ -480,7 +472,7 @@ impl Scratch {
             let dist = &mut dist_buf[..t1 - t0];
             imp.fill(q, &words[t0 * w..t1 * w], dist);
             let mut nt = 0usize;
-            let mut step = |d: u32, rel: bool| {
+            let step = |d: u32, rel: bool| {
                 let r = u64::from(rel);
                 let v = cur.bump(d, 1 << 32 | r);
                 // Branch-free: relevance is unpredictable, so always write and advance by r
@@ -491,19 +483,34 @@ impl Scratch {
                 }
                 nt += r as usize;
             };
-            if let [q0] = ql {
-                for (&d, &l) in dist.iter().zip(&labels[t0..t1]) {
-                    step(d, q0 & l != 0);
-                }
-            } else {
-                for (&d, l) in dist.iter().zip(labels[t0 * lw..t1 * lw].chunks_exact(lw)) {
-                    step(d, ql.iter().zip(l).any(|(a, b)| a & b != 0));
-                }
-            }
+            with_relevance(dist.iter().copied(), ql, labels, lw, t0..t1, step);
             self.terms.extend_from_slice(&tile_v[..nt]);
             if !PACKED {
                 self.term_d.extend_from_slice(&tile_d[..nt]);
             }
+        }
+    }
+}
+
+/// Calls `step(item, relevant)` for each of `items` (database rows `rows`, in order), with
+/// relevance to the query's labels `ql`: one AND for single-word label sets (up to 64
+/// classes), a word-wise scan otherwise.
+#[inline(always)]
+fn with_relevance<T>(
+    items: impl Iterator<Item = T>,
+    ql: &[u64],
+    labels: &[u64],
+    lw: usize,
+    rows: std::ops::Range<usize>,
+    mut step: impl FnMut(T, bool),
+) {
+    if let [q0] = ql {
+        for (it, &l) in items.zip(&labels[rows]) {
+            step(it, q0 & l != 0);
+        }
+    } else {
+        for (it, l) in items.zip(labels[rows.start * lw..rows.end * lw].chunks_exact(lw)) {
+            step(it, ql.iter().zip(l).any(|(a, b)| a & b != 0));
         }
     }
 }
