@@ -13,7 +13,7 @@ use crate::codes::CodesView;
 use crate::error::{HammingError, Result};
 #[cfg(target_arch = "x86_64")]
 use crate::kernel::Kernel;
-use crate::kernel::{Engine, Imp};
+use crate::kernel::{scalar, Engine, Imp};
 use crate::labels::LabelSet;
 use crate::metric::Metric;
 
@@ -432,10 +432,7 @@ impl Scratch {
             let codes = words[t0 * W..t1 * W].as_chunks::<W>().0;
             let mut nt = 0usize;
             let step = |c: &[u64; W], rel: bool| {
-                let mut d = 0u32;
-                for i in 0..W {
-                    d += (qw[i] ^ c[i]).count_ones();
-                }
+                let d = scalar::dist(&qw, c);
                 let r = u64::from(rel);
                 let v = cur.bump(d, 1 << 32 | r);
                 // Branch-free, as in `pass`; the distance travels in the packed counter.

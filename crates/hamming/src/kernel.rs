@@ -179,11 +179,12 @@ impl Imp {
 }
 
 /// Scalar loops; `inline(always)` so the x86 wrappers recompile them with `popcnt` enabled.
-mod scalar {
+pub(crate) mod scalar {
     use super::Cand;
 
+    /// Hamming distance of two W-word codes (`popcnt` where the caller enables it).
     #[inline(always)]
-    fn dist<const W: usize>(q: &[u64; W], c: &[u64; W]) -> u32 {
+    pub(crate) fn dist<const W: usize>(q: &[u64; W], c: &[u64; W]) -> u32 {
         let mut d = 0;
         for i in 0..W {
             d += (q[i] ^ c[i]).count_ones();
@@ -351,17 +352,14 @@ mod x86 {
         let p = db.as_ptr();
         let mut j = 0;
         let qs = q.first_chunk::<W>().copied().unwrap_or([0; W]);
+        let codes = db.as_chunks::<W>().0;
         // Twelve codes per step with one branch (almost every step rejects all twelve): eight
         // through the vector popcount and four through scalar `popcnt`, which runs on other
         // execution ports, so the two streams overlap.
         while j + 12 <= n {
             let a = d4::<W>(p.add(j * W), qv);
             let b = d4::<W>(p.add((j + 4) * W), qv);
-            let mut s = [0u32; 4];
-            for (i, d) in s.iter_mut().enumerate() {
-                let c = &db[(j + 8 + i) * W..(j + 9 + i) * W];
-                *d = (0..W).map(|w| (qs[w] ^ c[w]).count_ones()).sum();
-            }
+            let s: [u32; 4] = std::array::from_fn(|i| scalar::dist(&qs, &codes[j + 8 + i]));
             let scalar_hit = s.iter().fold(false, |acc, &d| acc | (d < limit));
             let m = _mm256_or_si256(_mm256_cmpgt_epi64(limv, a), _mm256_cmpgt_epi64(limv, b));
             if _mm256_testz_si256(m, m) == 0 || scalar_hit {
