@@ -29,8 +29,7 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
         done
       done
     done
-    # The scenario directories only: runs/sweeps/ also holds sweeps (orderings-mfeat) whose
-    # cells would otherwise join the finetune/er/meta rows.
+    # The scenarios asked for (runs/sweeps/ may hold others, and sweeps, which the table skips).
     ./target/release/seqmodal report $(for s in {{scenarios}}; do echo runs/sweeps/$s; done) \
       --out reports/learners.md --title "Learners across forgetting scenarios"
 

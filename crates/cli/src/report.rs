@@ -7,23 +7,6 @@ use anyhow::{bail, Context, Result};
 
 use crate::pr::{run_pr, DatasetCache};
 
-/// Every run directory (one holding metrics.csv) at or below `root`, sorted.
-fn find_runs(root: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
-    if root.join("metrics.csv").is_file() {
-        out.push(root.to_path_buf());
-        return Ok(());
-    }
-    let entries =
-        std::fs::read_dir(root).with_context(|| format!("cannot read run directory {}", root.display()))?;
-    let mut dirs: Vec<PathBuf> =
-        entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect();
-    dirs.sort();
-    for d in dirs {
-        find_runs(&d, out)?;
-    }
-    Ok(())
-}
-
 /// Run directories and sweep directories (holding sweep.csv; their cells are not listed as
 /// runs) at or below `root`, sorted.
 fn find_runs_and_sweeps(root: &Path, runs: &mut Vec<PathBuf>, sweeps: &mut Vec<PathBuf>) -> Result<()> {
@@ -123,9 +106,14 @@ fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<(
 
 /// Aggregates the runs under `roots` into a markdown report written to `out`.
 fn learners_table(roots: &[PathBuf], out: &Path, title: &str) -> Result<()> {
-    let mut dirs = Vec::new();
+    // Sweep cells stay out: they vary what the table holds fixed (orderings, keys), and
+    // would join the rows of their learner and scenario.
+    let (mut dirs, mut sweeps) = (Vec::new(), Vec::new());
     for r in roots {
-        find_runs(r, &mut dirs)?;
+        find_runs_and_sweeps(r, &mut dirs, &mut sweeps)?;
+    }
+    for s in &sweeps {
+        tracing::info!("{}: a sweep, left out of the learner table", s.display());
     }
     if dirs.is_empty() {
         bail!("no runs (directories with metrics.csv) under {}", list(roots));
