@@ -174,11 +174,15 @@ pub fn run(
     };
     // An in-stage checkpoint's progress, for the stage after the last finished one.
     let mut in_stage: Option<InStage> = None;
+    // The learner's state as last checkpointed (after a stage, or as a resumed stage began):
+    // the state the next stage starts from, which its in-stage checkpoints carry.
+    let mut last_state: Option<LearnerState> = None;
     let (mut rows, first) = match resumed {
         Some(ck) => {
             in_stage = ck.in_stage;
             model.load(&ck.model)?;
             learner.load_state(&ck.learner, &model)?;
+            last_state = Some(ck.learner);
             rng = ck.rng;
             counters = ck.counters;
             frozen = ck.frozen;
@@ -215,13 +219,15 @@ pub fn run(
         let resume = in_stage.take();
         let earlier_seconds = resume.as_ref().map_or(0.0, |r| r.progress.seconds);
         // In-stage checkpoints carry the learner's state as the stage begins.
-        let stage_start_state = match &opts.checkpoint_dir {
-            Some(_) if exp.train.checkpoint_every > 0 => {
+        let stage_start_state = match (&opts.checkpoint_dir, last_state.take()) {
+            (Some(_), _) if exp.train.checkpoint_every == 0 => None,
+            (Some(_), Some(st)) => Some(st),
+            (Some(_), None) => {
                 let mut st = LearnerState::default();
                 learner.save_state(&mut st)?;
                 Some(st)
             }
-            _ => None,
+            (None, _) => None,
         };
         let t0 = Instant::now();
         let checkpoints = match (&opts.checkpoint_dir, &stage_start_state) {
@@ -286,6 +292,7 @@ pub fn run(
             };
             checkpoint::write(dir, Position::AfterStage(stage), &snap)?;
             checkpoint::prune_in_stage(dir, stage, None);
+            last_state = Some(state);
         }
     }
     let Counters { samples, steps, seconds, passes, stage_samples } = counters;
