@@ -41,7 +41,7 @@ pub struct Common {
     /// CPU threads [default: all cores].
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     pub threads: usize,
-    /// CPU popcount kernel: auto, portable, popcnt, avx2, avx512 (for comparisons).
+    /// CPU popcount kernel: auto, portable, popcnt, avx2, sliced, avx512 (for comparisons).
     #[arg(long, default_value = "auto")]
     pub kernel: Kernel,
     /// Use the generic any-width loop instead of the 64/128/256-bit ones (for comparisons).

@@ -398,7 +398,7 @@ impl Scratch {
         cur: &mut [u64; SMALL],
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if matches!(imp.kernel(), Kernel::Popcnt | Kernel::Avx2 | Kernel::Avx512) {
+        if matches!(imp.kernel(), Kernel::Popcnt | Kernel::Avx2 | Kernel::Sliced | Kernel::Avx512) {
             // SAFETY: the kernel was resolved against the CPU, and each of these has POPCNT.
             match imp.specialised_words() {
                 Some(1) => unsafe { self.fused_popcnt::<1>(q, ql, db, dl, cur) },

@@ -13,7 +13,8 @@ use crate::error::{HammingError, Result};
 /// Which popcount implementation to use; `Auto` picks the best one this CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Kernel {
-    /// Best supported: AVX-512 VPOPCNTDQ, then AVX2, then the popcnt instruction, then portable.
+    /// Best supported: AVX-512 VPOPCNTDQ, then AVX2 bit-sliced, then the popcnt instruction,
+    /// then portable.
     #[default]
     Auto,
     /// Plain Rust `count_ones` compiled for the baseline target (no popcount instruction assumed).
@@ -22,13 +23,17 @@ pub enum Kernel {
     Popcnt,
     /// AVX2: nibble lookup table with `vpshufb` + `vpsadbw`, four codes per vector.
     Avx2,
+    /// AVX2 bit-sliced: top-k and range search add the bit planes of 256 codes at once with a
+    /// carry-save adder over transposed database tiles; distance fills use the AVX2 loop.
+    Sliced,
     /// AVX-512 VPOPCNTDQ for 64-bit codes (eight per vector); other widths use the AVX2 loops.
     Avx512,
 }
 
 impl Kernel {
     /// The concrete kernels, slowest first.
-    pub const CONCRETE: [Kernel; 4] = [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Avx512];
+    pub const CONCRETE: [Kernel; 5] =
+        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Avx512];
 
     /// Lower-case name, as accepted by `FromStr` (e.g. "avx2").
     pub fn name(self) -> &'static str {
@@ -37,6 +42,7 @@ impl Kernel {
             Kernel::Portable => "portable",
             Kernel::Popcnt => "popcnt",
             Kernel::Avx2 => "avx2",
+            Kernel::Sliced => "sliced",
             Kernel::Avx512 => "avx512",
         }
     }
@@ -48,7 +54,7 @@ impl Kernel {
             #[cfg(target_arch = "x86_64")]
             Kernel::Popcnt => std::arch::is_x86_feature_detected!("popcnt"),
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => {
+            Kernel::Avx2 | Kernel::Sliced => {
                 std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "x86_64")]
@@ -84,12 +90,11 @@ impl fmt::Display for Kernel {
 impl FromStr for Kernel {
     type Err = String;
 
-    /// Parses "auto", "portable", "popcnt", "avx2" or "avx512".
+    /// Parses "auto", "portable", "popcnt", "avx2", "sliced" or "avx512".
     fn from_str(s: &str) -> std::result::Result<Kernel, String> {
-        [Kernel::Auto, Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Avx512]
-            .into_iter()
-            .find(|k| k.name() == s)
-            .ok_or_else(|| format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2 or avx512"))
+        std::iter::once(Kernel::Auto).chain(Kernel::CONCRETE).find(|k| k.name() == s).ok_or_else(|| {
+            format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2, sliced or avx512")
+        })
     }
 }
 
@@ -145,6 +150,36 @@ impl Imp {
         self.spec.then_some(self.words)
     }
 
+    /// True when top-k uses the bit-sliced filter ([`Imp::filter_sliced`]) on whole blocks.
+    pub fn sliced(&self) -> bool {
+        self.kernel == Kernel::Sliced && self.words <= crate::sliced::MAX_WORDS
+    }
+
+    /// [`Imp::filter`] over bit-sliced blocks (`planes` from [`crate::sliced::transpose`]) for the
+    /// query with plane masks `qm` (from [`crate::sliced::query_masks`]). Only when [`Imp::sliced`].
+    pub fn filter_sliced(&self, qm: &[[u64; 4]], planes: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
+        assert!(
+            self.sliced() && qm.len() == 64 * self.words && planes.len().is_multiple_of(256 * self.words)
+        );
+        #[cfg(target_arch = "x86_64")]
+        {
+            use crate::sliced::x86::filter;
+            let w = self.words;
+            // SAFETY: `sliced()` means the kernel resolved to Sliced (AVX2 checked) and
+            // w <= MAX_WORDS; the shapes are asserted above.
+            unsafe {
+                match (self.spec, w) {
+                    (true, 1) => filter::<1>(w, qm, planes, base, limit, out),
+                    (true, 2) => filter::<2>(w, qm, planes, base, limit, out),
+                    (true, 4) => filter::<4>(w, qm, planes, base, limit, out),
+                    _ => filter::<0>(w, qm, planes, base, limit, out),
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = (qm, planes, base, limit, out);
+    }
+
     /// Appends every code of `db` (words, row-major) with distance < `limit` to `out`, in index
     /// order; `base` is the index of the first code.
     pub fn filter(&self, q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
@@ -154,7 +189,7 @@ impl Imp {
             #[cfg(target_arch = "x86_64")]
             Kernel::Popcnt => unsafe { x86::filter_popcnt(w, spec, q, db, base, limit, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::filter_avx2(w, spec, q, db, base, limit, out) },
+            Kernel::Avx2 | Kernel::Sliced => unsafe { x86::filter_avx2(w, spec, q, db, base, limit, out) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { x86::filter_avx512(w, spec, q, db, base, limit, out) },
             _ => scalar::filter_any(w, spec, q, db, base, limit, out),
@@ -170,7 +205,7 @@ impl Imp {
             #[cfg(target_arch = "x86_64")]
             Kernel::Popcnt => unsafe { x86::fill_popcnt(w, spec, q, db, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx2 => unsafe { x86::fill_avx2(w, spec, q, db, out) },
+            Kernel::Avx2 | Kernel::Sliced => unsafe { x86::fill_avx2(w, spec, q, db, out) },
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx512 => unsafe { x86::fill_avx512(w, spec, q, db, out) },
             _ => scalar::fill_any(w, spec, q, db, out),

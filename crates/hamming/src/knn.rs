@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use crate::codes::CodesView;
 use crate::error::{HammingError, Result};
 use crate::kernel::{Cand, Engine, Imp};
+use crate::sliced::{query_masks, transpose, LANES};
 
 /// Id written where a query has fewer than k hits (range search), as FAISS pads.
 pub const NO_ID: i64 = -1;
@@ -142,33 +143,39 @@ struct TopK {
     limit: u32,
     cand: Vec<Cand>,
     counts: Vec<u32>,
+    /// The query's plane masks for the bit-sliced filter (empty when it is not used).
+    masks: Vec<[u64; 4]>,
 }
 
 impl TopK {
-    /// Lowers `limit` to the k-th smallest distance seen and drops what can no longer qualify.
+    /// Counts the candidates from `new` on, then lowers `limit` to the k-th smallest distance
+    /// seen and drops what can no longer qualify.
     ///
     /// Items arrive in index order, so a later item at distance t ranks after every earlier
     /// item at distance <= t: once k of those exist, only distances < t can still get in.
-    fn tighten(&mut self, k: usize) {
+    /// `counts` holds the histogram of the candidates' distances, kept up to date here.
+    fn tighten(&mut self, k: usize, new: usize) {
+        for c in &self.cand[new..] {
+            self.counts[c.d as usize] += 1;
+        }
         if self.cand.len() < k {
             return;
         }
         // Retained items have d <= limit (limit itself once tightened), so count through limit.
-        let counts = &mut self.counts[..=self.limit as usize];
-        counts.fill(0);
-        for c in &self.cand {
-            counts[c.d as usize] += 1;
-        }
         let mut seen = 0usize;
-        for (t, &c) in counts.iter().enumerate() {
+        let mut t = self.limit;
+        for (d, &c) in self.counts[..=self.limit as usize].iter().enumerate() {
             seen += c as usize;
             if seen >= k {
-                self.limit = t as u32;
+                t = d as u32;
                 break;
             }
         }
-        let t = self.limit;
-        self.cand.retain(|c| c.d <= t);
+        if t < self.limit {
+            self.counts[t as usize + 1..=self.limit as usize].fill(0);
+            self.cand.retain(|c| c.d <= t);
+        }
+        self.limit = t;
     }
 
     /// Writes the first k candidates in (distance, index) order: a stable counting sort.
@@ -197,6 +204,9 @@ impl TopK {
 }
 
 /// Top-k of a contiguous range of queries: query blocks × database tiles.
+///
+/// With the bit-sliced kernel each tile's whole 256-code blocks are transposed once per query
+/// block and filtered sliced; the rest of the tile goes through the row-major loop.
 fn search_range(
     imp: Imp,
     queries: CodesView<'_>,
@@ -208,29 +218,48 @@ fn search_range(
 ) {
     let w = db.words_per_code();
     let n = db.len();
-    let tile = (TILE_BYTES / (8 * w)).max(8);
+    let sliced = imp.sliced();
+    let tile = match (TILE_BYTES / (8 * w)).max(8) {
+        t if sliced => t.next_multiple_of(LANES),
+        t => t,
+    };
     let words = db.as_words();
+    let mut planes = Vec::new();
     let mut states: Vec<TopK> = (0..QUERY_BLOCK.min(queries.len()))
-        .map(|_| TopK { limit: limit0, cand: Vec::new(), counts: vec![0; db.bits() + 2] })
+        .map(|_| TopK { limit: limit0, cand: Vec::new(), counts: vec![0; db.bits() + 2], masks: Vec::new() })
         .collect();
     for qb in (0..queries.len()).step_by(QUERY_BLOCK) {
         let qe = (qb + QUERY_BLOCK).min(queries.len());
         let states = &mut states[..qe - qb];
-        for s in states.iter_mut() {
+        for (qi, s) in (qb..qe).zip(states.iter_mut()) {
             s.limit = limit0;
             s.cand.clear();
+            s.counts.fill(0);
+            if sliced {
+                query_masks(queries.row(qi), &mut s.masks);
+            }
         }
         for t0 in (0..n).step_by(tile) {
             let t1 = (t0 + tile).min(n);
-            let block = &words[t0 * w..t1 * w];
+            // Codes [t0, t0 + whole) go through the sliced filter, the rest row by row.
+            let whole = if sliced { (t1 - t0) / LANES * LANES } else { 0 };
+            if whole > 0 {
+                transpose(&words[t0 * w..(t0 + whole) * w], w, &mut planes);
+            }
+            let rest = &words[(t0 + whole) * w..t1 * w];
             for (qi, s) in (qb..qe).zip(states.iter_mut()) {
                 if s.limit == 0 {
                     continue;
                 }
                 let before = s.cand.len();
-                imp.filter(queries.row(qi), block, t0 as u32, s.limit, &mut s.cand);
+                if whole > 0 {
+                    imp.filter_sliced(&s.masks, &planes, t0 as u32, s.limit, &mut s.cand);
+                }
+                if !rest.is_empty() {
+                    imp.filter(queries.row(qi), rest, (t0 + whole) as u32, s.limit, &mut s.cand);
+                }
                 if s.cand.len() != before {
-                    s.tighten(k);
+                    s.tighten(k, before);
                 }
             }
         }

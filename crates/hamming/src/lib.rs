@@ -42,6 +42,7 @@ mod labels;
 mod metric;
 pub mod npy;
 mod search;
+mod sliced;
 
 pub use backend::{CpuBackend, SearchBackend};
 pub use codes::{hamming_distance, Codes, CodesView};

@@ -89,20 +89,62 @@ fn knn_matches_reference_for_every_kernel_width_and_thread_count() {
 #[test]
 fn knn_large_database_exercises_tiles_and_tightening() {
     // Several tiles and query blocks, uniform bits: the filter threshold tightens many times.
+    // Widths with and without a specialised loop; n is not a multiple of the 256-code
+    // bit-sliced block, so every tile's tail goes through the row-major loop too.
     let mut rng = ChaCha8Rng::seed_from_u64(3);
-    let (nq, n, bits, k) = (300, 20_000, 64, 17);
-    let qb: Vec<bool> = (0..nq * bits).map(|_| rng.random_bool(0.5)).collect();
-    let db: Vec<bool> = (0..n * bits).map(|_| rng.random_bool(0.5)).collect();
-    let q = Codes::from_bools(&qb, nq, bits).unwrap();
-    let d = Codes::from_bools(&db, n, bits).unwrap();
-    let base =
-        knn(q.view(), d.view(), k, None, Engine { kernel: Kernel::Portable, width: Width::Generic }).unwrap();
-    for i in (0..nq).step_by(37) {
-        let (ids, ds) = ref_knn(&qb[i * bits..(i + 1) * bits], &db, bits, k, None);
-        assert_eq!((base.row_ids(i), base.row_distances(i)), (ids.as_slice(), ds.as_slice()), "query {i}");
+    for (nq, n, bits, k) in
+        [(300, 20_000, 64, 17), (40, 9_001, 128, 5), (30, 5_000, 192, 9), (20, 3_000, 256, 1)]
+    {
+        let qb: Vec<bool> = (0..nq * bits).map(|_| rng.random_bool(0.5)).collect();
+        let db: Vec<bool> = (0..n * bits).map(|_| rng.random_bool(0.5)).collect();
+        let q = Codes::from_bools(&qb, nq, bits).unwrap();
+        let d = Codes::from_bools(&db, n, bits).unwrap();
+        let base =
+            knn(q.view(), d.view(), k, None, Engine { kernel: Kernel::Portable, width: Width::Generic })
+                .unwrap();
+        for i in (0..nq).step_by(7) {
+            let (ids, ds) = ref_knn(&qb[i * bits..(i + 1) * bits], &db, bits, k, None);
+            assert_eq!(
+                (base.row_ids(i), base.row_distances(i)),
+                (ids.as_slice(), ds.as_slice()),
+                "bits {bits} query {i}"
+            );
+        }
+        for engine in engines() {
+            let got = in_pool(2, || knn(q.view(), d.view(), k, None, engine).unwrap());
+            assert_eq!(got, base, "bits {bits} {engine:?}");
+        }
     }
-    for engine in engines() {
-        assert_eq!(in_pool(2, || knn(q.view(), d.view(), k, None, engine).unwrap()), base, "{engine:?}");
+}
+
+#[test]
+fn knn_finds_distances_zero_and_all_bits_on_every_kernel() {
+    // Copies and complements of the query sit among random codes: the extreme distances 0
+    // and `bits` take every bit of the bit-sliced adder's sum.
+    let mut rng = ChaCha8Rng::seed_from_u64(8);
+    for bits in [64usize, 128, 192, 256] {
+        let n = 700;
+        let qb: Vec<bool> = (0..bits).map(|_| rng.random_bool(0.5)).collect();
+        let mut db: Vec<bool> = (0..n * bits).map(|_| rng.random_bool(0.5)).collect();
+        for j in (0..n).step_by(97) {
+            let flip = j % 2 == 1;
+            for (b, &v) in qb.iter().enumerate() {
+                db[j * bits + b] = v ^ flip;
+            }
+        }
+        let q = Codes::from_bools(&qb, 1, bits).unwrap();
+        let d = Codes::from_bools(&db, n, bits).unwrap();
+        let want = ref_knn(&qb, &db, bits, n, None);
+        assert_eq!(want.1[0], 0);
+        assert_eq!(want.1[n - 1], bits as i32);
+        for engine in engines() {
+            let got = knn(q.view(), d.view(), n, None, engine).unwrap();
+            assert_eq!(
+                (got.row_ids(0), got.row_distances(0)),
+                (want.0.as_slice(), want.1.as_slice()),
+                "bits {bits} {engine:?}"
+            );
+        }
     }
 }
 
@@ -235,6 +277,7 @@ fn forcing_an_unsupported_kernel_is_an_error() {
     }
     assert!(Kernel::Auto.resolve().unwrap().is_supported());
     assert_eq!("avx2".parse::<Kernel>().unwrap(), Kernel::Avx2);
+    assert_eq!("sliced".parse::<Kernel>().unwrap(), Kernel::Sliced);
     assert!("sse".parse::<Kernel>().is_err());
 }
 
