@@ -17,6 +17,14 @@ pub(crate) const MAX_WORDS: usize = 64;
 
 /// Bits of the per-lane distance above the adder's eights: 2^HI_LEVELS > 4·MAX_WORDS sixteens.
 const HI_LEVELS: usize = 9;
+/// Most bits of a per-lane distance.
+const NB_MAX: usize = 4 + HI_LEVELS;
+
+/// Bits above the eights that hold the sum of a `w`-word code's 4·w sixteens.
+#[inline(always)]
+fn levels(w: usize) -> usize {
+    (usize::BITS - (4 * w).leading_zeros()) as usize
+}
 
 /// Transposes `codes` (row-major, `w` words each, a multiple of [`LANES`] codes) into `out`.
 ///
@@ -76,8 +84,7 @@ pub(crate) fn query_masks(q: &[u64], out: &mut Vec<[u64; 4]>) {
     out.extend(q.iter().flat_map(|&word| (0..64).map(move |b| [0u64.wrapping_sub(word >> b & 1); 4])));
 }
 
-/// Distances of one plane block's lanes, bit-sliced: `bits[b]` holds bit `b` of every lane's
-/// distance. Used by tests and by the scalar emission of hits.
+/// One lane's distance from bit-sliced distance bits (`bits[b]` holds bit `b` of every lane's).
 #[inline]
 fn lane_distance(bits: &[[u64; 4]], g: usize, i: u32) -> u32 {
     bits.iter().enumerate().fold(0, |d, (b, v)| d | ((v[g] >> i & 1) as u32) << b)
@@ -87,7 +94,7 @@ fn lane_distance(bits: &[[u64; 4]], g: usize, i: u32) -> u32 {
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{lane_distance, Cand, HI_LEVELS, LANES};
+    use super::{lane_distance, levels, Cand, HI_LEVELS, LANES, NB_MAX};
 
     /// Full adder on 256 lanes: (carry, sum) of `a + b + c`.
     #[inline]
@@ -95,6 +102,48 @@ pub(crate) mod x86 {
     fn csa(a: __m256i, b: __m256i, c: __m256i) -> (__m256i, __m256i) {
         let u = _mm256_xor_si256(a, b);
         (_mm256_or_si256(_mm256_and_si256(a, b), _mm256_and_si256(u, c)), _mm256_xor_si256(u, c))
+    }
+
+    /// Bit-sliced distances of one block's 256 lanes to the query: afterwards `bits[b]` holds
+    /// bit `b` of every lane's distance, for `b < 4 + levels(w)`. `p` points at the block's
+    /// `64·w` planes, `qp` at the query's plane masks.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    unsafe fn distance_bits(w: usize, qp: *const __m256i, p: *const __m256i, bits: &mut [__m256i; NB_MAX]) {
+        let z = _mm256_setzero_si256();
+        // Plane i XOR the query's mask i: bit set where code and query differ.
+        let x = |i: usize| _mm256_xor_si256(_mm256_loadu_si256(p.add(i)), _mm256_loadu_si256(qp.add(i)));
+        let (mut ones, mut twos, mut fours, mut eights) = (z, z, z, z);
+        let mut hi = [z; HI_LEVELS];
+        let levels = levels(w);
+        for c in 0..4 * w {
+            let o = 16 * c;
+            let (ta, s) = csa(ones, x(o), x(o + 1));
+            let (tb, s) = csa(s, x(o + 2), x(o + 3));
+            let (fa, t) = csa(twos, ta, tb);
+            let (ta, s) = csa(s, x(o + 4), x(o + 5));
+            let (tb, s) = csa(s, x(o + 6), x(o + 7));
+            let (fb, t) = csa(t, ta, tb);
+            let (ea, f) = csa(fours, fa, fb);
+            let (ta, s) = csa(s, x(o + 8), x(o + 9));
+            let (tb, s) = csa(s, x(o + 10), x(o + 11));
+            let (fa, t) = csa(t, ta, tb);
+            let (ta, s) = csa(s, x(o + 12), x(o + 13));
+            let (tb, s) = csa(s, x(o + 14), x(o + 15));
+            let (fb, t) = csa(t, ta, tb);
+            let (eb, f) = csa(f, fa, fb);
+            let (sixteen, e) = csa(eights, ea, eb);
+            (ones, twos, fours, eights) = (s, t, f, e);
+            // Ripple-add this chunk's sixteens bit into the high bits.
+            let mut carry = sixteen;
+            for h in hi.iter_mut().take(levels) {
+                let next = _mm256_and_si256(*h, carry);
+                *h = _mm256_xor_si256(*h, carry);
+                carry = next;
+            }
+        }
+        bits[..4].copy_from_slice(&[ones, twos, fours, eights]);
+        bits[4..4 + levels].copy_from_slice(&hi[..levels]);
     }
 
     /// Appends every lane of `planes` (blocks from [`super::transpose`], codes of `w` words) whose
@@ -115,60 +164,20 @@ pub(crate) mod x86 {
         out: &mut Vec<Cand>,
     ) {
         let w = if W == 0 { w } else { W };
-        let np = 64 * w;
-        debug_assert!(qm.len() == np && planes.len().is_multiple_of(LANES * w) && w <= super::MAX_WORDS);
-        // 4·w sixteens per lane: `levels` bits hold their sum.
-        let levels = (usize::BITS - (4 * w).leading_zeros()) as usize;
-        let nb = 4 + levels;
+        debug_assert!(qm.len() == 64 * w && planes.len().is_multiple_of(LANES * w) && w <= super::MAX_WORDS);
+        let nb = 4 + levels(w);
         let z = _mm256_setzero_si256();
         let every = _mm256_set1_epi8(-1);
-        let qp = qm.as_ptr().cast::<__m256i>();
+        let mut bits = [z; NB_MAX];
         for (k, block) in planes.chunks_exact(LANES * w).enumerate() {
-            let p = block.as_ptr().cast::<__m256i>();
-            // Plane i XOR the query's mask i: bit set where code and query differ.
-            let x = |i: usize| _mm256_xor_si256(_mm256_loadu_si256(p.add(i)), _mm256_loadu_si256(qp.add(i)));
-            let (mut ones, mut twos, mut fours, mut eights) = (z, z, z, z);
-            let mut hi = [z; HI_LEVELS];
-            for c in 0..4 * w {
-                let o = 16 * c;
-                let (ta, s) = csa(ones, x(o), x(o + 1));
-                let (tb, s) = csa(s, x(o + 2), x(o + 3));
-                let (fa, t) = csa(twos, ta, tb);
-                let (ta, s) = csa(s, x(o + 4), x(o + 5));
-                let (tb, s) = csa(s, x(o + 6), x(o + 7));
-                let (fb, t) = csa(t, ta, tb);
-                let (ea, f) = csa(fours, fa, fb);
-                let (ta, s) = csa(s, x(o + 8), x(o + 9));
-                let (tb, s) = csa(s, x(o + 10), x(o + 11));
-                let (fa, t) = csa(t, ta, tb);
-                let (ta, s) = csa(s, x(o + 12), x(o + 13));
-                let (tb, s) = csa(s, x(o + 14), x(o + 15));
-                let (fb, t) = csa(t, ta, tb);
-                let (eb, f) = csa(f, fa, fb);
-                let (sixteen, e) = csa(eights, ea, eb);
-                (ones, twos, fours, eights) = (s, t, f, e);
-                // Ripple-add this chunk's sixteens bit into the high bits.
-                let mut carry = sixteen;
-                for h in hi.iter_mut().take(levels) {
-                    let next = _mm256_and_si256(*h, carry);
-                    *h = _mm256_xor_si256(*h, carry);
-                    carry = next;
-                }
-            }
-            let bit = |b: usize| match b {
-                0 => ones,
-                1 => twos,
-                2 => fours,
-                3 => eights,
-                _ => hi[b - 4],
-            };
+            distance_bits(w, qm.as_ptr().cast(), block.as_ptr().cast(), &mut bits);
             // Lanes with distance < limit, comparing from the top bit down.
             let lt = if u64::from(limit) >= 1u64 << nb {
                 every
             } else {
                 let (mut lt, mut eq) = (z, every);
                 for b in (0..nb).rev() {
-                    let v = bit(b);
+                    let v = bits[b];
                     if limit >> b & 1 == 1 {
                         lt = _mm256_or_si256(lt, _mm256_andnot_si256(v, eq));
                         eq = _mm256_and_si256(eq, v);
@@ -181,11 +190,10 @@ pub(crate) mod x86 {
             if _mm256_testz_si256(lt, lt) == 1 {
                 continue;
             }
-            let mut hits = [0u64; 4];
-            _mm256_storeu_si256(hits.as_mut_ptr().cast(), lt);
-            let mut bits = [[0u64; 4]; 4 + HI_LEVELS];
-            for (b, v) in bits.iter_mut().enumerate().take(nb) {
-                _mm256_storeu_si256(v.as_mut_ptr().cast(), bit(b));
+            let hits = words(lt);
+            let mut lane_bits = [[0u64; 4]; NB_MAX];
+            for (v, &b) in lane_bits.iter_mut().zip(&bits).take(nb) {
+                *v = words(b);
             }
             let first = base + (k * LANES) as u32;
             for (g, &word) in hits.iter().enumerate() {
@@ -193,11 +201,21 @@ pub(crate) mod x86 {
                 while m != 0 {
                     let i = m.trailing_zeros();
                     m &= m - 1;
-                    let d = lane_distance(&bits[..nb], g, i);
+                    let d = lane_distance(&lane_bits[..nb], g, i);
                     out.push(Cand { idx: first + 64 * g as u32 + i, d });
                 }
             }
         }
+    }
+
+    /// The four 64-lane words of a 256-lane mask.
+    #[inline]
+    #[target_feature(enable = "avx2")]
+    fn words(v: __m256i) -> [u64; 4] {
+        let mut out = [0u64; 4];
+        // SAFETY: `out` is 32 bytes.
+        unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) };
+        out
     }
 }
 
