@@ -171,7 +171,8 @@ impl Imp {
                 match (self.spec, w) {
                     (true, 1) => filter::<1>(w, qm, planes, base, limit, out),
                     (true, 2) => filter::<2>(w, qm, planes, base, limit, out),
-                    (true, 4) => filter::<4>(w, qm, planes, base, limit, out),
+                    // Four words fully unrolled measured slower than the loop (0.35 vs 0.31 s,
+                    // 500 q × 500k 256-bit): the width-generic body serves them.
                     _ => filter::<0>(w, qm, planes, base, limit, out),
                 }
             }
