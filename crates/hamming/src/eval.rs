@@ -110,8 +110,7 @@ pub fn evaluate_with(
                 for qi in b * PR_BLOCK..((b + 1) * PR_BLOCK).min(nq) {
                     let hist =
                         scratch.query(imp, queries.row(qi), query_labels.row(qi), database, database_labels);
-                    let terms = scratch.terms();
-                    per_query_metrics(&hist, terms, metrics, &mut row);
+                    scratch.metrics(&hist, metrics, &mut row);
                     values.extend_from_slice(&row);
                     if pr_curve {
                         add_pr(&hist, &mut part);
@@ -197,24 +196,46 @@ pub(crate) fn add_pr(hist: &Hist, acc: &mut [f64]) {
 /// number of relevant items at positions <= p, packed as `p << 32 | h`.
 pub(crate) type Term = u64;
 
-/// Every metric of one query from its histogram and its relevant items' (p, h) in index order.
-pub(crate) fn per_query_metrics(hist: &Hist, terms: &[Term], metrics: &[Metric], out: &mut [f64]) {
+/// Every metric of one query from its histogram and its relevant items' terms in index order;
+/// `fix` turns a stored term into its final `p << 32 | h` (identity when already final) and
+/// `near` is scratch space.
+///
+/// Map sums every term; one more pass keeps the few terms within the largest @k cutoff, which
+/// the @k metrics then sum: each metric adds the same terms in the same (index) order as a
+/// pass of its own over all terms would — the contract shared with the CUDA backend.
+pub(crate) fn per_query_metrics(
+    hist: &Hist,
+    terms: &[Term],
+    fix: impl Fn(Term) -> Term,
+    metrics: &[Metric],
+    near: &mut Vec<Term>,
+    out: &mut [f64],
+) {
+    let cutoff = |m: &Metric| match *m {
+        Metric::MapAt(k) | Metric::PrecisionAt(k) => Some(k as u64),
+        _ => None,
+    };
+    let ratio = |t: Term| (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
+    let kmax = metrics.iter().filter_map(cutoff).max().unwrap_or(0);
+    // Two plain loops: a push inside the summing loop would keep the running sum in memory
+    // (the push may call the allocator), putting a store and a load on every add.
+    let map = if metrics.contains(&Metric::Map) {
+        terms.iter().fold(0.0f64, |s, &t| s + ratio(fix(t)))
+    } else {
+        0.0
+    };
+    near.clear();
+    if kmax > 0 {
+        near.extend(terms.iter().map(|&t| fix(t)).filter(|t| t >> 32 <= kmax));
+    }
     for (o, metric) in out.iter_mut().zip(metrics) {
-        // Only items within the top k count for the @k metrics; Map takes every term.
-        let k = match *metric {
-            Metric::MapAt(k) | Metric::PrecisionAt(k) => k as u64,
-            _ => u64::MAX,
-        };
-        let (mut s, mut c) = (0.0f64, 0u64);
-        if !matches!(metric, Metric::PrecisionRadius(_)) {
-            // Sequential, in index order: the contract shared with the CUDA backend.
-            for &t in terms {
-                if t >> 32 <= k {
-                    s += (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
-                    c += 1;
-                }
+        let (s, c) = match (metric, cutoff(metric)) {
+            (Metric::Map, _) => (map, terms.len() as u64),
+            (_, Some(k)) => {
+                near.iter().filter(|t| *t >> 32 <= k).fold((0.0f64, 0u64), |(s, c), &t| (s + ratio(t), c + 1))
             }
-        }
+            _ => (0.0, 0),
+        };
         *o = finish_metric(*metric, hist, s, c);
     }
 }
@@ -263,6 +284,12 @@ struct Scratch {
     terms: Vec<Term>,
     /// ... and its distance.
     term_d: Vec<u32>,
+    /// Packed passes leave the terms as counters: `base[d]` (items, hits at distances
+    /// below d) completes them in [`Scratch::metrics`].
+    base: Vec<u64>,
+    packed: bool,
+    /// Terms within the largest @k cutoff (see [`per_query_metrics`]).
+    near: Vec<Term>,
 }
 
 /// Distance buckets held in the fixed-size counter array.
@@ -284,6 +311,9 @@ impl Default for Scratch {
             tile_d: Box::new([0; TILE_BUF]),
             terms: Vec::new(),
             term_d: Vec::new(),
+            base: Vec::new(),
+            packed: false,
+            near: Vec::new(),
         }
     }
 }
@@ -314,12 +344,9 @@ impl Counters for [u64] {
 }
 
 impl Scratch {
-    fn terms(&self) -> &[Term] {
-        &self.terms
-    }
-
-    /// One pass over the database in index order; afterwards `terms()` holds each relevant
-    /// item's (ranking position, hits so far) and the returned histogram the bucket counts.
+    /// One pass over the database in index order; afterwards `terms` holds each relevant
+    /// item's (ranking position, hits so far) — for packed passes still relative to its
+    /// bucket, completed by [`Scratch::metrics`] — and the returned histogram the bucket counts.
     ///
     /// An item's position is (items in closer buckets) + (items of its own bucket up to it);
     /// the second part is a running counter, the first is known once the pass has counted
@@ -362,26 +389,36 @@ impl Scratch {
             hits: cur.iter().map(|&c| c as u32).collect(),
         };
         // Bucket bases: (items, hits) at distances below d, packed like the counters.
-        let base: Vec<u64> = cur
-            .iter()
-            .scan(0u64, |acc, &c| {
-                let b = *acc;
-                *acc += c;
-                Some(b)
-            })
-            .collect();
-        // Both halves stay below 2^32 (n < 2^32 is checked), so the packed adds are exact.
+        self.base.clear();
+        self.base.extend(cur.iter().scan(0u64, |acc, &c| {
+            let b = *acc;
+            *acc += c;
+            Some(b)
+        }));
+        // Packed terms are completed on the fly by `metrics` (its table padded to SMALL
+        // entries, so the lookup needs no bounds check); the others here.
+        self.packed = packed;
         if packed {
-            for t in self.terms.iter_mut() {
-                let d = (*t & PACK_MASK) >> PACK_SHIFT;
-                *t = (*t & !PACK_MASK) + base[d as usize];
-            }
+            self.base.resize(SMALL, 0);
         } else {
             for (t, &d) in self.terms.iter_mut().zip(&self.term_d) {
-                *t += base[d as usize];
+                *t += self.base[d as usize];
             }
         }
         hist
+    }
+
+    /// Every metric of the last [`Scratch::query`] (see [`per_query_metrics`]).
+    fn metrics(&mut self, hist: &Hist, metrics: &[Metric], out: &mut [f64]) {
+        let (terms, near) = (&self.terms, &mut self.near);
+        match self.base.first_chunk::<SMALL>() {
+            Some(base) if self.packed => {
+                // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
+                let fix = |t: Term| (t & !PACK_MASK) + base[((t & PACK_MASK) >> PACK_SHIFT) as usize];
+                per_query_metrics(hist, terms, fix, metrics, near, out);
+            }
+            _ => per_query_metrics(hist, terms, |t| t, metrics, near, out),
+        }
     }
 
     /// The packed pass with each distance computed in the loop by scalar `popcnt` (1- and
@@ -423,9 +460,38 @@ impl Scratch {
     ) {
         let Some(&qw) = q.first_chunk::<W>() else { return };
         let n = db.len();
-        let words = db.as_words();
+        let codes = db.as_words().as_chunks::<W>().0;
         let labels = dl.as_words();
         let lw = dl.words_per_row();
+        if let [q0] = *ql {
+            // One label word per item: write each term straight into the reserved output
+            // (no tile buffer, no mask), four items per loop step.
+            self.terms.reserve(n);
+            let out = self.terms.as_mut_ptr();
+            let mut nt = 0usize;
+            let mut step = |c: &[u64; W], l: u64| {
+                let d = scalar::dist(&qw, c);
+                let r = u64::from(l & q0 != 0);
+                let v = cur.bump(d, 1 << 32 | r);
+                // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
+                unsafe { out.add(nt).write(v) };
+                nt += r as usize;
+            };
+            let (cq, ct) = codes[..n].as_chunks::<4>();
+            let (lq, lt) = labels[..n].as_chunks::<4>();
+            for (c4, l4) in cq.iter().zip(lq) {
+                for (c, &l) in c4.iter().zip(l4) {
+                    step(c, l);
+                }
+            }
+            for (c, &l) in ct.iter().zip(lt) {
+                step(c, l);
+            }
+            // SAFETY: the first nt slots were written above (terms was empty on entry).
+            unsafe { self.terms.set_len(nt) };
+            return;
+        }
+        let words = db.as_words();
         let tile_v = &mut *self.tile_v;
         for t0 in (0..n).step_by(TILE) {
             let t1 = (t0 + TILE).min(n);
