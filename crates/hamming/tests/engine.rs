@@ -264,6 +264,16 @@ fn evaluate_with_matches_reference_and_is_bitwise_stable() {
                 });
                 assert_eq!(got, base, "bits {bits} {engine:?} threads {threads}");
             }
+            // Any subset and order of metrics gives the same bits (the metrics share passes).
+            let subset = [Metric::PrecisionAt(20), Metric::MapAt(5), Metric::MapAt(20)];
+            let got = evaluate_with(q.view(), &ql, d.view(), &dl, &subset, engine, false).unwrap();
+            let five =
+                evaluate_with(q.view(), &ql, d.view(), &dl, &[Metric::MapAt(5)], engine, false).unwrap();
+            assert_eq!(
+                got.metrics,
+                [base.metrics[2], five.metrics[0], base.metrics[1]],
+                "bits {bits} {engine:?}"
+            );
         }
     }
 }
