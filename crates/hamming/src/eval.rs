@@ -217,17 +217,25 @@ pub(crate) fn per_query_metrics(
     };
     let ratio = |t: Term| (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
     let kmax = metrics.iter().filter_map(cutoff).max().unwrap_or(0);
-    // Two plain loops: a push inside the summing loop would keep the running sum in memory
-    // (the push may call the allocator), putting a store and a load on every add.
-    let map = if metrics.contains(&Metric::Map) {
-        terms.iter().fold(0.0f64, |s, &t| s + ratio(fix(t)))
-    } else {
-        0.0
-    };
+    // One loop with no call in it (a possible reallocation would keep the running sum in
+    // memory): Map's sum, and every term written to `near`'s reserved space, kept
+    // (branch-free) when p <= kmax.
+    let want_map = metrics.contains(&Metric::Map);
     near.clear();
-    if kmax > 0 {
-        near.extend(terms.iter().map(|&t| fix(t)).filter(|t| t >> 32 <= kmax));
+    near.reserve(terms.len());
+    let slots = near.spare_capacity_mut();
+    let (mut kept, mut map) = (0usize, 0.0f64);
+    for &t in terms {
+        let t = fix(t);
+        if want_map {
+            map += ratio(t);
+        }
+        // kept <= this term's index < terms.len() <= slots.len().
+        slots[kept].write(t);
+        kept += usize::from(t >> 32 <= kmax);
     }
+    // SAFETY: the loop wrote the first `kept` slots.
+    unsafe { near.set_len(kept) };
     for (o, metric) in out.iter_mut().zip(metrics) {
         let (s, c) = match (metric, cutoff(metric)) {
             (Metric::Map, _) => (map, terms.len() as u64),
