@@ -116,24 +116,25 @@ pub(crate) mod x86 {
         let (mut ones, mut twos, mut fours, mut eights) = (z, z, z, z);
         let mut hi = [z; HI_LEVELS];
         let levels = levels(w);
-        for c in 0..4 * w {
-            let o = 16 * c;
-            let (ta, s) = csa(ones, x(o), x(o + 1));
+        // Adds planes o..o+8 into (ones, twos, fours); returns the eights carry.
+        let add8 = |o: usize, acc: &mut [__m256i; 3]| {
+            let (ta, s) = csa(acc[0], x(o), x(o + 1));
             let (tb, s) = csa(s, x(o + 2), x(o + 3));
-            let (fa, t) = csa(twos, ta, tb);
+            let (fa, t) = csa(acc[1], ta, tb);
             let (ta, s) = csa(s, x(o + 4), x(o + 5));
             let (tb, s) = csa(s, x(o + 6), x(o + 7));
             let (fb, t) = csa(t, ta, tb);
-            let (ea, f) = csa(fours, fa, fb);
-            let (ta, s) = csa(s, x(o + 8), x(o + 9));
-            let (tb, s) = csa(s, x(o + 10), x(o + 11));
-            let (fa, t) = csa(t, ta, tb);
-            let (ta, s) = csa(s, x(o + 12), x(o + 13));
-            let (tb, s) = csa(s, x(o + 14), x(o + 15));
-            let (fb, t) = csa(t, ta, tb);
-            let (eb, f) = csa(f, fa, fb);
+            let (e, f) = csa(acc[2], fa, fb);
+            *acc = [s, t, f];
+            e
+        };
+        for c in 0..4 * w {
+            let mut acc = [ones, twos, fours];
+            let ea = add8(16 * c, &mut acc);
+            let eb = add8(16 * c + 8, &mut acc);
+            [ones, twos, fours] = acc;
             let (sixteen, e) = csa(eights, ea, eb);
-            (ones, twos, fours, eights) = (s, t, f, e);
+            eights = e;
             // Ripple-add this chunk's sixteens bit into the high bits.
             let mut carry = sixteen;
             for h in hi.iter_mut().take(levels) {
