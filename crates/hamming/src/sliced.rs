@@ -16,11 +16,14 @@ pub(crate) const LANES: usize = 256;
 pub(crate) const MAX_WORDS: usize = 64;
 
 /// Bits of the per-lane distance above the adder's eights: 2^HI_LEVELS > 4·MAX_WORDS sixteens.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the AVX2 adder only
 const HI_LEVELS: usize = 9;
 /// Most bits of a per-lane distance.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the AVX2 adder only
 const NB_MAX: usize = 4 + HI_LEVELS;
 
 /// Bits above the eights that hold the sum of a `w`-word code's 4·w sixteens.
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the AVX2 adder only
 #[inline(always)]
 fn levels(w: usize) -> usize {
     (usize::BITS - (4 * w).leading_zeros()) as usize
@@ -85,6 +88,7 @@ pub(crate) fn query_masks(q: &[u64], out: &mut Vec<[u64; 4]>) {
 }
 
 /// One lane's distance from bit-sliced distance bits (`bits[b]` holds bit `b` of every lane's).
+#[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the AVX2 adder only
 #[inline]
 fn lane_distance(bits: &[[u64; 4]], g: usize, i: u32) -> u32 {
     bits.iter().enumerate().fold(0, |d, (b, v)| d | ((v[g] >> i & 1) as u32) << b)
