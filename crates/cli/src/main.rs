@@ -90,8 +90,8 @@ enum Command {
         #[arg(long)]
         quiet: bool,
     },
-    /// Measure training throughput (samples/s) of the unified model against a plain candle
-    /// loop of the same size, in one process.
+    /// Measure speed side by side in one process: training throughput against a plain candle
+    /// loop (`train`), or Hamming search against a naive reference (`search`).
     Bench {
         /// What to measure.
         #[arg(value_enum)]
