@@ -471,51 +471,36 @@ impl Scratch {
         let codes = db.as_words().as_chunks::<W>().0;
         let labels = dl.as_words();
         let lw = dl.words_per_row();
+        // Each term goes straight into the reserved output: no tile buffer, no index mask.
+        self.terms.reserve(n);
+        let out = self.terms.as_mut_ptr();
+        let mut nt = 0usize;
+        let mut step = |c: &[u64; W], rel: bool| {
+            let d = scalar::dist(&qw, c);
+            let r = u64::from(rel);
+            // Branch-free, as in `pass`; the distance travels in the packed counter.
+            let v = cur.bump(d, 1 << 32 | r);
+            // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
+            unsafe { out.add(nt).write(v) };
+            nt += r as usize;
+        };
         if let [q0] = *ql {
-            // One label word per item: write each term straight into the reserved output
-            // (no tile buffer, no mask), four items per loop step.
-            self.terms.reserve(n);
-            let out = self.terms.as_mut_ptr();
-            let mut nt = 0usize;
-            let mut step = |c: &[u64; W], l: u64| {
-                let d = scalar::dist(&qw, c);
-                let r = u64::from(l & q0 != 0);
-                let v = cur.bump(d, 1 << 32 | r);
-                // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
-                unsafe { out.add(nt).write(v) };
-                nt += r as usize;
-            };
+            // One label word per item (the common case): four items per loop step.
             let (cq, ct) = codes[..n].as_chunks::<4>();
             let (lq, lt) = labels[..n].as_chunks::<4>();
             for (c4, l4) in cq.iter().zip(lq) {
                 for (c, &l) in c4.iter().zip(l4) {
-                    step(c, l);
+                    step(c, l & q0 != 0);
                 }
             }
             for (c, &l) in ct.iter().zip(lt) {
-                step(c, l);
+                step(c, l & q0 != 0);
             }
-            // SAFETY: the first nt slots were written above (terms was empty on entry).
-            unsafe { self.terms.set_len(nt) };
-            return;
+        } else {
+            with_relevance(codes[..n].iter(), ql, labels, lw, 0..n, &mut step);
         }
-        let words = db.as_words();
-        let tile_v = &mut *self.tile_v;
-        for t0 in (0..n).step_by(TILE) {
-            let t1 = (t0 + TILE).min(n);
-            let codes = words[t0 * W..t1 * W].as_chunks::<W>().0;
-            let mut nt = 0usize;
-            let step = |c: &[u64; W], rel: bool| {
-                let d = scalar::dist(&qw, c);
-                let r = u64::from(rel);
-                let v = cur.bump(d, 1 << 32 | r);
-                // Branch-free, as in `pass`; the distance travels in the packed counter.
-                tile_v[nt & (TILE_BUF - 1)] = v;
-                nt += r as usize;
-            };
-            with_relevance(codes.iter(), ql, labels, lw, t0..t1, step);
-            self.terms.extend_from_slice(&tile_v[..nt]);
-        }
+        // SAFETY: the first nt slots were written above (terms was empty on entry).
+        unsafe { self.terms.set_len(nt) };
     }
 
     /// With `PACKED`, the counters carry their distance in bits 24..32 and only the terms
