@@ -10,7 +10,8 @@
 //!   orders them by (distance, index). No cap on k: k = N returns the full ranking.
 //! - mAP@all: kernel 1 with relevance bins gives every bucket's base position; kernel 3 walks
 //!   the database in index order with one thread per query, exactly as the CPU engine does, and
-//!   sums h/p in the same order, so GPU and CPU numbers are bit-identical.
+//!   sums h/p in the same order and the same interleaved lanes ([`crate::eval::LANES`]), so GPU
+//!   and CPU numbers are bit-identical.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +20,9 @@ use cudarc::driver::{CudaContext, CudaFunction, CudaSlice, CudaStream, LaunchCon
 
 use crate::codes::CodesView;
 use crate::error::{HammingError, Result};
-use crate::eval::{add_pr, finish_metric, finish_report, validate_views, EvalReport, Hist, PR_BLOCK};
+use crate::eval::{
+    add_pr, combine_lanes, finish_metric, finish_report, validate_views, EvalReport, Hist, LANES, PR_BLOCK,
+};
 use crate::knn::{check_search, Neighbors, NO_DISTANCE, NO_ID};
 use crate::labels::LabelSet;
 use crate::metric::Metric;
@@ -97,8 +100,9 @@ extern "C" __global__ void collect_kernel(const u64* db, u64 n, const u64* q, u3
 
 // One thread per query walks the database in index order (the CPU engine's order): running
 // (position << 32 | hits) per distance bucket, starting from the bucket bases; every relevant
-// item adds h / p to the sums of the metrics whose cut-off it is within.
-// kinds: 0 = all items (map), 1 = position <= cut (map@k, p@k).
+// item adds h / p to the sums of the metrics whose cut-off it is within (u64 max for map).
+// Each metric's i-th term goes to lane i % 4 of its 4 partial sums (the CPU's LaneSum); the
+// host combines them as (l0 + l1) + (l2 + l3).
 extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const u64* q, const u64* ql,
                                      u32 nq, u32 w, u32 lw, u32 nb, const u32* hist,
                                      const u64* cuts, u32 nm, double* sums, u64* counts) {
@@ -113,7 +117,10 @@ extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const 
         u64 miss = h[2 * d], hit = h[2 * d + 1];
         acc += ((miss + hit) << 32) | hit;
     }
-    for (u32 m = 0; m < nm; ++m) { sums[(u64)qi * nm + m] = 0.0; counts[(u64)qi * nm + m] = 0; }
+    for (u32 m = 0; m < nm; ++m) {
+        for (u32 l = 0; l < 4; ++l) sums[((u64)qi * nm + m) * 4 + l] = 0.0;
+        counts[(u64)qi * nm + m] = 0;
+    }
     const u64* qq = q + (u64)qi * w;
     const u64* qqq = ql + (u64)qi * lw;
     for (u64 j = 0; j < n; ++j) {
@@ -126,8 +133,9 @@ extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const 
             double t = (double)(v & 0xffffffffull) / (double)p;
             for (u32 m = 0; m < nm; ++m) {
                 if (p <= cuts[m]) {
-                    sums[(u64)qi * nm + m] += t;
-                    counts[(u64)qi * nm + m] += 1;
+                    u64 c = counts[(u64)qi * nm + m];
+                    sums[((u64)qi * nm + m) * 4 + (c & 3)] += t;
+                    counts[(u64)qi * nm + m] = c + 1;
                 }
             }
         }
@@ -377,14 +385,15 @@ impl CudaBackend {
             })
             .collect();
         let nm = metrics.len();
-        let (mut sums, mut counts) = (vec![0.0f64; nq * nm], vec![0u64; nq * nm]);
+        // LANES partial sums per (query, metric), combined below as the CPU's LaneSum does.
+        let (mut sums, mut counts) = (vec![0.0f64; nq * nm * LANES], vec![0u64; nq * nm]);
         if nm > 0 && n > 0 {
             let threads = (48 * 1024 / (8 * nb)).clamp(1, 64) as u32;
             if 8 * nb > 48 * 1024 {
                 return Err(HammingError::Cuda(format!("{bits}-bit codes need too much shared memory")));
             }
             let dcuts = self.upload(&cuts)?;
-            let mut dsums = self.stream.alloc_zeros::<f64>(nq * nm).map_err(cuda("allocating"))?;
+            let mut dsums = self.stream.alloc_zeros::<f64>(nq * nm * LANES).map_err(cuda("allocating"))?;
             let mut dcounts = self.stream.alloc_zeros::<u64>(nq * nm).map_err(cuda("allocating"))?;
             let cfg = LaunchConfig {
                 grid_dim: ((nq as u32).div_ceil(threads), 1, 1),
@@ -397,7 +406,7 @@ impl CudaBackend {
             b.arg(&ddb).arg(&ddl).arg(&n64).arg(&dq).arg(&dql).arg(&nq32).arg(&w32).arg(&lw32).arg(&nb32);
             b.arg(&dhist).arg(&dcuts).arg(&nm32).arg(&mut dsums).arg(&mut dcounts);
             // SAFETY: argument types and order match ap_kernel; buffers are sized nq·w, nq·lw,
-            // n·w, n·lw, nq·2nb, nm, nq·nm; shared memory holds nb counters per thread.
+            // n·w, n·lw, nq·2nb, nm, nq·nm·4 and nq·nm; shared memory holds nb counters per thread.
             unsafe { b.launch(cfg) }.map_err(cuda("launching ap_kernel"))?;
             sums = self.stream.clone_dtoh(&dsums).map_err(cuda("copying sums"))?;
             counts = self.stream.clone_dtoh(&dcounts).map_err(cuda("copying counts"))?;
@@ -411,7 +420,10 @@ impl CudaBackend {
                 hits: (0..nb).map(|d| h[2 * d + 1]).collect(),
             };
             for (m, metric) in metrics.iter().enumerate() {
-                values[qi * nm + m] = finish_metric(*metric, &hist, sums[qi * nm + m], counts[qi * nm + m]);
+                let at = (qi * nm + m) * LANES;
+                let lanes = std::array::from_fn(|l| sums[at + l]);
+                values[qi * nm + m] =
+                    finish_metric(*metric, &hist, combine_lanes(lanes), counts[qi * nm + m]);
             }
             if pr_curve {
                 // Same fixed blocks of queries as the CPU, so the sums match bit for bit.

@@ -3,9 +3,10 @@
 //! Pass 1 computes each item's key `2·distance + relevant` and a histogram of keys, which gives
 //! every distance bucket's first ranking position and the hits before it. Pass 2 walks the
 //! items in index order (the tie order inside a bucket), so each relevant item's ranking
-//! position p and hits-so-far h are running counters: AP = Σ h/p / R, summed in index order.
-//! That summation order is part of the contract: the CUDA backend sums the same terms in the
-//! same order, so both backends give bit-identical numbers.
+//! position p and hits-so-far h are running counters: AP = Σ h/p / R, summed in index order
+//! into four interleaved lanes ([`LaneSum`]). That summation order is part of the contract: the
+//! CUDA backend sums the same terms in the same order and lanes, so both backends give
+//! bit-identical numbers.
 
 use rayon::prelude::*;
 
@@ -196,13 +197,61 @@ pub(crate) fn add_pr(hist: &Hist, acc: &mut [f64]) {
 /// number of relevant items at positions <= p, packed as `p << 32 | h`.
 pub(crate) type Term = u64;
 
+/// Interleaved partial sums per metric: the i-th term a metric adds goes to lane i % LANES.
+///
+/// Part of the numbers' contract (the CUDA kernel keeps the same lanes): independent lanes
+/// let the divisions and adds of consecutive terms overlap, where one running sum would wait
+/// for each add in turn.
+pub(crate) const LANES: usize = 4;
+
+/// Running sum of one metric in [`LANES`] interleaved lanes.
+#[derive(Clone, Copy, Debug, Default)]
+pub(crate) struct LaneSum {
+    lanes: [f64; LANES],
+    count: u64,
+}
+
+impl LaneSum {
+    /// Adds the next term.
+    #[inline(always)]
+    pub(crate) fn add(&mut self, x: f64) {
+        self.lanes[self.count as usize % LANES] += x;
+        self.count += 1;
+    }
+
+    /// The combined lanes ([`combine_lanes`]) and the number of terms added.
+    pub(crate) fn finish(&self) -> (f64, u64) {
+        (combine_lanes(self.lanes), self.count)
+    }
+}
+
+/// A metric's sum from its lanes, pairwise: `(l0 + l1) + (l2 + l3)`.
+pub(crate) fn combine_lanes(lanes: [f64; LANES]) -> f64 {
+    let [a, b, c, d] = lanes;
+    (a + b) + (c + d)
+}
+
+/// `x` as f64, exactly, for `x < 2^52`: integer OR and one subtraction, which vectorise
+/// (a u64 → f64 conversion does not before AVX-512).
+#[inline(always)]
+fn exact_f64(x: u64) -> f64 {
+    const TWO52: u64 = 0x4330_0000_0000_0000;
+    f64::from_bits(TWO52 | x) - f64::from_bits(TWO52)
+}
+
+/// A term's `h / p`.
+#[inline(always)]
+fn term_ratio(t: Term) -> f64 {
+    exact_f64(t & 0xffff_ffff) / exact_f64(t >> 32)
+}
+
 /// Every metric of one query from its histogram and its relevant items' terms in index order;
 /// `fix` turns a stored term into its final `p << 32 | h` (identity when already final) and
 /// `near` is scratch space.
 ///
-/// Map sums every term; one more pass keeps the few terms within the largest @k cutoff, which
-/// the @k metrics then sum: each metric adds the same terms in the same (index) order as a
-/// pass of its own over all terms would — the contract shared with the CUDA backend.
+/// Map sums every term; the same loop keeps the few terms within the largest @k cutoff, which
+/// the @k metrics then sum. Each metric adds its terms in index order into [`LaneSum`] lanes,
+/// as a pass of its own over all terms would — the contract shared with the CUDA backend.
 pub(crate) fn per_query_metrics(
     hist: &Hist,
     terms: &[Term],
@@ -215,32 +264,30 @@ pub(crate) fn per_query_metrics(
         Metric::MapAt(k) | Metric::PrecisionAt(k) => Some(k as u64),
         _ => None,
     };
-    let ratio = |t: Term| (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
     let kmax = metrics.iter().filter_map(cutoff).max().unwrap_or(0);
-    // One loop with no call in it (a possible reallocation would keep the running sum in
-    // memory): Map's sum, and every term written to `near`'s reserved space, kept
-    // (branch-free) when p <= kmax.
     let want_map = metrics.contains(&Metric::Map);
     near.clear();
     near.reserve(terms.len());
-    let slots = near.spare_capacity_mut();
-    let (mut kept, mut map) = (0usize, 0.0f64);
-    for &t in terms {
-        let t = fix(t);
-        if want_map {
-            map += ratio(t);
+    let (kept, map) = match want_map {
+        #[cfg(target_arch = "x86_64")]
+        true if std::arch::is_x86_feature_detected!("avx2") => {
+            // SAFETY: AVX2 was just detected.
+            unsafe { map_and_near_avx2(terms, &fix, kmax, near) }
         }
-        // kept <= this term's index < terms.len() <= slots.len().
-        slots[kept].write(t);
-        kept += usize::from(t >> 32 <= kmax);
-    }
-    // SAFETY: the loop wrote the first `kept` slots.
+        true => map_and_near::<true>(terms, &fix, kmax, near),
+        false => map_and_near::<false>(terms, &fix, kmax, near),
+    };
+    // SAFETY: `map_and_near` wrote the first `kept` slots of the reserved space.
     unsafe { near.set_len(kept) };
     for (o, metric) in out.iter_mut().zip(metrics) {
         let (s, c) = match (metric, cutoff(metric)) {
             (Metric::Map, _) => (map, terms.len() as u64),
             (_, Some(k)) => {
-                near.iter().filter(|t| *t >> 32 <= k).fold((0.0f64, 0u64), |(s, c), &t| (s + ratio(t), c + 1))
+                let mut sum = LaneSum::default();
+                for &t in near.iter().filter(|t| *t >> 32 <= k) {
+                    sum.add(term_ratio(t));
+                }
+                sum.finish()
             }
             _ => (0.0, 0),
         };
@@ -248,8 +295,96 @@ pub(crate) fn per_query_metrics(
     }
 }
 
-/// One metric of one query from its histogram, the index-order sum of h/p over the relevant
-/// items it covers and their count (shared by the CPU and CUDA backends).
+/// [`map_and_near`] with Map, in AVX2: a step's four divisions in one 256-bit instruction,
+/// lane k of the register being lane k of the sum (the same IEEE divisions and adds, so the
+/// same bits as the portable loop).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn map_and_near_avx2(
+    terms: &[Term],
+    fix: &impl Fn(Term) -> Term,
+    kmax: u64,
+    near: &mut Vec<Term>,
+) -> (usize, f64) {
+    use std::arch::x86_64::*;
+    let slots = &mut near.spare_capacity_mut()[..terms.len()];
+    let mut kept = 0usize;
+    let (chunks, rest) = terms.as_chunks::<LANES>();
+    let two52 = _mm256_set1_epi64x(0x4330_0000_0000_0000);
+    let low = _mm256_set1_epi64x(0xffff_ffff);
+    let mut acc = _mm256_setzero_pd();
+    for c in chunks {
+        let t: [Term; LANES] = std::array::from_fn(|k| fix(c[k]));
+        for &tk in &t {
+            slots[kept].write(tk);
+            kept += usize::from(tk >> 32 <= kmax);
+        }
+        let v = _mm256_set_epi64x(t[3] as i64, t[2] as i64, t[1] as i64, t[0] as i64);
+        // exact_f64 of h and p, four at a time.
+        let h = _mm256_sub_pd(
+            _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(v, low), two52)),
+            _mm256_castsi256_pd(two52),
+        );
+        let p = _mm256_sub_pd(
+            _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<32>(v), two52)),
+            _mm256_castsi256_pd(two52),
+        );
+        acc = _mm256_add_pd(acc, _mm256_div_pd(h, p));
+    }
+    let mut lanes = [0.0f64; LANES];
+    _mm256_storeu_pd(lanes.as_mut_ptr(), acc);
+    for (k, &t) in rest.iter().enumerate() {
+        let t = fix(t);
+        slots[kept].write(t);
+        kept += usize::from(t >> 32 <= kmax);
+        lanes[k] += term_ratio(t);
+    }
+    let sum = LaneSum { lanes, count: terms.len() as u64 };
+    (kept, sum.finish().0)
+}
+
+/// Map's lane sum over all terms (with `MAP`) and every term with p <= kmax written, in order,
+/// to `near`'s reserved space; returns (terms written, Map's sum). One loop with no call in
+/// it (a possible reallocation would keep the running sums in memory), four terms a step so
+/// the lanes stay in registers and the four divisions can share one vector instruction.
+#[inline(always)]
+fn map_and_near<const MAP: bool>(
+    terms: &[Term],
+    fix: &impl Fn(Term) -> Term,
+    kmax: u64,
+    near: &mut Vec<Term>,
+) -> (usize, f64) {
+    let slots = &mut near.spare_capacity_mut()[..terms.len()];
+    let mut kept = 0usize;
+    let mut lanes = [0.0f64; LANES];
+    let (chunks, rest) = terms.as_chunks::<LANES>();
+    for c in chunks {
+        let t: [Term; LANES] = std::array::from_fn(|k| fix(c[k]));
+        for &tk in &t {
+            // Branch-free: kept <= this term's index < terms.len() = slots.len().
+            slots[kept].write(tk);
+            kept += usize::from(tk >> 32 <= kmax);
+        }
+        if MAP {
+            for k in 0..LANES {
+                lanes[k] += term_ratio(t[k]);
+            }
+        }
+    }
+    for (k, &t) in rest.iter().enumerate() {
+        let t = fix(t);
+        slots[kept].write(t);
+        kept += usize::from(t >> 32 <= kmax);
+        if MAP {
+            lanes[k] += term_ratio(t);
+        }
+    }
+    let sum = LaneSum { lanes, count: terms.len() as u64 };
+    (kept, sum.finish().0)
+}
+
+/// One metric of one query from its histogram, the lane sum ([`LaneSum`]) of h/p over the
+/// relevant items it covers and their count (shared by the CPU and CUDA backends).
 pub(crate) fn finish_metric(metric: Metric, hist: &Hist, sum: f64, count: u64) -> f64 {
     let n: u64 = hist.total.iter().map(|&t| u64::from(t)).sum();
     match metric {
@@ -567,6 +702,73 @@ fn with_relevance<T>(
     } else {
         for (it, l) in items.zip(labels[rows.start * lw..rows.end * lw].chunks_exact(lw)) {
             step(it, ql.iter().zip(l).any(|(a, b)| a & b != 0));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
+
+    /// Terms of a plausible query: increasing positions, hits <= positions.
+    fn terms(n: usize, seed: u64) -> Vec<Term> {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (mut p, mut h) = (0u64, 0u64);
+        (0..n)
+            .map(|_| {
+                p += rng.random_range(1..20);
+                h += 1;
+                p << 32 | h
+            })
+            .collect()
+    }
+
+    /// The contract written out plainly: the i-th term in lane i % 4, lanes combined pairwise.
+    fn lane_reference(terms: &[Term]) -> f64 {
+        let mut l = [0.0f64; 4];
+        for (i, &t) in terms.iter().enumerate() {
+            l[i % 4] += (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
+        }
+        (l[0] + l[1]) + (l[2] + l[3])
+    }
+
+    #[test]
+    fn map_sum_follows_the_lane_contract_on_every_path() {
+        // Lengths 0..9 cover every tail; 1001 a long run.
+        for (seed, n) in (0..10).chain([1001]).enumerate() {
+            let t = terms(n, seed as u64);
+            let want = lane_reference(&t);
+            let kmax = t.get(n / 2).map_or(0, |x| x >> 32);
+            let want_near: Vec<Term> = t.iter().copied().filter(|x| x >> 32 <= kmax).collect();
+            let mut near = Vec::with_capacity(n);
+            let (kept, got) = map_and_near::<true>(&t, &|x| x, kmax, &mut near);
+            // SAFETY: map_and_near wrote `kept` slots.
+            unsafe { near.set_len(kept) };
+            assert_eq!(got.to_bits(), want.to_bits(), "portable, {n} terms");
+            assert_eq!(near, want_near, "portable, {n} terms");
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                let mut near = Vec::with_capacity(n);
+                // SAFETY: AVX2 was just detected.
+                let (kept, got) = unsafe { map_and_near_avx2(&t, &|x| x, kmax, &mut near) };
+                // SAFETY: as above.
+                unsafe { near.set_len(kept) };
+                assert_eq!(got.to_bits(), want.to_bits(), "avx2, {n} terms");
+                assert_eq!(near, want_near, "avx2, {n} terms");
+            }
+            // LaneSum (the @k metrics' sum) is the same contract.
+            let mut s = LaneSum::default();
+            t.iter().for_each(|&x| s.add(term_ratio(x)));
+            assert_eq!(s.finish(), (want, n as u64));
+        }
+    }
+
+    #[test]
+    fn exact_f64_is_exact_up_to_32_bits() {
+        for x in [0u64, 1, 2, 3, 1 << 24, (1 << 24) + 1, u32::MAX as u64 - 1, u32::MAX as u64] {
+            assert_eq!(exact_f64(x), x as f64);
         }
     }
 }
