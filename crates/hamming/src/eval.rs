@@ -274,8 +274,8 @@ pub(crate) fn per_query_metrics(
             // SAFETY: AVX2 was just detected.
             unsafe { map_and_near_avx2(terms, &fix, kmax, near) }
         }
-        true => map_and_near::<true>(terms, &fix, kmax, near),
-        false => map_and_near::<false>(terms, &fix, kmax, near),
+        true => map_and_near(terms, &fix, kmax, near, Some(add4_portable)),
+        false => map_and_near(terms, &fix, kmax, near, None::<fn(&mut [f64; LANES], &[Term; LANES])>),
     };
     // SAFETY: `map_and_near` wrote the first `kept` slots of the reserved space.
     unsafe { near.set_len(kept) };
@@ -296,63 +296,51 @@ pub(crate) fn per_query_metrics(
 }
 
 /// [`map_and_near`] with Map, in AVX2: a step's four divisions in one 256-bit instruction,
-/// lane k of the register being lane k of the sum (the same IEEE divisions and adds, so the
-/// same bits as the portable loop).
+/// register lane k being lane k of the sum (the same IEEE divisions and adds, so the same bits
+/// as the portable loop).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn map_and_near_avx2(
+fn map_and_near_avx2(
     terms: &[Term],
     fix: &impl Fn(Term) -> Term,
     kmax: u64,
     near: &mut Vec<Term>,
 ) -> (usize, f64) {
     use std::arch::x86_64::*;
-    let slots = &mut near.spare_capacity_mut()[..terms.len()];
-    let mut kept = 0usize;
-    let (chunks, rest) = terms.as_chunks::<LANES>();
     let two52 = _mm256_set1_epi64x(0x4330_0000_0000_0000);
     let low = _mm256_set1_epi64x(0xffff_ffff);
-    let mut acc = _mm256_setzero_pd();
-    for c in chunks {
-        let t: [Term; LANES] = std::array::from_fn(|k| fix(c[k]));
-        for &tk in &t {
-            slots[kept].write(tk);
-            kept += usize::from(tk >> 32 <= kmax);
-        }
-        let v = _mm256_set_epi64x(t[3] as i64, t[2] as i64, t[1] as i64, t[0] as i64);
-        // exact_f64 of h and p, four at a time.
-        let h = _mm256_sub_pd(
-            _mm256_castsi256_pd(_mm256_or_si256(_mm256_and_si256(v, low), two52)),
-            _mm256_castsi256_pd(two52),
-        );
-        let p = _mm256_sub_pd(
-            _mm256_castsi256_pd(_mm256_or_si256(_mm256_srli_epi64::<32>(v), two52)),
-            _mm256_castsi256_pd(two52),
-        );
-        acc = _mm256_add_pd(acc, _mm256_div_pd(h, p));
-    }
-    let mut lanes = [0.0f64; LANES];
-    _mm256_storeu_pd(lanes.as_mut_ptr(), acc);
-    for (k, &t) in rest.iter().enumerate() {
-        let t = fix(t);
-        slots[kept].write(t);
-        kept += usize::from(t >> 32 <= kmax);
-        lanes[k] += term_ratio(t);
-    }
-    let sum = LaneSum { lanes, count: terms.len() as u64 };
-    (kept, sum.finish().0)
+    // exact_f64 four at a time.
+    let exact = |x: __m256i| {
+        _mm256_sub_pd(_mm256_castsi256_pd(_mm256_or_si256(x, two52)), _mm256_castsi256_pd(two52))
+    };
+    map_and_near(
+        terms,
+        fix,
+        kmax,
+        near,
+        Some(|lanes: &mut [f64; LANES], t: &[Term; LANES]| {
+            let v = _mm256_set_epi64x(t[3] as i64, t[2] as i64, t[1] as i64, t[0] as i64);
+            let ratio = _mm256_div_pd(exact(_mm256_and_si256(v, low)), exact(_mm256_srli_epi64::<32>(v)));
+            // SAFETY: both pointers are to four f64s.
+            unsafe {
+                let acc = _mm256_add_pd(_mm256_loadu_pd(lanes.as_ptr()), ratio);
+                _mm256_storeu_pd(lanes.as_mut_ptr(), acc);
+            }
+        }),
+    )
 }
 
-/// Map's lane sum over all terms (with `MAP`) and every term with p <= kmax written, in order,
-/// to `near`'s reserved space; returns (terms written, Map's sum). One loop with no call in
-/// it (a possible reallocation would keep the running sums in memory), four terms a step so
-/// the lanes stay in registers and the four divisions can share one vector instruction.
+/// Map's lane sum over all terms (`add4` adds a step's four `h / p` to the lanes; `None`
+/// without Map) and every term with p <= kmax written, in order, to `near`'s reserved space;
+/// returns (terms written, Map's sum). One loop with no call in it (a possible reallocation
+/// would keep the running sums in memory), four terms a step so the lanes stay in registers.
 #[inline(always)]
-fn map_and_near<const MAP: bool>(
+fn map_and_near(
     terms: &[Term],
     fix: &impl Fn(Term) -> Term,
     kmax: u64,
     near: &mut Vec<Term>,
+    mut add4: Option<impl FnMut(&mut [f64; LANES], &[Term; LANES])>,
 ) -> (usize, f64) {
     let slots = &mut near.spare_capacity_mut()[..terms.len()];
     let mut kept = 0usize;
@@ -365,22 +353,26 @@ fn map_and_near<const MAP: bool>(
             slots[kept].write(tk);
             kept += usize::from(tk >> 32 <= kmax);
         }
-        if MAP {
-            for k in 0..LANES {
-                lanes[k] += term_ratio(t[k]);
-            }
+        if let Some(add4) = &mut add4 {
+            add4(&mut lanes, &t);
         }
     }
     for (k, &t) in rest.iter().enumerate() {
         let t = fix(t);
         slots[kept].write(t);
         kept += usize::from(t >> 32 <= kmax);
-        if MAP {
-            lanes[k] += term_ratio(t);
-        }
+        lanes[k] += term_ratio(t);
     }
     let sum = LaneSum { lanes, count: terms.len() as u64 };
-    (kept, sum.finish().0)
+    (kept, if add4.is_some() { sum.finish().0 } else { 0.0 })
+}
+
+/// The portable `add4` of [`map_and_near`].
+#[inline(always)]
+fn add4_portable(lanes: &mut [f64; LANES], t: &[Term; LANES]) {
+    for k in 0..LANES {
+        lanes[k] += term_ratio(t[k]);
+    }
 }
 
 /// One metric of one query from its histogram, the lane sum ([`LaneSum`]) of h/p over the
@@ -743,7 +735,7 @@ mod tests {
             let kmax = t.get(n / 2).map_or(0, |x| x >> 32);
             let want_near: Vec<Term> = t.iter().copied().filter(|x| x >> 32 <= kmax).collect();
             let mut near = Vec::with_capacity(n);
-            let (kept, got) = map_and_near::<true>(&t, &|x| x, kmax, &mut near);
+            let (kept, got) = map_and_near(&t, &|x| x, kmax, &mut near, Some(add4_portable));
             // SAFETY: map_and_near wrote `kept` slots.
             unsafe { near.set_len(kept) };
             assert_eq!(got.to_bits(), want.to_bits(), "portable, {n} terms");
