@@ -427,6 +427,8 @@ struct Scratch {
     near: Vec<Term>,
 }
 
+/// Items whose increments the fused walk computes ahead of it (an L1-sized buffer).
+const INC_TILE: usize = 256;
 /// Distance buckets held in the fixed-size counter array.
 const SMALL: usize = 256;
 /// Where a packed counter keeps its distance (bits 24..32, under the item count).
@@ -571,10 +573,14 @@ impl Scratch {
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
         if matches!(imp.kernel(), Kernel::Popcnt | Kernel::Avx2 | Kernel::Sliced | Kernel::Avx512) {
-            // SAFETY: the kernel was resolved against the CPU, and each of these has POPCNT.
-            match imp.specialised_words() {
-                Some(1) => unsafe { self.fused_popcnt::<1>(q, ql, db, dl, cur) },
-                Some(2) => unsafe { self.fused_popcnt::<2>(q, ql, db, dl, cur) },
+            let avx2 = imp.kernel() != Kernel::Popcnt;
+            // SAFETY: the kernel was resolved against the CPU: each of these has POPCNT, and
+            // all but `Popcnt` AVX2.
+            match (imp.specialised_words(), avx2) {
+                (Some(1), false) => unsafe { self.fused_popcnt::<1>(q, ql, db, dl, cur) },
+                (Some(2), false) => unsafe { self.fused_popcnt::<2>(q, ql, db, dl, cur) },
+                (Some(1), true) => unsafe { self.fused_popcnt_avx2::<1>(q, ql, db, dl, cur) },
+                (Some(2), true) => unsafe { self.fused_popcnt_avx2::<2>(q, ql, db, dl, cur) },
                 _ => return false,
             }
             return true;
@@ -593,41 +599,80 @@ impl Scratch {
         dl: &LabelSet,
         cur: &mut [u64; SMALL],
     ) {
+        self.fused_walk::<W>(q, ql, db, dl, cur)
+    }
+
+    /// [`Scratch::fused_popcnt`] with AVX2 for the vectorised relevance of a tile.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "popcnt,avx2")]
+    unsafe fn fused_popcnt_avx2<const W: usize>(
+        &mut self,
+        q: &[u64],
+        ql: &[u64],
+        db: CodesView<'_>,
+        dl: &LabelSet,
+        cur: &mut [u64; SMALL],
+    ) {
+        self.fused_walk::<W>(q, ql, db, dl, cur)
+    }
+
+    /// The body of the fused passes (inlined into each, so it gets their target features).
+    #[inline(always)]
+    fn fused_walk<const W: usize>(
+        &mut self,
+        q: &[u64],
+        ql: &[u64],
+        db: CodesView<'_>,
+        dl: &LabelSet,
+        cur: &mut [u64; SMALL],
+    ) {
         let Some(&qw) = q.first_chunk::<W>() else { return };
         let n = db.len();
-        let codes = db.as_words().as_chunks::<W>().0;
+        let codes = &db.as_words().as_chunks::<W>().0[..n];
         let labels = dl.as_words();
         let lw = dl.words_per_row();
         // Each term goes straight into the reserved output: no tile buffer, no index mask.
         self.terms.reserve(n);
         let out = self.terms.as_mut_ptr();
-        let mut nt = 0usize;
-        let mut step = |c: &[u64; W], rel: bool| {
+        // u32: packed passes have n < 2^24, and a 32-bit add needs no separate zero-extension.
+        let mut nt = 0u32;
+        // `inc` = 1 << 32 | relevant: one more item in the bucket, and maybe one more hit.
+        let mut step = |c: &[u64; W], inc: u64| {
             let d = scalar::dist(&qw, c);
-            let r = u64::from(rel);
             // Branch-free, as in `pass`; the distance travels in the packed counter.
-            let v = cur.bump(d, 1 << 32 | r);
+            let v = cur.bump(d, inc);
             // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
-            unsafe { out.add(nt).write(v) };
-            nt += r as usize;
+            unsafe { out.add(nt as usize).write(v) };
+            nt += inc as u32;
         };
         if let [q0] = *ql {
-            // One label word per item (the common case): four items per loop step.
-            let (cq, ct) = codes[..n].as_chunks::<4>();
-            let (lq, lt) = labels[..n].as_chunks::<4>();
-            for (c4, l4) in cq.iter().zip(lq) {
-                for (c, &l) in c4.iter().zip(l4) {
-                    step(c, l & q0 != 0);
+            // One label word per item (the common case). A tile's increments are computed
+            // first, in a loop the compiler vectorises; the walk then loads each item's
+            // increment instead of testing its labels: ~9 instructions per item instead of ~12
+            // (a standalone loop: 1.0 vs 1.4 ns per item).
+            let mut incs = [0u64; INC_TILE];
+            for (ct, lt) in codes.chunks(INC_TILE).zip(labels[..n].chunks(INC_TILE)) {
+                let incs = &mut incs[..lt.len()];
+                for (i, &l) in incs.iter_mut().zip(lt) {
+                    *i = 1 << 32 | u64::from(l & q0 != 0);
+                }
+                // Four items per loop step.
+                let (cq, cr) = ct.as_chunks::<4>();
+                let (iq, ir) = incs.as_chunks::<4>();
+                for (c4, i4) in cq.iter().zip(iq) {
+                    for (c, &i) in c4.iter().zip(i4) {
+                        step(c, i);
+                    }
+                }
+                for (c, &i) in cr.iter().zip(ir) {
+                    step(c, i);
                 }
             }
-            for (c, &l) in ct.iter().zip(lt) {
-                step(c, l & q0 != 0);
-            }
         } else {
-            with_relevance(codes[..n].iter(), ql, labels, lw, 0..n, &mut step);
+            with_relevance(codes.iter(), ql, labels, lw, 0..n, |c, rel| step(c, 1 << 32 | u64::from(rel)));
         }
         // SAFETY: the first nt slots were written above (terms was empty on entry).
-        unsafe { self.terms.set_len(nt) };
+        unsafe { self.terms.set_len(nt as usize) };
     }
 
     /// With `PACKED`, the counters carry their distance in bits 24..32 and only the terms
