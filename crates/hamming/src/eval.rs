@@ -344,23 +344,26 @@ fn map_and_near(
 ) -> (usize, f64) {
     let slots = &mut near.spare_capacity_mut()[..terms.len()];
     let mut kept = 0usize;
+    // p <= kmax exactly when the term (p << 32 | h, with p, h < 2^32) is <= this.
+    let limit = kmax.min(u32::MAX.into()) << 32 | 0xffff_ffff;
+    // Branch-free: every term is written at `kept` and kept if within the cutoff.
+    let mut keep = |t: Term| {
+        // SAFETY: kept <= the index of this term < terms.len() = slots.len().
+        unsafe { slots.get_unchecked_mut(kept).write(t) };
+        kept += usize::from(t <= limit);
+    };
     let mut lanes = [0.0f64; LANES];
     let (chunks, rest) = terms.as_chunks::<LANES>();
     for c in chunks {
         let t: [Term; LANES] = std::array::from_fn(|k| fix(c[k]));
-        for &tk in &t {
-            // Branch-free: kept <= this term's index < terms.len() = slots.len().
-            slots[kept].write(tk);
-            kept += usize::from(tk >> 32 <= kmax);
-        }
+        t.iter().for_each(|&tk| keep(tk));
         if let Some(add4) = &mut add4 {
             add4(&mut lanes, &t);
         }
     }
     for (k, &t) in rest.iter().enumerate() {
         let t = fix(t);
-        slots[kept].write(t);
-        kept += usize::from(t >> 32 <= kmax);
+        keep(t);
         lanes[k] += term_ratio(t);
     }
     let sum = LaneSum { lanes, count: terms.len() as u64 };
@@ -536,7 +539,12 @@ impl Scratch {
         // entries, so the lookup needs no bounds check); the others here.
         self.packed = packed;
         if packed {
+            // A packed term of bucket d carries d << PACK_SHIFT on top of its counts: the
+            // table subtracts it as it adds the base (wrapping; the sum is the exact term).
             self.base.resize(SMALL, 0);
+            for (d, b) in self.base.iter_mut().enumerate() {
+                *b = b.wrapping_sub((d as u64) << PACK_SHIFT);
+            }
         } else {
             for (t, &d) in self.terms.iter_mut().zip(&self.term_d) {
                 *t += self.base[d as usize];
@@ -550,8 +558,9 @@ impl Scratch {
         let (terms, near) = (&self.terms, &mut self.near);
         match self.base.first_chunk::<SMALL>() {
             Some(base) if self.packed => {
-                // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact.
-                let fix = |t: Term| (t & !PACK_MASK) + base[((t & PACK_MASK) >> PACK_SHIFT) as usize];
+                // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact;
+                // the 32-bit shift leaves exactly the distance byte (bits 24..32).
+                let fix = |t: Term| t.wrapping_add(base[(t as u32 >> PACK_SHIFT) as usize]);
                 per_query_metrics(hist, terms, fix, metrics, near, out);
             }
             _ => per_query_metrics(hist, terms, |t| t, metrics, near, out),
