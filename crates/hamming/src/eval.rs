@@ -407,6 +407,26 @@ fn ratio(num: f64, den: u64) -> f64 {
     }
 }
 
+/// A [`Scratch::fused_walk`] compiled for one set of target features (the body is inlined,
+/// so it is compiled with them).
+macro_rules! fused_variant {
+    ($(#[$doc:meta])* $name:ident, $features:literal) => {
+        $(#[$doc])*
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $features)]
+        unsafe fn $name<const W: usize>(
+            &mut self,
+            q: &[u64],
+            ql: &[u64],
+            db: CodesView<'_>,
+            dl: &LabelSet,
+            cur: &mut [u64; SMALL],
+        ) {
+            self.fused_walk::<W>(q, ql, db, dl, cur)
+        }
+    };
+}
+
 /// Per-worker buffers, reused across queries.
 struct Scratch {
     dist: Vec<u32>,
@@ -598,32 +618,14 @@ impl Scratch {
         false
     }
 
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "popcnt")]
-    unsafe fn fused_popcnt<const W: usize>(
-        &mut self,
-        q: &[u64],
-        ql: &[u64],
-        db: CodesView<'_>,
-        dl: &LabelSet,
-        cur: &mut [u64; SMALL],
-    ) {
-        self.fused_walk::<W>(q, ql, db, dl, cur)
-    }
-
-    /// [`Scratch::fused_popcnt`] with AVX2 for the vectorised relevance of a tile.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "popcnt,avx2")]
-    unsafe fn fused_popcnt_avx2<const W: usize>(
-        &mut self,
-        q: &[u64],
-        ql: &[u64],
-        db: CodesView<'_>,
-        dl: &LabelSet,
-        cur: &mut [u64; SMALL],
-    ) {
-        self.fused_walk::<W>(q, ql, db, dl, cur)
-    }
+    fused_variant!(
+        /// [`Scratch::fused_walk`] with POPCNT.
+        fused_popcnt, "popcnt"
+    );
+    fused_variant!(
+        /// [`Scratch::fused_walk`] with POPCNT and AVX2 (the vectorised relevance of a tile).
+        fused_popcnt_avx2, "popcnt,avx2"
+    );
 
     /// The body of the fused passes (inlined into each, so it gets their target features).
     #[inline(always)]
