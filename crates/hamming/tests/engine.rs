@@ -276,6 +276,9 @@ fn evaluate_with_matches_reference_and_is_bitwise_stable() {
                 [base.metrics[2], five.metrics[0], base.metrics[1]],
                 "bits {bits} {engine:?}"
             );
+            // Map alone (no @k metric: nothing kept for them) gives the same bits too.
+            let map = evaluate_with(q.view(), &ql, d.view(), &dl, &[Metric::Map], engine, false).unwrap();
+            assert_eq!(map.metrics, [base.metrics[0]], "bits {bits} {engine:?} map alone");
         }
     }
 }
