@@ -143,6 +143,9 @@ extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const 
 }
 "#;
 
+// ap_kernel spells the lane count out as 4 (the `& 3` and `* 4` of its sums).
+const _: () = assert!(LANES == 4);
+
 /// Timing of a histogram-only scan ([`CudaBackend::scan_bandwidth`]).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ScanStats {

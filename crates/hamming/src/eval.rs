@@ -414,18 +414,15 @@ macro_rules! fused_variant {
         $(#[$doc])*
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe fn $name<const W: usize>(
-            &mut self,
-            q: &[u64],
-            ql: &[u64],
-            db: CodesView<'_>,
-            dl: &LabelSet,
-            cur: &mut [u64; SMALL],
-        ) {
-            self.fused_walk::<W>(q, ql, db, dl, cur)
+        unsafe fn $name<const W: usize>(&mut self, args: FusedArgs<'_>) {
+            self.fused_walk::<W>(args)
         }
     };
 }
+
+/// What a fused walk reads and updates: query code and labels, database codes and labels, and
+/// the packed bucket counters.
+type FusedArgs<'a> = (&'a [u64], &'a [u64], CodesView<'a>, &'a LabelSet, &'a mut [u64; SMALL]);
 
 /// Per-worker buffers, reused across queries.
 struct Scratch {
@@ -605,11 +602,12 @@ impl Scratch {
             let avx2 = imp.kernel() != Kernel::Popcnt;
             // SAFETY: the kernel was resolved against the CPU: each of these has POPCNT, and
             // all but `Popcnt` AVX2.
+            let args = (q, ql, db, dl, cur);
             match (imp.specialised_words(), avx2) {
-                (Some(1), false) => unsafe { self.fused_popcnt::<1>(q, ql, db, dl, cur) },
-                (Some(2), false) => unsafe { self.fused_popcnt::<2>(q, ql, db, dl, cur) },
-                (Some(1), true) => unsafe { self.fused_popcnt_avx2::<1>(q, ql, db, dl, cur) },
-                (Some(2), true) => unsafe { self.fused_popcnt_avx2::<2>(q, ql, db, dl, cur) },
+                (Some(1), false) => unsafe { self.fused_popcnt::<1>(args) },
+                (Some(2), false) => unsafe { self.fused_popcnt::<2>(args) },
+                (Some(1), true) => unsafe { self.fused_popcnt_avx2::<1>(args) },
+                (Some(2), true) => unsafe { self.fused_popcnt_avx2::<2>(args) },
                 _ => return false,
             }
             return true;
@@ -623,20 +621,14 @@ impl Scratch {
         fused_popcnt, "popcnt"
     );
     fused_variant!(
-        /// [`Scratch::fused_walk`] with POPCNT and AVX2 (the vectorised relevance of a tile).
+        /// [`Scratch::fused_walk`] with POPCNT and AVX2 (the vectorised relevance of a tile;
+        /// with SSE2 only that took 0.318 vs 0.278 s, 2000 q × 200 000 on two threads).
         fused_popcnt_avx2, "popcnt,avx2"
     );
 
     /// The body of the fused passes (inlined into each, so it gets their target features).
     #[inline(always)]
-    fn fused_walk<const W: usize>(
-        &mut self,
-        q: &[u64],
-        ql: &[u64],
-        db: CodesView<'_>,
-        dl: &LabelSet,
-        cur: &mut [u64; SMALL],
-    ) {
+    fn fused_walk<const W: usize>(&mut self, (q, ql, db, dl, cur): FusedArgs<'_>) {
         let Some(&qw) = q.first_chunk::<W>() else { return };
         let n = db.len();
         let codes = &db.as_words().as_chunks::<W>().0[..n];
@@ -659,7 +651,7 @@ impl Scratch {
         if let [q0] = *ql {
             // One label word per item (the common case). A tile's increments are computed
             // first, in a loop the compiler vectorises; the walk then loads each item's
-            // increment instead of testing its labels: ~9 instructions per item instead of ~12
+            // increment instead of testing its labels: ~10 instructions per item instead of ~12
             // (a standalone loop: 1.0 vs 1.4 ns per item).
             let mut incs = [0u64; INC_TILE];
             for (ct, lt) in codes.chunks(INC_TILE).zip(labels[..n].chunks(INC_TILE)) {
