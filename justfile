@@ -8,6 +8,11 @@ run experiment *args:
 test:
     cargo test --workspace
 
+# The CUDA kernels on a CPU emulator of CUDA's execution model, against the CPU engine (no GPU
+# needed; builds the emulator with the system's C++20 compiler).
+test-cuda-emulator:
+    cargo test -p seqmodal-hamming --features cuda-emulator --test cuda
+
 # Formatting and lints, as CI would want them.
 lint:
     cargo fmt --all -- --check

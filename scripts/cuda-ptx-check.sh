@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Compiles the CUDA kernels of crates/hamming/src/cuda.rs (the KERNELS string NVRTC compiles at
-# run time) to PTX with clang, on a machine with no GPU and no CUDA toolkit: catches syntax and
+# Compiles the CUDA kernels (crates/hamming/src/cuda/kernels.cu, which NVRTC compiles at run
+# time) to PTX with clang, on a machine with no GPU and no CUDA toolkit: catches syntax and
 # type errors in the kernel source before a GPU machine ever sees it. NVRTC provides __popcll,
 # atomicAdd, min and __syncthreads itself; the prelude below declares them for clang.
 #
@@ -30,14 +30,13 @@ __device__ unsigned atomicAdd(unsigned*, unsigned);
 __device__ void __syncthreads();
 __device__ unsigned min(unsigned, unsigned);
 PRELUDE
-awk '/^const KERNELS: &str = r#"/ { inside = 1; next } inside && /^"#;/ { exit } inside { print }' \
-    crates/hamming/src/cuda.rs >> "$WORK/kernels.cu"
+cat crates/hamming/src/cuda/kernels.cu >> "$WORK/kernels.cu"
 "$CLANG" -x cuda --cuda-device-only --cuda-gpu-arch=sm_80 -nocudainc -nocudalib \
     -Wall -Wextra -Werror -S -o "$WORK/kernels.ptx" "$WORK/kernels.cu"
 entries="$(grep -c '^\.visible \.entry' "$WORK/kernels.ptx" || true)"
-want="$(grep -c 'extern "C" __global__' crates/hamming/src/cuda.rs)"
+want="$(grep -c 'extern "C" __global__' crates/hamming/src/cuda/kernels.cu)"
 if [ "$entries" != "$want" ]; then
-    echo "cuda-ptx-check: $entries kernel entries in the PTX, $want in cuda.rs" >&2
+    echo "cuda-ptx-check: $entries kernel entries in the PTX, $want in kernels.cu" >&2
     exit 1
 fi
 echo "cuda-ptx-check: $entries kernels compile to PTX ($("$CLANG" --version | head -1))"

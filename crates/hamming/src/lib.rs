@@ -32,7 +32,7 @@
 
 mod backend;
 mod codes;
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-emulator"))]
 pub mod cuda;
 mod error;
 mod eval;

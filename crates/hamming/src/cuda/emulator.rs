@@ -1,0 +1,196 @@
+//! The kernels of `kernels.cu` compiled as C++ (by build.rs) and run on the CPU with CUDA's
+//! execution model (`emulator.cpp`: a block's threads are fibers that meet at `__syncthreads`):
+//! tests the kernels and the host logic with no GPU.
+
+use super::{ApArgs, CollectArgs, Device, Elem, GpuEngine, HistArgs, Launch};
+use crate::error::{HammingError, Result};
+
+type U64s = *const u64;
+
+unsafe extern "C" {
+    fn emu_hist_kernel(
+        grid: *const u32,
+        block: u32,
+        shared: u32,
+        db: U64s,
+        dl: U64s,
+        n: u64,
+        q: U64s,
+        ql: U64s,
+        nq: u32,
+        w: u32,
+        lw: u32,
+        with_labels: u32,
+        nbins: u32,
+        qb: u32,
+        hist: *mut u32,
+    ) -> i32;
+    fn emu_collect_kernel(
+        grid: *const u32,
+        block: u32,
+        shared: u32,
+        db: U64s,
+        n: u64,
+        q: U64s,
+        nq: u32,
+        w: u32,
+        qb: u32,
+        thr: *const u32,
+        offs: U64s,
+        fill: *mut u32,
+        out: *mut u64,
+    ) -> i32;
+    fn emu_ap_kernel(
+        grid: *const u32,
+        block: u32,
+        shared: u32,
+        db: U64s,
+        dl: U64s,
+        n: u64,
+        q: U64s,
+        ql: U64s,
+        nq: u32,
+        w: u32,
+        lw: u32,
+        nb: u32,
+        hist: *const u32,
+        cuts: U64s,
+        nm: u32,
+        sums: *mut f64,
+        counts: *mut u64,
+    ) -> i32;
+}
+
+/// The CPU standing in for a GPU; "device" buffers are host vectors.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Emulator;
+
+impl GpuEngine<Emulator> {
+    /// The engine on the CPU emulator.
+    pub fn emulator() -> Self {
+        GpuEngine::with_device(Emulator)
+    }
+}
+
+fn launched(what: &str, rc: i32) -> Result<()> {
+    match rc {
+        0 => Ok(()),
+        1 => Err(HammingError::Cuda(format!("{what}: a launch CUDA refuses (block or shared memory size)"))),
+        _ => Err(HammingError::Cuda(format!("{what}: a __syncthreads not every thread of a block reached"))),
+    }
+}
+
+impl Device for Emulator {
+    type Buf<T: Elem> = Vec<T>;
+
+    fn name(&self) -> &str {
+        "CPU emulator of the CUDA kernels"
+    }
+
+    fn upload<T: Elem>(&self, data: &[T]) -> Result<Vec<T>> {
+        if data.is_empty() {
+            return self.zeros(1);
+        }
+        Ok(data.to_vec())
+    }
+
+    fn zeros<T: Elem>(&self, len: usize) -> Result<Vec<T>> {
+        Ok(vec![T::default(); len.max(1)])
+    }
+
+    fn download<T: Elem>(&self, buf: &Vec<T>) -> Result<Vec<T>> {
+        Ok(buf.clone())
+    }
+
+    fn synchronize(&self) -> Result<()> {
+        Ok(())
+    }
+
+    fn hist_kernel(&self, l: Launch, a: HistArgs<'_, Self>, hist: &mut Vec<u32>) -> Result<()> {
+        let grid = [l.grid.0, l.grid.1, l.grid.2];
+        // SAFETY: GpuEngine sizes every buffer as the kernel reads and writes it (the contract
+        // the real launch has too); the emulator has finished every block when it returns.
+        let rc = unsafe {
+            emu_hist_kernel(
+                grid.as_ptr(),
+                l.block,
+                l.shared_bytes,
+                a.db.as_ptr(),
+                a.dl.as_ptr(),
+                a.n,
+                a.q.as_ptr(),
+                a.ql.as_ptr(),
+                a.nq,
+                a.w,
+                a.lw,
+                a.with_labels,
+                a.nbins,
+                a.qb,
+                hist.as_mut_ptr(),
+            )
+        };
+        launched("hist_kernel", rc)
+    }
+
+    fn collect_kernel(
+        &self,
+        l: Launch,
+        a: CollectArgs<'_, Self>,
+        fill: &mut Vec<u32>,
+        out: &mut Vec<u64>,
+    ) -> Result<()> {
+        let grid = [l.grid.0, l.grid.1, l.grid.2];
+        // SAFETY: as in hist_kernel.
+        let rc = unsafe {
+            emu_collect_kernel(
+                grid.as_ptr(),
+                l.block,
+                l.shared_bytes,
+                a.db.as_ptr(),
+                a.n,
+                a.q.as_ptr(),
+                a.nq,
+                a.w,
+                a.qb,
+                a.thr.as_ptr(),
+                a.offs.as_ptr(),
+                fill.as_mut_ptr(),
+                out.as_mut_ptr(),
+            )
+        };
+        launched("collect_kernel", rc)
+    }
+
+    fn ap_kernel(
+        &self,
+        l: Launch,
+        a: ApArgs<'_, Self>,
+        sums: &mut Vec<f64>,
+        counts: &mut Vec<u64>,
+    ) -> Result<()> {
+        let grid = [l.grid.0, l.grid.1, l.grid.2];
+        // SAFETY: as in hist_kernel.
+        let rc = unsafe {
+            emu_ap_kernel(
+                grid.as_ptr(),
+                l.block,
+                l.shared_bytes,
+                a.db.as_ptr(),
+                a.dl.as_ptr(),
+                a.n,
+                a.q.as_ptr(),
+                a.ql.as_ptr(),
+                a.nq,
+                a.w,
+                a.lw,
+                a.nb,
+                a.hist.as_ptr(),
+                a.cuts.as_ptr(),
+                a.nm,
+                sums.as_mut_ptr(),
+                counts.as_mut_ptr(),
+            )
+        };
+        launched("ap_kernel", rc)
+    }
+}
