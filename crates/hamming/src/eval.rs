@@ -94,6 +94,7 @@ pub fn evaluate_with(
 ) -> Result<EvalReport> {
     validate_views(&queries, query_labels, &database, database_labels)?;
     let imp = Imp::new(engine, database.words_per_code())?;
+    let columns = LabelColumns::new(database_labels);
     let nq = queries.len();
     let bits = database.bits();
     let pr_len = if pr_curve { 2 * (bits + 1) } else { 0 };
@@ -109,8 +110,7 @@ pub fn evaluate_with(
             for b in t * per_thread..((t + 1) * per_thread).min(nblocks) {
                 let mut part = vec![0.0; pr_len];
                 for qi in b * PR_BLOCK..((b + 1) * PR_BLOCK).min(nq) {
-                    let hist =
-                        scratch.query(imp, queries.row(qi), query_labels.row(qi), database, database_labels);
+                    let hist = scratch.query(imp, queries.row(qi), query_labels.row(qi), database, &columns);
                     scratch.metrics(&hist, metrics, &mut row);
                     values.extend_from_slice(&row);
                     if pr_curve {
@@ -420,13 +420,84 @@ macro_rules! fused_variant {
     };
 }
 
-/// What a fused walk reads and updates: query code and labels, database codes and labels, and
-/// the packed bucket counters.
-type FusedArgs<'a> = (&'a [u64], &'a [u64], CodesView<'a>, &'a LabelSet, &'a mut [u64; SMALL]);
+/// What a fused walk reads and updates: query code, the query's label picks, database codes
+/// and label columns, and the packed bucket counters.
+type FusedArgs<'a> = (&'a [u64], &'a [Pick], CodesView<'a>, &'a LabelColumns<'a>, &'a mut [u64; SMALL]);
+
+/// Database labels by column: word `w` of every row, contiguous. Relevance to a query then
+/// reads only the columns of the query's own label words, in loops that vectorise, whatever
+/// the number of classes.
+pub(crate) struct LabelColumns<'a> {
+    /// `words` columns of `n` words (borrowed as is for one word per row).
+    cols: std::borrow::Cow<'a, [u64]>,
+    n: usize,
+}
+
+/// One label word of a query: (column, the query's bits in it), for its non-zero words only.
+type Pick = (usize, u64);
+
+impl<'a> LabelColumns<'a> {
+    /// Transposes `labels` (once per evaluation; a copy only for more than 64 classes).
+    pub(crate) fn new(labels: &'a LabelSet) -> LabelColumns<'a> {
+        let (n, lw) = (labels.len(), labels.words_per_row());
+        let words = labels.as_words();
+        let cols = if lw == 1 {
+            std::borrow::Cow::Borrowed(words)
+        } else {
+            let mut t = vec![0u64; n * lw];
+            for (j, row) in words.chunks_exact(lw).enumerate() {
+                for (w, &x) in row.iter().enumerate() {
+                    t[w * n + j] = x;
+                }
+            }
+            std::borrow::Cow::Owned(t)
+        };
+        LabelColumns { cols, n }
+    }
+
+    /// The query's non-zero label words (`ql`: one row of query labels) into `picks`.
+    fn picks(ql: &[u64], picks: &mut Vec<Pick>) {
+        picks.clear();
+        picks.extend(ql.iter().copied().enumerate().filter(|&(_, m)| m != 0));
+    }
+
+    /// Each of database rows `rows`'s increment into `incs`: `1 << 32 | relevant` (one more
+    /// item in its bucket, and maybe one more hit); relevant = shares a label with the query
+    /// whose label words are `picks`.
+    #[inline(always)]
+    fn increments(&self, picks: &[Pick], rows: std::ops::Range<usize>, incs: &mut [u64]) {
+        let col = |w: usize| &self.cols[w * self.n..][rows.clone()];
+        match *picks {
+            [] => incs.fill(1 << 32),
+            [(w, m)] => {
+                for (i, &l) in incs.iter_mut().zip(col(w)) {
+                    *i = 1 << 32 | u64::from(l & m != 0);
+                }
+            }
+            [(w, m), ref rest @ ..] => {
+                for (i, &l) in incs.iter_mut().zip(col(w)) {
+                    *i = l & m;
+                }
+                for &(w, m) in rest {
+                    for (i, &l) in incs.iter_mut().zip(col(w)) {
+                        *i |= l & m;
+                    }
+                }
+                for i in incs.iter_mut() {
+                    *i = 1 << 32 | u64::from(*i != 0);
+                }
+            }
+        }
+    }
+}
 
 /// Per-worker buffers, reused across queries.
 struct Scratch {
     dist: Vec<u32>,
+    /// A tile's increments (see [`LabelColumns::increments`]) for [`Scratch::pass`].
+    incs: Vec<u64>,
+    /// The current query's label picks (see [`LabelColumns::picks`]).
+    picks: Vec<Pick>,
     /// Per distance: `items seen << 32 | relevant items seen`, updated in index order
     /// (fixed-size for codes up to 255 bits, so indexing needs no bounds check).
     small: Box<[u64; SMALL]>,
@@ -442,18 +513,37 @@ struct Scratch {
     /// Packed passes leave the terms as counters: `base[d]` (items, hits at distances
     /// below d) completes them in [`Scratch::metrics`].
     base: Vec<u64>,
-    packed: bool,
+    /// The last pass's packing: where its counters keep their distance ([`pack_shift`]).
+    packed: Option<u32>,
     /// Terms within the largest @k cutoff (see [`per_query_metrics`]).
     near: Vec<Term>,
 }
 
 /// Items whose increments the fused walk computes ahead of it (an L1-sized buffer).
 const INC_TILE: usize = 256;
-/// Distance buckets held in the fixed-size counter array.
-const SMALL: usize = 256;
-/// Where a packed counter keeps its distance (bits 24..32, under the item count).
-const PACK_SHIFT: u32 = 24;
-const PACK_MASK: u64 = 0xff << PACK_SHIFT;
+/// Distance buckets held in the fixed-size counter array (codes up to 511 bits).
+const SMALL: usize = 512;
+
+/// Where a packed counter of `nb` buckets keeps its distance: bits `shift..32`, above the hit
+/// count and under the item count. 8 bits (shift 24) for codes below 256 bits, 9 (shift 23) up
+/// to 511 bits; packing then needs fewer than `2^shift` items, so the hit count stays below it.
+fn pack_shift(nb: usize) -> u32 {
+    if nb <= 256 {
+        24
+    } else {
+        23
+    }
+}
+
+/// `fix` for [`per_query_metrics`] of packed terms with distance at bits `S..32`: adds the
+/// bucket's base, which also subtracts the distance (see [`Scratch::query`]). Both halves stay
+/// below 2^32 (n < 2^32 is checked), so the packed add is exact; `u32 >> S` is below SMALL,
+/// so the lookup needs no bounds check.
+#[inline(always)]
+fn unpack<const S: u32>(base: &[u64; SMALL]) -> impl Fn(Term) -> Term + '_ {
+    const { assert!(1 << (32 - S) <= SMALL) };
+    move |t| t.wrapping_add(base[(t as u32 >> S) as usize])
+}
 /// Tile-local term buffer: a power of two above `TILE`.
 const TILE_BUF: usize = 4096;
 const _: () = assert!(TILE < TILE_BUF && TILE_BUF.is_power_of_two());
@@ -462,6 +552,8 @@ impl Default for Scratch {
     fn default() -> Scratch {
         Scratch {
             dist: Vec::new(),
+            incs: Vec::new(),
+            picks: Vec::new(),
             small: Box::new([0; SMALL]),
             big: Vec::new(),
             tile_v: Box::new([0; TILE_BUF]),
@@ -469,7 +561,7 @@ impl Default for Scratch {
             terms: Vec::new(),
             term_d: Vec::new(),
             base: Vec::new(),
-            packed: false,
+            packed: None,
             near: Vec::new(),
         }
     }
@@ -508,28 +600,33 @@ impl Scratch {
     /// An item's position is (items in closer buckets) + (items of its own bucket up to it);
     /// the second part is a running counter, the first is known once the pass has counted
     /// every bucket, so positions are fixed up afterwards for the relevant items only.
-    fn query(&mut self, imp: Imp, q: &[u64], ql: &[u64], db: CodesView<'_>, dl: &LabelSet) -> Hist {
+    fn query(&mut self, imp: Imp, q: &[u64], ql: &[u64], db: CodesView<'_>, dl: &LabelColumns<'_>) -> Hist {
         let nb = db.bits() + 1;
         self.terms.clear();
         self.term_d.clear();
-        // Below 2^24 items a bucket's hit count leaves bits 24..32 of its counter free: the
-        // counter of bucket d starts at d << 24, so every term carries its distance and the
-        // pass stores one word per item instead of two.
-        let packed = nb <= SMALL && db.len() < 1 << PACK_SHIFT;
+        let mut picks = std::mem::take(&mut self.picks);
+        LabelColumns::picks(ql, &mut picks);
+        let ql = &picks[..];
+        // Below 2^shift items a bucket's hit count leaves bits shift..32 of its counter free:
+        // the counter of bucket d starts at d << shift, so every term carries its distance and
+        // the pass stores one word per item instead of two.
+        let shift = pack_shift(nb);
+        let packed = nb <= SMALL && db.len() < 1 << shift;
         let cur: Vec<u64> = if nb <= SMALL {
             let mut small = std::mem::replace(&mut self.small, Box::new([0; SMALL]));
             if packed {
-                for (d, c) in small.iter_mut().enumerate() {
-                    *c = (d as u64) << PACK_SHIFT;
+                for (d, c) in small[..nb].iter_mut().enumerate() {
+                    *c = (d as u64) << shift;
                 }
                 if !self.fused(imp, q, ql, db, dl, &mut small) {
                     self.pass::<_, true>(imp, q, ql, db, dl, &mut *small);
                 }
             } else {
-                small.fill(0);
+                small[..nb].fill(0);
                 self.pass::<_, false>(imp, q, ql, db, dl, &mut *small);
             }
-            let cur = small[..nb].iter().map(|&c| c & !PACK_MASK).collect();
+            let distance_bits = if packed { (u64::from(u32::MAX) >> shift) << shift } else { 0 };
+            let cur = small[..nb].iter().map(|&c| c & !distance_bits).collect();
             self.small = small;
             cur
         } else {
@@ -554,47 +651,44 @@ impl Scratch {
         }));
         // Packed terms are completed on the fly by `metrics` (its table padded to SMALL
         // entries, so the lookup needs no bounds check); the others here.
-        self.packed = packed;
+        self.packed = packed.then_some(shift);
         if packed {
-            // A packed term of bucket d carries d << PACK_SHIFT on top of its counts: the
-            // table subtracts it as it adds the base (wrapping; the sum is the exact term).
+            // A packed term of bucket d carries d << shift on top of its counts: the table
+            // subtracts it as it adds the base (wrapping; the sum is the exact term).
             self.base.resize(SMALL, 0);
             for (d, b) in self.base.iter_mut().enumerate() {
-                *b = b.wrapping_sub((d as u64) << PACK_SHIFT);
+                *b = b.wrapping_sub((d as u64) << shift);
             }
         } else {
             for (t, &d) in self.terms.iter_mut().zip(&self.term_d) {
                 *t += self.base[d as usize];
             }
         }
+        self.picks = picks;
         hist
     }
 
     /// Every metric of the last [`Scratch::query`] (see [`per_query_metrics`]).
     fn metrics(&mut self, hist: &Hist, metrics: &[Metric], out: &mut [f64]) {
         let (terms, near) = (&self.terms, &mut self.near);
-        match self.base.first_chunk::<SMALL>() {
-            Some(base) if self.packed => {
-                // Both halves stay below 2^32 (n < 2^32 is checked), so the packed add is exact;
-                // the 32-bit shift leaves exactly the distance byte (bits 24..32).
-                let fix = |t: Term| t.wrapping_add(base[(t as u32 >> PACK_SHIFT) as usize]);
-                per_query_metrics(hist, terms, fix, metrics, near, out);
-            }
+        match (self.base.first_chunk::<SMALL>(), self.packed) {
+            (Some(base), Some(24)) => per_query_metrics(hist, terms, unpack::<24>(base), metrics, near, out),
+            (Some(base), Some(23)) => per_query_metrics(hist, terms, unpack::<23>(base), metrics, near, out),
             _ => per_query_metrics(hist, terms, |t| t, metrics, near, out),
         }
     }
 
-    /// The packed pass with each distance computed in the loop by scalar `popcnt` (1- and
-    /// 2-word codes on x86 kernels with it) instead of a tile of distances written by
+    /// The packed pass with each distance computed in the loop by scalar `popcnt` (1-, 2- and
+    /// 4-word codes on x86 kernels with it) instead of a tile of distances written by
     /// [`Imp::fill`] and read back: one store and one load less per item. Returns false (and
     /// does nothing) where it does not apply. Same terms, so the same numbers.
     fn fused(
         &mut self,
         imp: Imp,
         q: &[u64],
-        ql: &[u64],
+        ql: &[Pick],
         db: CodesView<'_>,
-        dl: &LabelSet,
+        dl: &LabelColumns<'_>,
         cur: &mut [u64; SMALL],
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
@@ -606,8 +700,10 @@ impl Scratch {
             match (imp.specialised_words(), avx2) {
                 (Some(1), false) => unsafe { self.fused_popcnt::<1>(args) },
                 (Some(2), false) => unsafe { self.fused_popcnt::<2>(args) },
+                (Some(4), false) => unsafe { self.fused_popcnt::<4>(args) },
                 (Some(1), true) => unsafe { self.fused_popcnt_avx2::<1>(args) },
                 (Some(2), true) => unsafe { self.fused_popcnt_avx2::<2>(args) },
+                (Some(4), true) => unsafe { self.fused_popcnt_avx2::<4>(args) },
                 _ => return false,
             }
             return true;
@@ -632,12 +728,10 @@ impl Scratch {
         let Some(&qw) = q.first_chunk::<W>() else { return };
         let n = db.len();
         let codes = &db.as_words().as_chunks::<W>().0[..n];
-        let labels = dl.as_words();
-        let lw = dl.words_per_row();
         // Each term goes straight into the reserved output: no tile buffer, no index mask.
         self.terms.reserve(n);
         let out = self.terms.as_mut_ptr();
-        // u32: packed passes have n < 2^24, and a 32-bit add needs no separate zero-extension.
+        // u32: packed passes have n < 2^24 (or 2^23), and a 32-bit add needs no separate zero-extension.
         let mut nt = 0u32;
         // `inc` = 1 << 32 | relevant: one more item in the bucket, and maybe one more hit.
         let mut step = |c: &[u64; W], inc: u64| {
@@ -648,100 +742,70 @@ impl Scratch {
             unsafe { out.add(nt as usize).write(v) };
             nt += inc as u32;
         };
-        if let [q0] = *ql {
-            // One label word per item (the common case). A tile's increments are computed
-            // first, in a loop the compiler vectorises; the walk then loads each item's
-            // increment instead of testing its labels: ~10 instructions per item instead of ~12
-            // (a standalone loop: 1.0 vs 1.4 ns per item).
-            let mut incs = [0u64; INC_TILE];
-            for (ct, lt) in codes.chunks(INC_TILE).zip(labels[..n].chunks(INC_TILE)) {
-                let incs = &mut incs[..lt.len()];
-                for (i, &l) in incs.iter_mut().zip(lt) {
-                    *i = 1 << 32 | u64::from(l & q0 != 0);
-                }
-                // Four items per loop step.
-                let (cq, cr) = ct.as_chunks::<4>();
-                let (iq, ir) = incs.as_chunks::<4>();
-                for (c4, i4) in cq.iter().zip(iq) {
-                    for (c, &i) in c4.iter().zip(i4) {
-                        step(c, i);
-                    }
-                }
-                for (c, &i) in cr.iter().zip(ir) {
+        // A tile's increments are computed first, in loops the compiler vectorises; the walk
+        // then loads each item's increment instead of testing its labels: ~10 instructions per
+        // item instead of ~12 (a standalone loop: 1.0 vs 1.4 ns per item).
+        let mut incs = [0u64; INC_TILE];
+        for (t, ct) in codes.chunks(INC_TILE).enumerate() {
+            let incs = &mut incs[..ct.len()];
+            dl.increments(ql, t * INC_TILE..t * INC_TILE + ct.len(), incs);
+            // Four items per loop step.
+            let (cq, cr) = ct.as_chunks::<4>();
+            let (iq, ir) = incs.as_chunks::<4>();
+            for (c4, i4) in cq.iter().zip(iq) {
+                for (c, &i) in c4.iter().zip(i4) {
                     step(c, i);
                 }
             }
-        } else {
-            with_relevance(codes.iter(), ql, labels, lw, 0..n, |c, rel| step(c, 1 << 32 | u64::from(rel)));
+            for (c, &i) in cr.iter().zip(ir) {
+                step(c, i);
+            }
         }
         // SAFETY: the first nt slots were written above (terms was empty on entry).
         unsafe { self.terms.set_len(nt as usize) };
     }
 
-    /// With `PACKED`, the counters carry their distance in bits 24..32 and only the terms
+    /// With `PACKED`, the counters carry their distance in bits `shift..32` and only the terms
     /// are written (see [`Self::query`]).
     fn pass<C: Counters + ?Sized, const PACKED: bool>(
         &mut self,
         imp: Imp,
         q: &[u64],
-        ql: &[u64],
+        ql: &[Pick],
         db: CodesView<'_>,
-        dl: &LabelSet,
+        dl: &LabelColumns<'_>,
         cur: &mut C,
     ) {
         let n = db.len();
         let w = db.words_per_code();
         self.dist.resize(TILE.min(n), 0);
+        self.incs.resize(TILE.min(n), 0);
         let words = db.as_words();
-        let labels = dl.as_words();
-        let lw = dl.words_per_row();
         // Locals, not `self.` fields, in the hot loop: stores through one could alias another,
         // which makes the compiler reload every pointer on every item.
-        let (dist_buf, tile_v, tile_d) = (&mut self.dist[..], &mut *self.tile_v, &mut *self.tile_d);
+        let (dist_buf, inc_buf, tile_v, tile_d) =
+            (&mut self.dist[..], &mut self.incs[..], &mut *self.tile_v, &mut *self.tile_d);
         for t0 in (0..n).step_by(TILE) {
             let t1 = (t0 + TILE).min(n);
             let dist = &mut dist_buf[..t1 - t0];
             imp.fill(q, &words[t0 * w..t1 * w], dist);
+            let incs = &mut inc_buf[..t1 - t0];
+            dl.increments(ql, t0..t1, incs);
             let mut nt = 0usize;
-            let step = |d: u32, rel: bool| {
-                let r = u64::from(rel);
-                let v = cur.bump(d, 1 << 32 | r);
-                // Branch-free: relevance is unpredictable, so always write and advance by r
+            for (&d, &inc) in dist.iter().zip(incs.iter()) {
+                let v = cur.bump(d, inc);
+                // Branch-free: relevance is unpredictable, so always write and advance by it
                 // (nt <= TILE < TILE_BUF, the mask only proves it).
                 tile_v[nt & (TILE_BUF - 1)] = v;
                 if !PACKED {
                     tile_d[nt & (TILE_BUF - 1)] = d;
                 }
-                nt += r as usize;
-            };
-            with_relevance(dist.iter().copied(), ql, labels, lw, t0..t1, step);
+                nt += inc as u32 as usize;
+            }
             self.terms.extend_from_slice(&tile_v[..nt]);
             if !PACKED {
                 self.term_d.extend_from_slice(&tile_d[..nt]);
             }
-        }
-    }
-}
-
-/// Calls `step(item, relevant)` for each of `items` (database rows `rows`, in order), with
-/// relevance to the query's labels `ql`: one AND for single-word label sets (up to 64
-/// classes), a word-wise scan otherwise.
-#[inline(always)]
-fn with_relevance<T>(
-    items: impl Iterator<Item = T>,
-    ql: &[u64],
-    labels: &[u64],
-    lw: usize,
-    rows: std::ops::Range<usize>,
-    mut step: impl FnMut(T, bool),
-) {
-    if let [q0] = ql {
-        for (it, &l) in items.zip(&labels[rows]) {
-            step(it, q0 & l != 0);
-        }
-    } else {
-        for (it, l) in items.zip(labels[rows.start * lw..rows.end * lw].chunks_exact(lw)) {
-            step(it, ql.iter().zip(l).any(|(a, b)| a & b != 0));
         }
     }
 }

@@ -182,7 +182,8 @@ fn evaluate_with_matches_reference_and_is_bitwise_stable() {
     let mut rng = ChaCha8Rng::seed_from_u64(8);
     // Item counts that are not multiples of 4 or 256 reach every loop tail. 8 bits x 4 200
     // items: ties everywhere and several tiles; 256 bits: beyond the byte-lane
-    // (blocked) pass, so the x86 kernels fall back to the plain one.
+    // (blocked) pass, so the x86 kernels fall back to the plain one; 256 and 320 bits: packed
+    // counters with a 9-bit distance; 512 bits: more buckets than the fixed counter array.
     let cases = [
         (16usize, 4usize, 260usize),
         (64, 24, 263),
@@ -191,13 +192,20 @@ fn evaluate_with_matches_reference_and_is_bitwise_stable() {
         (200, 3, 260),
         (8, 3, 4200),
         (256, 5, 300),
+        (64, 150, 263),
+        (256, 150, 300),
+        (320, 81, 301),
+        (512, 5, 260),
     ];
     for &(bits, classes, n) in &cases {
         let nq = 70;
         let qb = random_bits(&mut rng, nq, bits);
         let db = random_bits(&mut rng, n, bits);
-        let qh: Vec<u8> = (0..nq * classes).map(|_| u8::from(rng.random_bool(0.15))).collect();
-        let dh: Vec<u8> = (0..n * classes).map(|_| u8::from(rng.random_bool(0.15))).collect();
+        // Beyond 100 classes, ~3 labels a row: a query's labels then fall in one, two or three
+        // of its label words (or none), each a different relevance path.
+        let p = if classes > 100 { 3.0 / classes as f64 } else { 0.15 };
+        let qh: Vec<u8> = (0..nq * classes).map(|_| u8::from(rng.random_bool(p))).collect();
+        let dh: Vec<u8> = (0..n * classes).map(|_| u8::from(rng.random_bool(p))).collect();
         let q = Codes::from_bools(&qb, nq, bits).unwrap();
         let d = Codes::from_bools(&db, n, bits).unwrap();
         let ql = LabelSet::from_multi_hot(&qh, nq, classes).unwrap();
