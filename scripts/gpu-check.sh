@@ -10,6 +10,10 @@
 #    ids.npy and distances.npy must be byte-identical (cmp), eval JSON equal but for timing;
 # 2. benchmark: `seqmodal bench search --backend cuda` (scan GB/s, top-100, mAP@all vs CPU).
 # Exits non-zero on the first difference.
+#
+# Rehearsal without a GPU: `cargo build --release --features cuda-emulator` makes `--backend cuda`
+# run the same kernels on the CPU emulator (results only: its timings mean nothing), so the whole
+# script can be checked end to end before a GPU machine is available (~20 min on 2 cores).
 set -euo pipefail
 BIN="${1:-target/release/seqmodal}"
 [ -x "$BIN" ] || { echo "usage: $0 path/to/seqmodal (built with --features cuda)" >&2; exit 2; }

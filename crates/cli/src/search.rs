@@ -136,17 +136,38 @@ fn run_knn(
     }
 }
 
+/// The `--backend cuda` engine: GPU 0.
 #[cfg(feature = "cuda")]
-fn cuda_knn(q: CodesView<'_>, db: CodesView<'_>, k: usize, radius: Option<u32>) -> Result<Neighbors> {
-    let gpu = seqmodal_hamming::cuda::CudaBackend::new(0)?;
-    Ok(gpu.knn(q, db, k, radius)?)
+pub(crate) fn gpu() -> Result<seqmodal_hamming::cuda::CudaBackend> {
+    Ok(seqmodal_hamming::cuda::CudaBackend::new(0)?)
 }
 
-#[cfg(not(feature = "cuda"))]
-fn cuda_knn(_: CodesView<'_>, _: CodesView<'_>, _: usize, _: Option<u32>) -> Result<Neighbors> {
+/// The `--backend cuda` engine of a build with `cuda-emulator` but not `cuda`: the CUDA kernels
+/// on the CPU emulator, to rehearse `scripts/gpu-check.sh` where there is no GPU.
+#[cfg(all(feature = "cuda-emulator", not(feature = "cuda")))]
+pub(crate) fn gpu() -> Result<seqmodal_hamming::cuda::GpuEngine<seqmodal_hamming::cuda::Emulator>> {
+    eprintln!(
+        "warning: --backend cuda runs on the CPU emulator of the CUDA kernels (no GPU; results, not speed)"
+    );
+    Ok(seqmodal_hamming::cuda::GpuEngine::emulator())
+}
+
+/// Without CUDA support, `--backend cuda` is an error saying how to get it.
+#[cfg(not(any(feature = "cuda", feature = "cuda-emulator")))]
+pub(crate) fn gpu() -> Result<std::convert::Infallible> {
     bail!(
         "this seqmodal was built without CUDA support: rebuild with `cargo build --release --features cuda`"
     )
+}
+
+#[cfg(any(feature = "cuda", feature = "cuda-emulator"))]
+fn cuda_knn(q: CodesView<'_>, db: CodesView<'_>, k: usize, radius: Option<u32>) -> Result<Neighbors> {
+    Ok(gpu()?.knn(q, db, k, radius)?)
+}
+
+#[cfg(not(any(feature = "cuda", feature = "cuda-emulator")))]
+fn cuda_knn(_: CodesView<'_>, _: CodesView<'_>, _: usize, _: Option<u32>) -> Result<Neighbors> {
+    match gpu()? {}
 }
 
 /// Metrics and PR curve on the chosen backend.
@@ -165,7 +186,7 @@ fn run_eval(
     }
 }
 
-#[cfg(feature = "cuda")]
+#[cfg(any(feature = "cuda", feature = "cuda-emulator"))]
 fn cuda_eval(
     q: CodesView<'_>,
     ql: &LabelSet,
@@ -173,11 +194,10 @@ fn cuda_eval(
     dl: &LabelSet,
     metrics: &[Metric],
 ) -> Result<EvalReport> {
-    let gpu = seqmodal_hamming::cuda::CudaBackend::new(0)?;
-    Ok(gpu.evaluate(q, ql, db, dl, metrics, true)?)
+    Ok(gpu()?.evaluate(q, ql, db, dl, metrics, true)?)
 }
 
-#[cfg(not(feature = "cuda"))]
+#[cfg(not(any(feature = "cuda", feature = "cuda-emulator")))]
 fn cuda_eval(
     _: CodesView<'_>,
     _: &LabelSet,
@@ -185,9 +205,7 @@ fn cuda_eval(
     _: &LabelSet,
     _: &[Metric],
 ) -> Result<EvalReport> {
-    bail!(
-        "this seqmodal was built without CUDA support: rebuild with `cargo build --release --features cuda`"
-    )
+    match gpu()? {}
 }
 
 /// `seqmodal search`: writes DIR/ids.npy and DIR/distances.npy, prints one JSON line of timing.

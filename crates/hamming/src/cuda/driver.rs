@@ -17,6 +17,7 @@ pub struct Driver {
     collect: CudaFunction,
     ap: CudaFunction,
     name: String,
+    peak_gbs: Option<f64>,
 }
 
 fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> HammingError {
@@ -40,6 +41,17 @@ impl GpuEngine<Driver> {
         }
         let ctx = CudaContext::new(ordinal).map_err(cuda("opening the device"))?;
         let name = ctx.name().map_err(cuda("device name"))?;
+        // Peak bandwidth = 2 (double data rate) × memory clock × bus width; None if the driver
+        // does not report them.
+        let attr = |a| ctx.attribute(a).ok().filter(|&v| v > 0).map(f64::from);
+        use cudarc::driver::sys::CUdevice_attribute as A;
+        let peak_gbs = match (
+            attr(A::CU_DEVICE_ATTRIBUTE_MEMORY_CLOCK_RATE),
+            attr(A::CU_DEVICE_ATTRIBUTE_GLOBAL_MEMORY_BUS_WIDTH),
+        ) {
+            (Some(khz), Some(bus_bits)) => Some(2.0 * khz * 1e3 * bus_bits / 8.0 / 1e9),
+            _ => None,
+        };
         let ptx = cudarc::nvrtc::compile_ptx(KERNELS).map_err(cuda("compiling kernels with NVRTC"))?;
         let module = ctx.load_module(ptx).map_err(cuda("loading kernels"))?;
         let f = |n: &str| module.load_function(n).map_err(cuda("loading a kernel"));
@@ -49,6 +61,7 @@ impl GpuEngine<Driver> {
             collect: f("collect_kernel")?,
             ap: f("ap_kernel")?,
             name,
+            peak_gbs,
         }))
     }
 }
@@ -58,6 +71,10 @@ impl Device for Driver {
 
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn peak_gigabytes_per_second(&self) -> Option<f64> {
+        self.peak_gbs
     }
 
     fn upload<T: Elem>(&self, data: &[T]) -> Result<CudaSlice<T>> {

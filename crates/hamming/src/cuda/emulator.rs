@@ -87,6 +87,10 @@ impl Device for Emulator {
         "CPU emulator of the CUDA kernels"
     }
 
+    fn peak_gigabytes_per_second(&self) -> Option<f64> {
+        None
+    }
+
     fn upload<T: Elem>(&self, data: &[T]) -> Result<Vec<T>> {
         if data.is_empty() {
             return self.zeros(1);

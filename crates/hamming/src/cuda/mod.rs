@@ -156,6 +156,8 @@ pub trait Device {
     type Buf<T: Elem>;
     /// The device's name.
     fn name(&self) -> &str;
+    /// Theoretical peak memory bandwidth, GB/s (None where the device has no such figure).
+    fn peak_gigabytes_per_second(&self) -> Option<f64>;
     /// Copies `data` to the device (a one-element zero buffer when empty: kernels never read it,
     /// and a zero-length allocation fails on CUDA).
     fn upload<T: Elem>(&self, data: &[T]) -> Result<Self::Buf<T>>;
@@ -194,6 +196,15 @@ pub struct ScanStats {
     pub gigabytes_per_second: f64,
     /// Query-code comparisons per second.
     pub codes_per_second: f64,
+    /// The device's theoretical peak memory bandwidth, GB/s, where known.
+    pub peak_gigabytes_per_second: Option<f64>,
+}
+
+impl ScanStats {
+    /// Achieved database-read bandwidth as a share of the device's peak (0..1), where known.
+    pub fn share_of_peak(&self) -> Option<f64> {
+        self.peak_gigabytes_per_second.map(|p| self.gigabytes_per_second / p)
+    }
 }
 
 /// Exact search and metrics on a [`Device`]: results equal the CPU engine's bit for bit.
@@ -479,6 +490,7 @@ impl<D: Device> GpuEngine<D> {
             seconds,
             gigabytes_per_second: bytes / seconds / 1e9,
             codes_per_second: (nq * n) as f64 / seconds,
+            peak_gigabytes_per_second: self.device.peak_gigabytes_per_second(),
         })
     }
 }
