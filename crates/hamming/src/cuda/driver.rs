@@ -25,7 +25,11 @@ fn cuda<E: std::fmt::Debug>(what: &'static str) -> impl FnOnce(E) -> HammingErro
 }
 
 fn config(l: Launch) -> LaunchConfig {
-    LaunchConfig { grid_dim: l.grid, block_dim: (l.block, 1, 1), shared_mem_bytes: l.shared_bytes }
+    LaunchConfig {
+        grid_dim: (l.grid[0], l.grid[1], l.grid[2]),
+        block_dim: (l.block, 1, 1),
+        shared_mem_bytes: l.shared_bytes,
+    }
 }
 
 impl GpuEngine<Driver> {
@@ -97,8 +101,8 @@ impl Device for Driver {
     }
 
     fn hist_kernel(&self, launch: Launch, a: HistArgs<'_, Self>, hist: &mut CudaSlice<u32>) -> Result<()> {
-        let mut b = self.stream.launch_builder(&self.hist);
-        b.arg(a.db).arg(a.dl).arg(&a.n).arg(a.q).arg(a.ql).arg(&a.nq).arg(&a.w).arg(&a.lw);
+        let (mut b, r) = (self.stream.launch_builder(&self.hist), &a.rows);
+        b.arg(r.db).arg(r.dl).arg(&r.n).arg(r.q).arg(r.ql).arg(&r.nq).arg(&r.w).arg(&r.lw);
         b.arg(&a.with_labels).arg(&a.nbins).arg(&a.qb).arg(hist);
         // SAFETY: argument types and order match hist_kernel; GpuEngine sizes the buffers
         // (nq·w, nq·lw, n·w, n·lw, nq·nbins) and shared memory as the kernel lays them out.
@@ -129,8 +133,8 @@ impl Device for Driver {
         sums: &mut CudaSlice<f64>,
         counts: &mut CudaSlice<u64>,
     ) -> Result<()> {
-        let mut b = self.stream.launch_builder(&self.ap);
-        b.arg(a.db).arg(a.dl).arg(&a.n).arg(a.q).arg(a.ql).arg(&a.nq).arg(&a.w).arg(&a.lw).arg(&a.nb);
+        let (mut b, r) = (self.stream.launch_builder(&self.ap), &a.rows);
+        b.arg(r.db).arg(r.dl).arg(&r.n).arg(r.q).arg(r.ql).arg(&r.nq).arg(&r.w).arg(&r.lw).arg(&a.nb);
         b.arg(a.hist).arg(a.cuts).arg(&a.nm).arg(sums).arg(counts);
         // SAFETY: argument types and order match ap_kernel; buffers are sized nq·w, nq·lw, n·w,
         // n·lw, nq·2nb, nm, nq·nm·4 and nq·nm; shared memory holds nb counters per thread.

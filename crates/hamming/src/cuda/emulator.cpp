@@ -99,10 +99,22 @@ static int run_block(std::vector<Fiber>& fs, bool descending) {
     }
 }
 
-// Runs `body` as the kernel of a (grid, block, shared) launch. 0 on success, 1 for a launch
-// CUDA would refuse (an empty block, more than 1024 threads, shared memory over 48 KiB), 2 for
-// a barrier not every thread of a block reached. One launch at a time.
-static int launch(const unsigned grid[3], unsigned block, unsigned shared, const std::function<void()>& body) {
+}  // namespace emu
+
+// A launch's shape, as `Launch` in mod.rs lays it out (`repr(C)`).
+struct Launch {
+    unsigned grid[3];
+    unsigned block;
+    unsigned shared;
+};
+
+namespace emu {
+// Runs `body` as the kernel of launch `l`. 0 on success, 1 for a launch CUDA would refuse (an
+// empty block, more than 1024 threads, shared memory over 48 KiB), 2 for a barrier not every
+// thread of a block reached. One launch at a time.
+static int launch(const Launch& l, const std::function<void()>& body) {
+    const unsigned* grid = l.grid;
+    unsigned block = l.block, shared = l.shared;
     if (block == 0 || block > 1024 || shared > 48 * 1024) return 1;
     static std::mutex one_launch;
     std::lock_guard<std::mutex> guard(one_launch);
@@ -129,22 +141,18 @@ static int launch(const unsigned grid[3], unsigned block, unsigned shared, const
 typedef unsigned long long u64;
 typedef unsigned int u32;
 
-extern "C" int emu_hist_kernel(const unsigned grid[3], unsigned block, unsigned shared, const u64* db,
-                               const u64* dl, u64 n, const u64* q, const u64* ql, u32 nq, u32 w, u32 lw,
-                               u32 with_labels, u32 nbins, u32 qb, u32* hist) {
-    return emu::launch(grid, block, shared,
-                       [=] { hist_kernel(db, dl, n, q, ql, nq, w, lw, with_labels, nbins, qb, hist); });
+extern "C" int emu_hist_kernel(const Launch* l, const u64* db, const u64* dl, u64 n, const u64* q, const u64* ql,
+                               u32 nq, u32 w, u32 lw, u32 with_labels, u32 nbins, u32 qb, u32* hist) {
+    return emu::launch(*l, [=] { hist_kernel(db, dl, n, q, ql, nq, w, lw, with_labels, nbins, qb, hist); });
 }
 
-extern "C" int emu_collect_kernel(const unsigned grid[3], unsigned block, unsigned shared, const u64* db, u64 n,
-                                  const u64* q, u32 nq, u32 w, u32 qb, const u32* thr, const u64* offs, u32* fill,
-                                  u64* out) {
-    return emu::launch(grid, block, shared, [=] { collect_kernel(db, n, q, nq, w, qb, thr, offs, fill, out); });
+extern "C" int emu_collect_kernel(const Launch* l, const u64* db, u64 n, const u64* q, u32 nq, u32 w, u32 qb,
+                                  const u32* thr, const u64* offs, u32* fill, u64* out) {
+    return emu::launch(*l, [=] { collect_kernel(db, n, q, nq, w, qb, thr, offs, fill, out); });
 }
 
-extern "C" int emu_ap_kernel(const unsigned grid[3], unsigned block, unsigned shared, const u64* db, const u64* dl,
-                             u64 n, const u64* q, const u64* ql, u32 nq, u32 w, u32 lw, u32 nb, const u32* hist,
-                             const u64* cuts, u32 nm, double* sums, u64* counts) {
-    return emu::launch(grid, block, shared,
-                       [=] { ap_kernel(db, dl, n, q, ql, nq, w, lw, nb, hist, cuts, nm, sums, counts); });
+extern "C" int emu_ap_kernel(const Launch* l, const u64* db, const u64* dl, u64 n, const u64* q, const u64* ql,
+                             u32 nq, u32 w, u32 lw, u32 nb, const u32* hist, const u64* cuts, u32 nm,
+                             double* sums, u64* counts) {
+    return emu::launch(*l, [=] { ap_kernel(db, dl, n, q, ql, nq, w, lw, nb, hist, cuts, nm, sums, counts); });
 }

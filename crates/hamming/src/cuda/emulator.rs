@@ -5,18 +5,18 @@
 use super::{ApArgs, CollectArgs, Device, Elem, GpuEngine, HistArgs, Launch};
 use crate::error::{HammingError, Result};
 
-type U64s = *const u64;
+type In = *const u64;
 
+// The kernels' own parameter lists, after the launch shape (see emulator.cpp).
 unsafe extern "C" {
+    #[rustfmt::skip]
     fn emu_hist_kernel(
-        grid: *const u32,
-        block: u32,
-        shared: u32,
-        db: U64s,
-        dl: U64s,
+        l: *const Launch,
+        db: In,
+        dl: In,
         n: u64,
-        q: U64s,
-        ql: U64s,
+        q: In,
+        ql: In,
         nq: u32,
         w: u32,
         lw: u32,
@@ -25,36 +25,34 @@ unsafe extern "C" {
         qb: u32,
         hist: *mut u32,
     ) -> i32;
+    #[rustfmt::skip]
     fn emu_collect_kernel(
-        grid: *const u32,
-        block: u32,
-        shared: u32,
-        db: U64s,
+        l: *const Launch,
+        db: In,
         n: u64,
-        q: U64s,
+        q: In,
         nq: u32,
         w: u32,
         qb: u32,
         thr: *const u32,
-        offs: U64s,
+        offs: In,
         fill: *mut u32,
         out: *mut u64,
     ) -> i32;
+    #[rustfmt::skip]
     fn emu_ap_kernel(
-        grid: *const u32,
-        block: u32,
-        shared: u32,
-        db: U64s,
-        dl: U64s,
+        l: *const Launch,
+        db: In,
+        dl: In,
         n: u64,
-        q: U64s,
-        ql: U64s,
+        q: In,
+        ql: In,
         nq: u32,
         w: u32,
         lw: u32,
         nb: u32,
         hist: *const u32,
-        cuts: U64s,
+        cuts: In,
         nm: u32,
         sums: *mut f64,
         counts: *mut u64,
@@ -72,6 +70,7 @@ impl GpuEngine<Emulator> {
     }
 }
 
+/// The emulator's return code as a result.
 fn launched(what: &str, rc: i32) -> Result<()> {
     match rc {
         0 => Ok(()),
@@ -80,6 +79,8 @@ fn launched(what: &str, rc: i32) -> Result<()> {
     }
 }
 
+// SAFETY (the three launches): GpuEngine sizes every buffer as the kernel reads and writes it
+// (the contract of a real launch too), and the emulator has finished every block when it returns.
 impl Device for Emulator {
     type Buf<T: Elem> = Vec<T>;
 
@@ -111,28 +112,11 @@ impl Device for Emulator {
     }
 
     fn hist_kernel(&self, l: Launch, a: HistArgs<'_, Self>, hist: &mut Vec<u32>) -> Result<()> {
-        let grid = [l.grid.0, l.grid.1, l.grid.2];
-        // SAFETY: GpuEngine sizes every buffer as the kernel reads and writes it (the contract
-        // the real launch has too); the emulator has finished every block when it returns.
-        let rc = unsafe {
-            emu_hist_kernel(
-                grid.as_ptr(),
-                l.block,
-                l.shared_bytes,
-                a.db.as_ptr(),
-                a.dl.as_ptr(),
-                a.n,
-                a.q.as_ptr(),
-                a.ql.as_ptr(),
-                a.nq,
-                a.w,
-                a.lw,
-                a.with_labels,
-                a.nbins,
-                a.qb,
-                hist.as_mut_ptr(),
-            )
-        };
+        let r = &a.rows;
+        #[rustfmt::skip]
+        // SAFETY: see the impl.
+        let rc = unsafe { emu_hist_kernel(&l, r.db.as_ptr(), r.dl.as_ptr(), r.n, r.q.as_ptr(), r.ql.as_ptr(),
+            r.nq, r.w, r.lw, a.with_labels, a.nbins, a.qb, hist.as_mut_ptr()) };
         launched("hist_kernel", rc)
     }
 
@@ -143,25 +127,10 @@ impl Device for Emulator {
         fill: &mut Vec<u32>,
         out: &mut Vec<u64>,
     ) -> Result<()> {
-        let grid = [l.grid.0, l.grid.1, l.grid.2];
-        // SAFETY: as in hist_kernel.
-        let rc = unsafe {
-            emu_collect_kernel(
-                grid.as_ptr(),
-                l.block,
-                l.shared_bytes,
-                a.db.as_ptr(),
-                a.n,
-                a.q.as_ptr(),
-                a.nq,
-                a.w,
-                a.qb,
-                a.thr.as_ptr(),
-                a.offs.as_ptr(),
-                fill.as_mut_ptr(),
-                out.as_mut_ptr(),
-            )
-        };
+        #[rustfmt::skip]
+        // SAFETY: see the impl.
+        let rc = unsafe { emu_collect_kernel(&l, a.db.as_ptr(), a.n, a.q.as_ptr(), a.nq, a.w, a.qb,
+            a.thr.as_ptr(), a.offs.as_ptr(), fill.as_mut_ptr(), out.as_mut_ptr()) };
         launched("collect_kernel", rc)
     }
 
@@ -172,29 +141,12 @@ impl Device for Emulator {
         sums: &mut Vec<f64>,
         counts: &mut Vec<u64>,
     ) -> Result<()> {
-        let grid = [l.grid.0, l.grid.1, l.grid.2];
-        // SAFETY: as in hist_kernel.
-        let rc = unsafe {
-            emu_ap_kernel(
-                grid.as_ptr(),
-                l.block,
-                l.shared_bytes,
-                a.db.as_ptr(),
-                a.dl.as_ptr(),
-                a.n,
-                a.q.as_ptr(),
-                a.ql.as_ptr(),
-                a.nq,
-                a.w,
-                a.lw,
-                a.nb,
-                a.hist.as_ptr(),
-                a.cuts.as_ptr(),
-                a.nm,
-                sums.as_mut_ptr(),
-                counts.as_mut_ptr(),
-            )
-        };
+        let r = &a.rows;
+        #[rustfmt::skip]
+        // SAFETY: see the impl.
+        let rc = unsafe { emu_ap_kernel(&l, r.db.as_ptr(), r.dl.as_ptr(), r.n, r.q.as_ptr(), r.ql.as_ptr(),
+            r.nq, r.w, r.lw, a.nb, a.hist.as_ptr(), a.cuts.as_ptr(), a.nm, sums.as_mut_ptr(),
+            counts.as_mut_ptr()) };
         launched("ap_kernel", rc)
     }
 }

@@ -65,19 +65,21 @@ impl Elem for u32 {}
 impl Elem for u64 {}
 impl Elem for f64 {}
 
-/// A kernel launch's shape: grid, threads per block (1-D), dynamic shared memory.
+/// A kernel launch's shape: grid, threads per block (1-D), dynamic shared memory. `repr(C)`:
+/// the emulator takes it as is.
+#[repr(C)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Launch {
     /// Blocks along x, y, z.
-    pub grid: (u32, u32, u32),
+    pub grid: [u32; 3],
     /// Threads per block (x only).
     pub block: u32,
     /// Dynamic shared memory per block, bytes.
     pub shared_bytes: u32,
 }
 
-/// Inputs of `hist_kernel` (names as in `kernels.cu`); the output is passed beside them.
-pub struct HistArgs<'a, D: Device + ?Sized> {
+/// The inputs `hist_kernel` and `ap_kernel` share (names as in `kernels.cu`).
+pub struct Rows<'a, D: Device + ?Sized> {
     /// Database codes, `n·w` words.
     pub db: &'a D::Buf<u64>,
     /// Database labels, `n·lw` words (unread without labels).
@@ -94,6 +96,12 @@ pub struct HistArgs<'a, D: Device + ?Sized> {
     pub w: u32,
     /// Words per label row (0 without labels).
     pub lw: u32,
+}
+
+/// Inputs of `hist_kernel`; the output is passed beside them.
+pub struct HistArgs<'a, D: Device + ?Sized> {
+    /// Codes and labels.
+    pub rows: Rows<'a, D>,
     /// 1: bins of (2·distance + relevant); 0: bins of distance.
     pub with_labels: u32,
     /// Bins per query.
@@ -124,22 +132,8 @@ pub struct CollectArgs<'a, D: Device + ?Sized> {
 
 /// Inputs of `ap_kernel`; the outputs (`sums`, `counts`) are passed beside them.
 pub struct ApArgs<'a, D: Device + ?Sized> {
-    /// Database codes, `n·w` words.
-    pub db: &'a D::Buf<u64>,
-    /// Database labels, `n·lw` words.
-    pub dl: &'a D::Buf<u64>,
-    /// Database rows.
-    pub n: u64,
-    /// Query codes, `nq·w` words.
-    pub q: &'a D::Buf<u64>,
-    /// Query labels, `nq·lw` words.
-    pub ql: &'a D::Buf<u64>,
-    /// Query rows.
-    pub nq: u32,
-    /// Words per code.
-    pub w: u32,
-    /// Words per label row.
-    pub lw: u32,
+    /// Codes and labels.
+    pub rows: Rows<'a, D>,
     /// Distance buckets (bits + 1).
     pub nb: u32,
     /// (miss, hit) histograms from `hist_kernel`, `nq·2·nb`.
@@ -257,19 +251,12 @@ impl<D: Device> GpuEngine<D> {
             return Ok(hist);
         }
         let launch = Launch {
-            grid: (grid_x(n), (nq as u32).div_ceil(qb), 1),
+            grid: [grid_x(n), (nq as u32).div_ceil(qb), 1],
             block: BLOCK,
             shared_bytes: (8 * qb as usize * (w + lw_used) + 4 * qb as usize * nbins) as u32,
         };
         let args = HistArgs {
-            db,
-            dl,
-            n: n as u64,
-            q,
-            ql,
-            nq: nq as u32,
-            w: w as u32,
-            lw: lw_used as u32,
+            rows: Rows { db, dl, n: n as u64, q, ql, nq: nq as u32, w: w as u32, lw: lw_used as u32 },
             with_labels: u32::from(with_labels),
             nbins: nbins as u32,
             qb,
@@ -340,7 +327,7 @@ impl<D: Device> GpuEngine<D> {
             let mut fill = self.device.zeros::<u32>(end - start)?;
             let mut out = self.device.zeros::<u64>(total as usize)?;
             let launch = Launch {
-                grid: (grid_x(n), ((end - start) as u32).div_ceil(qb), 1),
+                grid: [grid_x(n), ((end - start) as u32).div_ceil(qb), 1],
                 block: BLOCK,
                 shared_bytes: 8 * qb * w as u32,
             };
@@ -420,11 +407,11 @@ impl<D: Device> GpuEngine<D> {
             let mut dsums = self.device.zeros::<f64>(nq * nm * LANES)?;
             let mut dcounts = self.device.zeros::<u64>(nq * nm)?;
             let launch = Launch {
-                grid: ((nq as u32).div_ceil(threads), 1, 1),
+                grid: [(nq as u32).div_ceil(threads), 1, 1],
                 block: threads,
                 shared_bytes: 8 * threads * nb as u32,
             };
-            let args = ApArgs {
+            let rows = Rows {
                 db: &ddb,
                 dl: &ddl,
                 n: n as u64,
@@ -433,11 +420,8 @@ impl<D: Device> GpuEngine<D> {
                 nq: nq as u32,
                 w: w as u32,
                 lw: lw as u32,
-                nb: nb as u32,
-                hist: &dhist,
-                cuts: &dcuts,
-                nm: nm as u32,
             };
+            let args = ApArgs { rows, nb: nb as u32, hist: &dhist, cuts: &dcuts, nm: nm as u32 };
             self.device.ap_kernel(launch, args, &mut dsums, &mut dcounts)?;
             sums = self.device.download(&dsums)?;
             counts = self.device.download(&dcounts)?;
