@@ -280,7 +280,7 @@ fn paths(dir: &Path, pos: Position) -> (PathBuf, PathBuf, PathBuf) {
     )
 }
 
-/// Where the caller writes the model of the checkpoint at `pos` (before [`write`]).
+/// Where the caller writes the model of the checkpoint at `pos` (before [`write`](fn@write)).
 pub fn model_path(dir: &Path, pos: Position) -> PathBuf {
     paths(dir, pos).0
 }
