@@ -11,7 +11,7 @@ test:
 # The CUDA kernels on a CPU emulator of CUDA's execution model, against the CPU engine (no GPU
 # needed; builds the emulator with the system's C++20 compiler).
 test-cuda-emulator:
-    cargo test -p seqmodal-hamming --features cuda-emulator --test cuda
+    cargo test -p seqmodal-hamming --features cuda-emulator --lib --test cuda
 
 # Formatting and lints, as CI would want them.
 lint:

@@ -72,13 +72,16 @@ extern "C" __global__ void collect_kernel(const u64* db, u64 n, const u64* q, u3
 // (position << 32 | hits) per distance bucket, starting from the bucket bases; every relevant
 // item adds h / p to the sums of the metrics whose cut-off it is within (u64 max for map).
 // Each metric's i-th term goes to lane i % 4 of its 4 partial sums (the CPU's LaneSum); the
-// host combines them as (l0 + l1) + (l2 + l3).
+// host combines them as (l0 + l1) + (l2 + l3). Sums, counts and cut-offs live in per-thread
+// arrays (at most AP_METRICS metrics a launch; the host launches once per group) and are
+// written out once at the end: no global read-modify-write chain per relevant item.
+#define AP_METRICS 8
 extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const u64* q, const u64* ql,
                                      u32 nq, u32 w, u32 lw, u32 nb, const u32* hist,
                                      const u64* cuts, u32 nm, double* sums, u64* counts) {
     extern __shared__ u64 cur_all[];
     u32 qi = blockIdx.x * blockDim.x + threadIdx.x;
-    if (qi >= nq) return;
+    if (qi >= nq || nm > AP_METRICS) return;
     u64* cur = cur_all + (u64)threadIdx.x * nb;
     const u32* h = hist + (u64)qi * 2 * nb;
     u64 acc = 0;
@@ -87,9 +90,12 @@ extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const 
         u64 miss = h[2 * d], hit = h[2 * d + 1];
         acc += ((miss + hit) << 32) | hit;
     }
+    double s[AP_METRICS][4];
+    u64 c[AP_METRICS], cut[AP_METRICS];
     for (u32 m = 0; m < nm; ++m) {
-        for (u32 l = 0; l < 4; ++l) sums[((u64)qi * nm + m) * 4 + l] = 0.0;
-        counts[(u64)qi * nm + m] = 0;
+        for (u32 l = 0; l < 4; ++l) s[m][l] = 0.0;
+        c[m] = 0;
+        cut[m] = cuts[m];
     }
     const u64* qq = q + (u64)qi * w;
     const u64* qqq = ql + (u64)qi * lw;
@@ -102,12 +108,15 @@ extern "C" __global__ void ap_kernel(const u64* db, const u64* dl, u64 n, const 
             u64 p = v >> 32;
             double t = (double)(v & 0xffffffffull) / (double)p;
             for (u32 m = 0; m < nm; ++m) {
-                if (p <= cuts[m]) {
-                    u64 c = counts[(u64)qi * nm + m];
-                    sums[((u64)qi * nm + m) * 4 + (c & 3)] += t;
-                    counts[(u64)qi * nm + m] = c + 1;
+                if (p <= cut[m]) {
+                    s[m][c[m] & 3] += t;
+                    c[m] += 1;
                 }
             }
         }
+    }
+    for (u32 m = 0; m < nm; ++m) {
+        for (u32 l = 0; l < 4; ++l) sums[((u64)qi * nm + m) * 4 + l] = s[m][l];
+        counts[(u64)qi * nm + m] = c[m];
     }
 }

@@ -48,6 +48,9 @@ pub const KERNELS: &str = include_str!("kernels.cu");
 // ap_kernel spells the lane count out as 4 (the `& 3` and `* 4` of its sums).
 const _: () = assert!(LANES == 4);
 
+/// Metrics one `ap_kernel` launch keeps per thread (`#define AP_METRICS` in `kernels.cu`).
+const AP_METRICS: usize = 8;
+
 /// Threads per block of the histogram and collect kernels.
 const BLOCK: u32 = 256;
 /// Most blocks along the database: threads stride over the rest.
@@ -204,6 +207,15 @@ impl ScanStats {
 /// Exact search and metrics on a [`Device`]: results equal the CPU engine's bit for bit.
 pub struct GpuEngine<D: Device> {
     device: D,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ap_metrics_matches_the_kernel_source() {
+        let define = format!("#define AP_METRICS {}\n", super::AP_METRICS);
+        assert!(super::KERNELS.contains(&define), "kernels.cu must say `{}`", define.trim());
+    }
 }
 
 /// Queries per block of the histogram/collect kernels, so bins and queries fit shared memory.
@@ -403,28 +415,38 @@ impl<D: Device> GpuEngine<D> {
             if 8 * nb > SHARED_LIMIT {
                 return Err(HammingError::Cuda(format!("{bits}-bit codes need too much shared memory")));
             }
-            let dcuts = self.device.upload(&cuts)?;
-            let mut dsums = self.device.zeros::<f64>(nq * nm * LANES)?;
-            let mut dcounts = self.device.zeros::<u64>(nq * nm)?;
             let launch = Launch {
                 grid: [(nq as u32).div_ceil(threads), 1, 1],
                 block: threads,
                 shared_bytes: 8 * threads * nb as u32,
             };
-            let rows = Rows {
-                db: &ddb,
-                dl: &ddl,
-                n: n as u64,
-                q: &dq,
-                ql: &dql,
-                nq: nq as u32,
-                w: w as u32,
-                lw: lw as u32,
-            };
-            let args = ApArgs { rows, nb: nb as u32, hist: &dhist, cuts: &dcuts, nm: nm as u32 };
-            self.device.ap_kernel(launch, args, &mut dsums, &mut dcounts)?;
-            sums = self.device.download(&dsums)?;
-            counts = self.device.download(&dcounts)?;
+            // The kernel keeps at most AP_METRICS metrics per thread: one launch per group.
+            for (g, group) in cuts.chunks(AP_METRICS).enumerate() {
+                let gm = group.len();
+                let dcuts = self.device.upload(group)?;
+                let mut dsums = self.device.zeros::<f64>(nq * gm * LANES)?;
+                let mut dcounts = self.device.zeros::<u64>(nq * gm)?;
+                let rows = Rows {
+                    db: &ddb,
+                    dl: &ddl,
+                    n: n as u64,
+                    q: &dq,
+                    ql: &dql,
+                    nq: nq as u32,
+                    w: w as u32,
+                    lw: lw as u32,
+                };
+                let args = ApArgs { rows, nb: nb as u32, hist: &dhist, cuts: &dcuts, nm: gm as u32 };
+                self.device.ap_kernel(launch, args, &mut dsums, &mut dcounts)?;
+                let (gs, gc) = (self.device.download(&dsums)?, self.device.download(&dcounts)?);
+                let first = g * AP_METRICS;
+                for qi in 0..nq {
+                    let (to, from) = (qi * nm + first, qi * gm);
+                    sums[to * LANES..(to + gm) * LANES]
+                        .copy_from_slice(&gs[from * LANES..(from + gm) * LANES]);
+                    counts[to..to + gm].copy_from_slice(&gc[from..from + gm]);
+                }
+            }
         }
         let mut values = vec![0.0f64; nq * nm];
         let mut pr = Vec::new();
