@@ -209,15 +209,6 @@ pub struct GpuEngine<D: Device> {
     device: D,
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn ap_metrics_matches_the_kernel_source() {
-        let define = format!("#define AP_METRICS {}\n", super::AP_METRICS);
-        assert!(super::KERNELS.contains(&define), "kernels.cu must say `{}`", define.trim());
-    }
-}
-
 /// Queries per block of the histogram/collect kernels, so bins and queries fit shared memory.
 fn query_block(words: usize, label_words: usize, nbins: usize) -> Result<u32> {
     let per_query = 8 * (words + label_words) + 4 * nbins;
@@ -498,5 +489,14 @@ impl<D: Device> GpuEngine<D> {
             codes_per_second: (nq * n) as f64 / seconds,
             peak_gigabytes_per_second: self.device.peak_gigabytes_per_second(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn ap_metrics_matches_the_kernel_source() {
+        let define = format!("#define AP_METRICS {}\n", super::AP_METRICS);
+        assert!(super::KERNELS.contains(&define), "kernels.cu must say `{}`", define.trim());
     }
 }
