@@ -276,7 +276,8 @@ fn bench_cuda() -> Result<()> {
             }
         }
         println!(
-            "top-{k} {nq} q x {n} db {bits}-bit on GPU: {secs:.3} s incl. transfers ({:.0} q/s)",
+            "top-{k} {nq} q x {n} db {bits}-bit on {}: {secs:.3} s incl. transfers ({:.0} q/s)",
+            gpu.device_name(),
             nq as f64 / secs
         );
         summary.push(serde_json::json!({"case": format!("top{k}-{bits}bit"), "seconds": secs}));
@@ -296,7 +297,8 @@ fn bench_cuda() -> Result<()> {
         bail!("GPU mAP@all {:?} differs from the CPU {:?}", rep.metrics, cpu.metrics);
     }
     println!(
-        "mAP@all {nq} q x {n} db 64-bit on GPU: {secs:.3} s incl. transfers (mAP {:.6}, equal to CPU)",
+        "mAP@all {nq} q x {n} db 64-bit on {}: {secs:.3} s incl. transfers (mAP {:.6}, equal to CPU)",
+        gpu.device_name(),
         rep.metrics[0]
     );
     summary.push(serde_json::json!({"case": "map-all-200k", "seconds": secs, "map": rep.metrics[0]}));
