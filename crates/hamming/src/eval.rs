@@ -499,7 +499,7 @@ struct Scratch {
     /// The current query's label picks (see [`LabelColumns::picks`]).
     picks: Vec<Pick>,
     /// Per distance: `items seen << 32 | relevant items seen`, updated in index order
-    /// (fixed-size for codes up to 255 bits, so indexing needs no bounds check).
+    /// (fixed-size for codes up to 511 bits, so indexing needs no bounds check).
     small: Box<[u64; SMALL]>,
     big: Vec<u64>,
     /// Tile-local (counter, distance) of each relevant item; power-of-two sized so the
