@@ -254,7 +254,7 @@ fn bench_cuda() -> Result<()> {
             "scan {nq} q x {n} db {bits}-bit: {:.4} s kernel time, {:.3} GB/s of database reads{share}, {:.3e} codes/s",
             stats.seconds, stats.gigabytes_per_second, stats.codes_per_second
         );
-        summary.push(serde_json::json!({"case": format!("scan-{bits}bit-{n}"), "queries": nq,
+        summary.push(serde_json::json!({"case": format!("scan-{bits}bit-{n}-{nq}q"), "queries": nq,
             "seconds": stats.seconds, "gb_per_second": stats.gigabytes_per_second,
             "peak_gb_per_second": stats.peak_gigabytes_per_second, "share_of_peak": stats.share_of_peak(),
             "codes_per_second": stats.codes_per_second}));
