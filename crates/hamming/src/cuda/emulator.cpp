@@ -5,10 +5,10 @@
 // next one runs; when every thread of the block has reached the barrier, all go on. A barrier
 // that some threads of a block reach and others never do (undefined behaviour on CUDA) fails
 // the launch. Dynamic shared memory is one buffer of the launch's size, filled with 0xA5 before
-// every block (CUDA leaves it uninitialised), so a kernel that reads shared memory before it
-// wrote it, or before a barrier made another thread's write visible, computes garbage. The
-// threads of a block run in ascending order in even blocks and descending order in odd ones,
-// so results that depend on the order of threads (a race on CUDA) differ between blocks.
+// every block (CUDA leaves it uninitialised). The threads of a block run in ascending order in
+// even blocks and descending order in odd ones. So a kernel that reads shared memory nobody
+// wrote, or that another thread writes without a barrier in between (a race on CUDA), reads
+// garbage or gets results that differ between blocks, at least in one of the two orders.
 //
 // build.rs turns each `extern __shared__ T name[];` of kernels.cu into a pointer to that
 // buffer and writes the result to kernels_emulated.cu, included below.
