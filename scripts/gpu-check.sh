@@ -21,6 +21,32 @@ WORK="$(mktemp -d)"
 trap 'rm -rf "$WORK"' EXIT
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
 
+# NVRTC: seqmodal (cudarc, built against CUDA 12.8) asks the loader for libnvrtc.so, .so.12,
+# .so.11, ... but not .so.13, and a CUDA 13 machine may have NVRTC only as libnvrtc.so.13, or
+# only outside the loader's path (a toolkit in /usr/local/cuda*, PyTorch's nvidia wheels).
+# Find one and point the loader at it: a libnvrtc.so link in $WORK/lib, and its folder (for
+# libnvrtc-builtins) on LD_LIBRARY_PATH.
+nvrtc_setup() {
+    local found="" f py_libs
+    py_libs="$(python3 -c 'import glob, site
+print(" ".join(g for p in site.getsitepackages() for g in glob.glob(p + "/nvidia/**/libnvrtc.so*", recursive=True)))' \
+        2>/dev/null || true)"
+    for f in $(ldconfig -p 2>/dev/null | awk '/libnvrtc\.so/ {print $NF}' || true) \
+        /usr/local/cuda*/lib64/libnvrtc.so* /usr/local/cuda*/targets/*/lib/libnvrtc.so* $py_libs; do
+        case "$f" in *builtins*) continue ;; esac
+        if [ -e "$f" ]; then found="$f"; break; fi
+    done
+    if [ -z "$found" ]; then
+        echo "gpu-check: no libnvrtc found; seqmodal will report it if it cannot load NVRTC either" >&2
+        return 0
+    fi
+    mkdir -p "$WORK/lib"
+    ln -sf "$found" "$WORK/lib/libnvrtc.so"
+    export LD_LIBRARY_PATH="$WORK/lib:$(dirname "$found")${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
+    echo "NVRTC: $found"
+}
+nvrtc_setup
+
 # write_npy FILE ROWS COLS: uint8 (ROWS, COLS) .npy from stdin bytes (numpy's v1 layout).
 write_npy() {
     local file=$1 rows=$2 cols=$3
