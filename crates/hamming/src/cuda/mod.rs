@@ -15,11 +15,11 @@
 //! - `Driver` (cargo feature `cuda`, `CudaBackend`): a real GPU through cudarc, kernels
 //!   compiled at run time with NVRTC. The driver and NVRTC are loaded dynamically, so it builds
 //!   on machines without CUDA; `CudaBackend::new` fails with a typed error where there is none.
-//! - `Emulator` (cargo feature `cuda-emulator`, tests only): the same kernel source compiled as
-//!   C++ and run on the CPU with CUDA's execution model (a grid of blocks; a block's threads are
-//!   fibers that meet at `__syncthreads`, in ascending order in even blocks and descending in
-//!   odd ones; shared memory poisoned at every block start). It checks the kernels and the host
-//!   logic on machines with no GPU.
+//! - `Emulator` (cargo feature `cuda-emulator`): the same kernel source compiled as C++ and run
+//!   on the CPU with CUDA's execution model (a grid of blocks; a block's threads are fibers that
+//!   meet at `__syncthreads`, in ascending order in even blocks and descending in odd ones;
+//!   shared memory poisoned at every block start). It checks the kernels and the host logic on
+//!   machines with no GPU: in tests, and through the CLI in rehearsals of `gpu-check.sh`.
 
 use std::time::Instant;
 
