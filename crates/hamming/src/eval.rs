@@ -515,6 +515,9 @@ struct Scratch {
     base: Vec<u64>,
     /// The last pass's packing: where its counters keep their distance ([`pack_shift`]).
     packed: Option<u32>,
+    /// False: never pack. Only tests turn it off, to reach the unpacked pass over the fixed-size
+    /// counters, which otherwise needs 2^23 or more database rows.
+    may_pack: bool,
     /// Terms within the largest @k cutoff (see [`per_query_metrics`]).
     near: Vec<Term>,
 }
@@ -562,6 +565,7 @@ impl Default for Scratch {
             term_d: Vec::new(),
             base: Vec::new(),
             packed: None,
+            may_pack: true,
             near: Vec::new(),
         }
     }
@@ -611,7 +615,7 @@ impl Scratch {
         // the counter of bucket d starts at d << shift, so every term carries its distance and
         // the pass stores one word per item instead of two.
         let shift = pack_shift(nb);
-        let packed = nb <= SMALL && db.len() < 1 << shift;
+        let packed = self.may_pack && nb <= SMALL && db.len() < 1 << shift;
         let cur: Vec<u64> = if nb <= SMALL {
             let mut small = std::mem::replace(&mut self.small, Box::new([0; SMALL]));
             if packed {
@@ -836,6 +840,53 @@ mod tests {
             l[i % 4] += (t & 0xffff_ffff) as f64 / (t >> 32) as f64;
         }
         (l[0] + l[1]) + (l[2] + l[3])
+    }
+
+    /// The unpacked pass over the fixed-size counters (databases of 2^23 or more rows) gives
+    /// the packed passes' histograms and metrics, bit for bit, on every kernel.
+    #[test]
+    fn unpacked_counters_give_the_packed_results() {
+        let mut rng = ChaCha8Rng::seed_from_u64(5);
+        let metrics = [Metric::Map, Metric::MapAt(20), Metric::PrecisionAt(20), Metric::PrecisionRadius(2)];
+        for (bits, classes, n) in [(64usize, 24usize, 263usize), (256, 150, 301), (96, 5, 260)] {
+            let (w, nq) = (bits.div_ceil(64), 9);
+            let mut words = |rows: usize| -> Vec<u64> {
+                let mask = if bits % 64 == 0 { u64::MAX } else { (1u64 << (bits % 64)) - 1 };
+                (0..rows * w)
+                    .map(|i| rng.random::<u64>() & if i % w == w - 1 { mask } else { u64::MAX })
+                    .collect()
+            };
+            let (qw, dw) = (words(nq), words(n));
+            let q = CodesView::from_words(&qw, nq, bits).unwrap();
+            let db = CodesView::from_words(&dw, n, bits).unwrap();
+            let hot = |rows: usize, rng: &mut ChaCha8Rng| -> Vec<u8> {
+                (0..rows * classes).map(|_| u8::from(rng.random_bool(3.0 / classes as f64))).collect()
+            };
+            let ql = LabelSet::from_multi_hot(&hot(nq, &mut rng), nq, classes).unwrap();
+            let dl = LabelSet::from_multi_hot(&hot(n, &mut rng), n, classes).unwrap();
+            let columns = LabelColumns::new(&dl);
+            for kernel in Kernel::CONCRETE.into_iter().filter(|k| k.is_supported()) {
+                let imp = Imp::new(Engine { kernel, ..Engine::default() }, w).unwrap();
+                let (mut packed, mut unpacked) = (Scratch::default(), Scratch::default());
+                unpacked.may_pack = false;
+                for qi in 0..nq {
+                    let mut out = [[0.0; 4]; 2];
+                    let mut hists = Vec::new();
+                    for (s, o) in [&mut packed, &mut unpacked].into_iter().zip(&mut out) {
+                        let hist = s.query(imp, q.row(qi), ql.row(qi), db, &columns);
+                        s.metrics(&hist, &metrics, o);
+                        hists.push((hist.total, hist.hits));
+                    }
+                    assert!(packed.packed.is_some() && unpacked.packed.is_none());
+                    assert_eq!(hists[0], hists[1], "{bits} bits, {kernel}, query {qi}");
+                    assert_eq!(
+                        out[0].map(f64::to_bits),
+                        out[1].map(f64::to_bits),
+                        "{bits} bits, {kernel}, query {qi}"
+                    );
+                }
+            }
+        }
     }
 
     #[test]
