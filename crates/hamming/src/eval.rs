@@ -675,10 +675,16 @@ impl Scratch {
     /// Every metric of the last [`Scratch::query`] (see [`per_query_metrics`]).
     fn metrics(&mut self, hist: &Hist, metrics: &[Metric], out: &mut [f64]) {
         let (terms, near) = (&self.terms, &mut self.near);
-        match (self.base.first_chunk::<SMALL>(), self.packed) {
-            (Some(base), Some(24)) => per_query_metrics(hist, terms, unpack::<24>(base), metrics, near, out),
-            (Some(base), Some(23)) => per_query_metrics(hist, terms, unpack::<23>(base), metrics, near, out),
-            _ => per_query_metrics(hist, terms, |t| t, metrics, near, out),
+        let Some(shift) = self.packed else {
+            return per_query_metrics(hist, terms, |t| t, metrics, near, out);
+        };
+        let Some(base) = self.base.first_chunk::<SMALL>() else {
+            unreachable!("packed passes pad their bases to SMALL entries")
+        };
+        match shift {
+            24 => per_query_metrics(hist, terms, unpack::<24>(base), metrics, near, out),
+            23 => per_query_metrics(hist, terms, unpack::<23>(base), metrics, near, out),
+            _ => unreachable!("pack_shift gives 23 or 24, not {shift}"),
         }
     }
 

@@ -82,14 +82,11 @@ impl Device for Driver {
     }
 
     fn upload<T: Elem>(&self, data: &[T]) -> Result<CudaSlice<T>> {
-        if data.is_empty() {
-            return self.zeros(1);
-        }
         self.stream.clone_htod(data).map_err(cuda("copying to the device"))
     }
 
     fn zeros<T: Elem>(&self, len: usize) -> Result<CudaSlice<T>> {
-        self.stream.alloc_zeros::<T>(len.max(1)).map_err(cuda("allocating"))
+        self.stream.alloc_zeros::<T>(len).map_err(cuda("allocating"))
     }
 
     fn download<T: Elem>(&self, buf: &CudaSlice<T>) -> Result<Vec<T>> {

@@ -101,6 +101,14 @@ pub struct Rows<'a, D: Device + ?Sized> {
     pub lw: u32,
 }
 
+// Manual impls: derive would require `D: Copy`, but only references are copied.
+impl<D: Device + ?Sized> Clone for Rows<'_, D> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+impl<D: Device + ?Sized> Copy for Rows<'_, D> {}
+
 /// Inputs of `hist_kernel`; the output is passed beside them.
 pub struct HistArgs<'a, D: Device + ?Sized> {
     /// Codes and labels.
@@ -155,10 +163,9 @@ pub trait Device {
     fn name(&self) -> &str;
     /// Theoretical peak memory bandwidth, GB/s (None where the device has no such figure).
     fn peak_gigabytes_per_second(&self) -> Option<f64>;
-    /// Copies `data` to the device (a one-element zero buffer when empty: kernels never read it,
-    /// and a zero-length allocation fails on CUDA).
+    /// Copies non-empty `data` to the device.
     fn upload<T: Elem>(&self, data: &[T]) -> Result<Self::Buf<T>>;
-    /// A zeroed buffer of `max(len, 1)` elements.
+    /// A zeroed buffer of `len >= 1` elements.
     fn zeros<T: Elem>(&self, len: usize) -> Result<Self::Buf<T>>;
     /// Copies a buffer back to the host.
     fn download<T: Elem>(&self, buf: &Self::Buf<T>) -> Result<Vec<T>>;
@@ -235,6 +242,21 @@ impl<D: Device> GpuEngine<D> {
         self.device.name()
     }
 
+    /// `data` on the device; empty data becomes a one-element zero buffer (kernels never read
+    /// it, and a zero-length allocation fails on CUDA).
+    fn upload<T: Elem>(&self, data: &[T]) -> Result<D::Buf<T>> {
+        if data.is_empty() {
+            self.zeros(1)
+        } else {
+            self.device.upload(data)
+        }
+    }
+
+    /// A zeroed device buffer of `max(len, 1)` elements (see [`Self::upload`]).
+    fn zeros<T: Elem>(&self, len: usize) -> Result<D::Buf<T>> {
+        self.device.zeros(len.max(1))
+    }
+
     /// Per-query histograms: `bits + 1` bins of distance, or `2 (bits + 1)` of (distance, relevant).
     fn histograms(
         &self,
@@ -249,7 +271,7 @@ impl<D: Device> GpuEngine<D> {
         let nbins = if with_labels { 2 * (bits + 1) } else { bits + 1 };
         let lw_used = if with_labels { lw } else { 0 };
         let qb = query_block(w, lw_used, nbins)?;
-        let mut hist = self.device.zeros::<u32>(nq * nbins)?;
+        let mut hist = self.zeros::<u32>(nq * nbins)?;
         if nq == 0 || n == 0 {
             return Ok(hist);
         }
@@ -283,9 +305,9 @@ impl<D: Device> GpuEngine<D> {
         if nq == 0 {
             return Ok(Neighbors::from_parts(k, ids, dists));
         }
-        let dq = self.device.upload(queries.as_words())?;
-        let ddb = self.device.upload(db.as_words())?;
-        let dummy = self.device.upload::<u64>(&[])?;
+        let dq = self.upload(queries.as_words())?;
+        let ddb = self.upload(db.as_words())?;
+        let dummy = self.upload::<u64>(&[])?;
         let hist = self.histograms(&dq, &dummy, &ddb, &dummy, (nq, n, w, 0, bits), false)?;
         let hist = self.device.download(&hist)?;
         // Threshold per query: the smallest t with at least k items at distance <= t, capped
@@ -324,11 +346,11 @@ impl<D: Device> GpuEngine<D> {
                     Some(o)
                 })
                 .collect();
-            let dqs = self.device.upload(&queries.as_words()[start * w..end * w])?;
-            let dthr = self.device.upload(&thr[start..end])?;
-            let doffs = self.device.upload(&offs)?;
-            let mut fill = self.device.zeros::<u32>(end - start)?;
-            let mut out = self.device.zeros::<u64>(total as usize)?;
+            let dqs = self.upload(&queries.as_words()[start * w..end * w])?;
+            let dthr = self.upload(&thr[start..end])?;
+            let doffs = self.upload(&offs)?;
+            let mut fill = self.zeros::<u32>(end - start)?;
+            let mut out = self.zeros::<u64>(total as usize)?;
             let launch = Launch {
                 grid: [grid_x(n), ((end - start) as u32).div_ceil(qb), 1],
                 block: BLOCK,
@@ -385,10 +407,10 @@ impl<D: Device> GpuEngine<D> {
         if nq == 0 {
             return Ok(finish_report(0, metrics, &[], &[], pr_len, bits));
         }
-        let dq = self.device.upload(queries.as_words())?;
-        let dql = self.device.upload(query_labels.as_words())?;
-        let ddb = self.device.upload(database.as_words())?;
-        let ddl = self.device.upload(database_labels.as_words())?;
+        let dq = self.upload(queries.as_words())?;
+        let dql = self.upload(query_labels.as_words())?;
+        let ddb = self.upload(database.as_words())?;
+        let ddl = self.upload(database_labels.as_words())?;
         let dhist = self.histograms(&dq, &dql, &ddb, &ddl, (nq, n, w, lw, bits), true)?;
         let hist = self.device.download(&dhist)?;
         let cuts: Vec<u64> = metrics
@@ -411,22 +433,22 @@ impl<D: Device> GpuEngine<D> {
                 block: threads,
                 shared_bytes: 8 * threads * nb as u32,
             };
+            let rows = Rows {
+                db: &ddb,
+                dl: &ddl,
+                n: n as u64,
+                q: &dq,
+                ql: &dql,
+                nq: nq as u32,
+                w: w as u32,
+                lw: lw as u32,
+            };
             // The kernel keeps at most AP_METRICS metrics per thread: one launch per group.
             for (g, group) in cuts.chunks(AP_METRICS).enumerate() {
                 let gm = group.len();
-                let dcuts = self.device.upload(group)?;
-                let mut dsums = self.device.zeros::<f64>(nq * gm * LANES)?;
-                let mut dcounts = self.device.zeros::<u64>(nq * gm)?;
-                let rows = Rows {
-                    db: &ddb,
-                    dl: &ddl,
-                    n: n as u64,
-                    q: &dq,
-                    ql: &dql,
-                    nq: nq as u32,
-                    w: w as u32,
-                    lw: lw as u32,
-                };
+                let dcuts = self.upload(group)?;
+                let mut dsums = self.zeros::<f64>(nq * gm * LANES)?;
+                let mut dcounts = self.zeros::<u64>(nq * gm)?;
                 let args = ApArgs { rows, nb: nb as u32, hist: &dhist, cuts: &dcuts, nm: gm as u32 };
                 self.device.ap_kernel(launch, args, &mut dsums, &mut dcounts)?;
                 let (gs, gc) = (self.device.download(&dsums)?, self.device.download(&dcounts)?);
@@ -471,9 +493,9 @@ impl<D: Device> GpuEngine<D> {
             return Err(HammingError::BitsMismatch { query: queries.bits(), database: db.bits() });
         }
         let (nq, n, w, bits) = (queries.len(), db.len(), db.words_per_code(), db.bits());
-        let dq = self.device.upload(queries.as_words())?;
-        let ddb = self.device.upload(db.as_words())?;
-        let dummy = self.device.upload::<u64>(&[])?;
+        let dq = self.upload(queries.as_words())?;
+        let ddb = self.upload(db.as_words())?;
+        let dummy = self.upload::<u64>(&[])?;
         // Warm-up launch (module load, clocks), then the timed one.
         self.histograms(&dq, &dummy, &ddb, &dummy, (nq, n, w, 0, bits), false)?;
         self.device.synchronize()?;
