@@ -13,6 +13,17 @@ test:
 test-cuda-emulator:
     cargo test -p seqmodal-hamming --features cuda-emulator --lib --test cuda
 
+# The AVX-512 kernel, which none of our machines has, under Miri: Miri executes its instructions
+# on any x86 CPU and checks its unsafe loops for undefined behaviour (tests/every_kernel.rs
+# against the portable kernel; ~2 min of Miri after a few minutes of building). Needs the nightly
+# toolchain's miri and rust-src components (installed here if missing).
+test-miri:
+    rustup component add --toolchain nightly miri rust-src
+    RUSTFLAGS="-C target-feature=+avx512f,+avx512vpopcntdq,+avx2,+popcnt" \
+    MIRIFLAGS="-Zmiri-tree-borrows -Zmiri-permissive-provenance -Zmiri-ignore-leaks" \
+    CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-target}/miri" \
+    cargo +nightly miri test -p seqmodal-hamming --test every_kernel
+
 # Formatting and lints, as CI would want them.
 lint:
     cargo fmt --all -- --check
