@@ -3,9 +3,10 @@
 //! results against a naive reference, on larger inputs).
 //!
 //! `just test-miri` runs this file under Miri with AVX-512 enabled: Miri executes the AVX-512
-//! kernel, which no CI machine here has, and checks its unsafe loops (and the fused mAP walk
-//! they share with AVX2) for undefined behaviour. Miri is ~10^4 times slower, so there it runs
-//! only the AVX-512 kernel on the 8- and 64-bit cases, where that kernel has its own loops.
+//! kernel, which no CI machine here has, and checks the unsafe code of every x86 kernel (the
+//! bit-sliced filter, the vector loops, the fused mAP walk) for undefined behaviour. Miri is
+//! ~10^4 times slower, so there it runs only the 8- and 64-bit cases (where AVX-512 has loops
+//! of its own) and the other kernels' specialised loops only.
 
 use seqmodal_hamming::{distances_into, evaluate_with, knn, Codes, Engine, Kernel, LabelSet, Metric, Width};
 
@@ -15,18 +16,24 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> T {
     rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap().install(f)
 }
 
-/// Every supported (kernel, width) but the reference one; under Miri, AVX-512's only (and it must
-/// be enabled).
+/// Every supported (kernel, width) but the reference one. Under Miri (which must have AVX-512
+/// enabled): AVX-512 in both widths, whose loops run nowhere else, and the other x86 kernels'
+/// specialised loops, for Miri's checks of their unsafe code.
 fn engines() -> Vec<Engine> {
-    let kernels: Vec<Kernel> = if cfg!(miri) {
+    if cfg!(miri) {
         assert!(Kernel::Avx512.is_supported(), "run Miri with AVX-512 enabled: `just test-miri`");
         assert_eq!(Kernel::Auto.resolve().unwrap(), Kernel::Avx512);
-        vec![Kernel::Avx512]
-    } else {
-        Kernel::CONCRETE.into_iter().filter(|k| k.is_supported()).collect()
-    };
+        let spec = |kernel| Engine { kernel, width: Width::Specialised };
+        return vec![
+            spec(Kernel::Avx512),
+            Engine { kernel: Kernel::Avx512, width: Width::Generic },
+            spec(Kernel::Sliced),
+            spec(Kernel::Avx2),
+            spec(Kernel::Popcnt),
+        ];
+    }
     let mut out = Vec::new();
-    for kernel in kernels {
+    for kernel in Kernel::CONCRETE.into_iter().filter(|k| k.is_supported()) {
         for width in [Width::Specialised, Width::Generic] {
             let e = Engine { kernel, width };
             if e != PORTABLE {
