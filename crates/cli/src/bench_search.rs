@@ -246,9 +246,9 @@ fn bench_cuda() -> Result<()> {
         let db = CodesView::from_words(&dbw, n, bits)?;
         let q = CodesView::from_words(&qw, nq, bits)?;
         let stats = gpu.scan_bandwidth(q, db)?;
-        let share = match (stats.share_of_peak(), stats.peak_gigabytes_per_second) {
-            (Some(s), Some(p)) => format!(" = {:.1} % of the card's peak {p:.0} GB/s", 100.0 * s),
-            _ => String::new(),
+        let share = match stats.share_of_peak().zip(stats.peak_gigabytes_per_second) {
+            Some((s, p)) => format!(" = {:.1} % of the card's peak {p:.0} GB/s", 100.0 * s),
+            None => String::new(),
         };
         println!(
             "scan {nq} q x {n} db {bits}-bit: {:.4} s kernel time, {:.3} GB/s of database reads{share}, {:.3e} codes/s",
