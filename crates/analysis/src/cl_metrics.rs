@@ -97,14 +97,15 @@ pub fn fwt(m: &AccuracyMatrix) -> Option<f64> {
 }
 
 /// `intransigence` (Chaudhry et al. 2018): mean over pairs with t_p defined (in
-/// `m`) and present in `joint` of `joint_final[p]` − `R[t_p][p]`, where joint_final is
-/// the last stage of the joint-training reference run: how far the learner is
-/// from the jointly trained model at the moment it learns each pair.
+/// `m`) and present in `joint` of `R_joint[t_p][p]` − `R[t_p][p]`: how far the learner is,
+/// at the moment it completes each pair, from the model trained jointly on the same stages
+/// 1..t_p (the `joint` learner at stage t has seen the data of stages 1..t, so its row t_p
+/// is the paper's reference a*_k). `joint` must follow the same schedule; pairs whose
+/// stage it lacks are left out.
 pub fn intransigence(m: &AccuracyMatrix, joint: &AccuracyMatrix) -> Option<f64> {
-    let joint_last = joint.last_stage();
     mean(learned_pairs(m).filter_map(|(p, t)| {
         let (q, d) = &m.pairs[p];
-        joint.get(joint_last, q, d).map(|reference| reference - m.values[t][p])
+        joint.get(t, q, d).map(|reference| reference - m.values[t][p])
     }))
 }
 
@@ -194,12 +195,18 @@ mod tests {
     #[test]
     fn intransigence_on_abc() {
         let m = abc();
-        // Joint reference: final row all 0.9 (stage 0 row ignored).
-        let joint = matrix(&["a", "b", "c"], &["a"], &[&[0.0; 9], &[0.9; 9]]);
-        // R[t_p]: aa R1 .8; ab R2 .7 ba R2 .5 bb R2 .9;
-        //         ac .5 bc .6 ca .4 cb .5 cc .9 (R3)
-        // sum = .8+.7+.5+.9+.5+.6+.4+.5+.9 = 5.8 ; 9*.9 = 8.1 ; (8.1-5.8)/9
-        close(intransigence(&m, &joint), (8.1 - 5.8) / 9.0);
+        // Joint reference on the same schedule, a different value at every stage, so taking
+        // any row but t_p's (e.g. the final one) gives another number.
+        let joint =
+            matrix(&["a", "b", "c"], &["a", "b", "c"], &[&[0.0; 9], &[0.85; 9], &[0.9; 9], &[0.95; 9]]);
+        // R[t_p]: aa R1 .8 -> .05; ab .7 ba .5 bb .9 (R2, joint .9) -> .2 .4 0;
+        //         ac .5 bc .6 ca .4 cb .5 cc .9 (R3, joint .95) -> .45 .35 .55 .45 .05
+        close(intransigence(&m, &joint), 2.5 / 9.0);
+        // The joint run scored against itself is 0.
+        close(intransigence(&joint, &joint), 0.0);
+        // A shorter joint run: pairs completed at stage 3 are left out (.65 over 4 pairs).
+        let short = matrix(&["a", "b", "c"], &["a", "b"], &[&[0.0; 9], &[0.85; 9], &[0.9; 9]]);
+        close(intransigence(&m, &short), 0.65 / 4.0);
     }
 
     #[test]

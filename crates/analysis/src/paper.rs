@@ -20,7 +20,7 @@ use crate::figures::{sweep_bars_as, BarGroup, BarSeries};
 use crate::paper_figures::{
     even_ticks, line_figure, stage_matrix, unit_axis, zoom_axis, Axis, LineFigure, Panel, Series, StageMatrix,
 };
-use crate::report::{fmt_stat, load_run, mean_std, RunData};
+use crate::report::{fmt_num, fmt_stat, load_run, mean_std, RunData};
 use crate::style::{series_style, SeriesStyle};
 use crate::sweep::{CellStatus, SweepCell};
 
@@ -988,16 +988,20 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
                 vec![Cell { text: l.clone(), bold: false }, Cell { text: rs.len().to_string(), bold: false }];
             for (k, c) in cols.iter().enumerate() {
                 let text = fmt_stat(&v[k], c.2);
-                // Compare at the printed precision, so equal-looking values are all bold.
-                let shown = |x: f64| format!("{x:.*}", c.2);
                 let bold = !is_reference(l)
-                    && matches!((mean_std(&v[k]), best[k]), (Some((m, _)), Some(b)) if shown(m) == shown(b));
+                    && matches!((mean_std(&v[k]), best[k]), (Some((m, _)), Some(b)) if looks_equal(m, b, c.2));
                 row.push(Cell { text, bold });
             }
             row
         })
         .collect();
     Block::Table { head, rows }
+}
+
+/// Whether `a` and `b` print the same with `digits` decimals (as [`fmt_num`] prints them, so
+/// -0.0001 and 0.0001 are both "0.000"): equal-looking values are all bold.
+fn looks_equal(a: f64, b: f64, digits: usize) -> bool {
+    fmt_num(a, digits) == fmt_num(b, digits)
 }
 
 fn to_markdown(blocks: &[Block]) -> String {
@@ -1115,7 +1119,6 @@ code{background:#f3f3f3;padding:0 .2em}
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::fmt_num;
 
     #[test]
     fn markdown_and_html_render_the_same_blocks() {
@@ -1176,6 +1179,14 @@ mod tests {
     fn learners_order_references_first() {
         let v = learner_order(["meta", "joint", "er", "finetune", "er"].into_iter());
         assert_eq!(v, ["finetune", "joint", "er", "meta"]);
+    }
+
+    #[test]
+    fn bold_compares_the_printed_numbers() {
+        // wiki-per-modality BWT means of si and meta: both print 0.000, so both are best.
+        assert!(looks_equal(-8.7e-5, 1.25e-5, 3));
+        assert!(!looks_equal(-0.0016, 0.0001, 3));
+        assert!(looks_equal(0.12349, 0.1231, 3));
     }
 
     #[test]

@@ -201,7 +201,7 @@ mod tests {
         let ft = text.lines().find(|l| l.starts_with("| finetune |")).unwrap();
         assert!(ft.contains("| 2 | 0.300 ± 0.141 |"), "{ft}");
         assert!(ft.contains("0.38 ± 0.18"), "{ft}");
-        // intransigence only for seed 1 (the joint run's seed): joint final a->b 0.8 − R[t_p=2] 0.2,
+        // intransigence only for seed 1 (the joint run's seed): joint a->b at t_p = 2 0.8 − R[2] 0.2,
         // a->a: 0.5 − 0.5 = 0, b->b 0, b->a 0.6: mean (0 + 0.6 + 0.6 + 0) / 4 = 0.3
         assert!(ft.contains("| 0.300 |"), "{ft}");
         assert!(ft.contains("| 2.0 ± 0.0 | 10 |"), "{ft}");
