@@ -125,7 +125,9 @@ impl UnifiedModel {
         self.vars
             .iter()
             .filter(|(name, _)| match name.strip_prefix("adapter.") {
-                Some(rest) => modalities.iter().any(|m| rest.starts_with(&format!("{m}."))),
+                // `adapter.<modality>.<param>`; modality names may hold dots, so compare the
+                // whole name before the last one (a prefix test would take `a.b`'s for `a`).
+                Some(rest) => rest.rsplit_once('.').is_some_and(|(m, _)| modalities.contains(&m)),
                 None => true,
             })
             .map(|(_, v)| v.clone())
@@ -306,4 +308,35 @@ fn adapter_name(modality: &str) -> String {
 /// FNV-1a hash: a stable per-name seed offset (std's hasher is not stable across releases).
 fn fnv1a(s: &str) -> u64 {
     s.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| (h ^ b as u64).wrapping_mul(0x0100_0000_01b3))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::LossWeights;
+
+    #[test]
+    fn vars_for_takes_exactly_the_named_adapters() {
+        let cfg = ModelConfig {
+            bits: 8,
+            hidden: 4,
+            adapter: AdapterKind::PerModality,
+            classes: 3,
+            pad_dim: 5,
+            loss: LossWeights::default(),
+            seed: 1,
+        };
+        let mut m = UnifiedModel::new(cfg).unwrap();
+        for (name, dim) in [("a", 2), ("a.b", 3), ("ab", 5)] {
+            m.ensure_modality(name, dim).unwrap();
+        }
+        let shared = m.vars_for(&[]).len();
+        // Each adapter is one weight and one bias; `a` must not pull in `a.b` or `ab`.
+        for mods in [&["a"][..], &["a.b"], &["ab"]] {
+            assert_eq!(m.vars_for(mods).len(), shared + 2, "{mods:?}");
+        }
+        assert_eq!(m.vars_for(&["a", "a.b"]).len(), shared + 4);
+        let dims: Vec<usize> = m.vars_for(&["a"]).iter().map(|v| v.dims().iter().product()).collect();
+        assert!(dims.contains(&(2 * 4)) && !dims.contains(&(3 * 4)), "{dims:?}");
+    }
 }
