@@ -115,6 +115,8 @@ pub struct LearnerSection {
     pub lambda: Option<Spanned<f64>>,
     /// Online-EWC decay of the old Fisher.
     pub gamma: Option<Spanned<f64>>,
+    /// EWC: rows of a stage whose per-sample gradients estimate its Fisher.
+    pub fisher_samples: Option<Spanned<i64>>,
     /// SI penalty strength.
     pub c: Option<Spanned<f64>>,
     /// SI damping.
@@ -317,6 +319,8 @@ pub struct LearnerSpec {
     pub lambda: f64,
     /// Online-EWC decay.
     pub gamma: f64,
+    /// EWC Fisher sample size.
+    pub fisher_samples: usize,
     /// SI strength.
     pub c: f64,
     /// SI damping.
@@ -1008,11 +1012,12 @@ impl ExperimentFile {
         let keys = kind.keys();
         let ck = Checker { text, path };
         let invalid = |span, key: &str, message| ck.err(span, &format!("learner.{key}"), message);
-        let given: [(&str, Option<std::ops::Range<usize>>); 14] = [
+        let given: [(&str, Option<std::ops::Range<usize>>); 15] = [
             ("replay_noise", l.replay_noise.as_ref().map(Spanned::span)),
             ("replay_batch", l.replay_batch.as_ref().map(Spanned::span)),
             ("lambda", l.lambda.as_ref().map(Spanned::span)),
             ("gamma", l.gamma.as_ref().map(Spanned::span)),
+            ("fisher_samples", l.fisher_samples.as_ref().map(Spanned::span)),
             ("c", l.c.as_ref().map(Spanned::span)),
             ("xi", l.xi.as_ref().map(Spanned::span)),
             ("alpha", l.alpha.as_ref().map(Spanned::span)),
@@ -1062,6 +1067,7 @@ impl ExperimentFile {
             replay_batch: count(&l.replay_batch, "replay_batch", train.batch, 1)?,
             lambda: float(&l.lambda, "lambda", 100.0, false)?,
             gamma: float(&l.gamma, "gamma", 0.9, false)?,
+            fisher_samples: count(&l.fisher_samples, "fisher_samples", 1000, 1)?,
             c: float(&l.c, "c", 0.5, false)?,
             xi: float(&l.xi, "xi", 1e-3, true)?,
             alpha: float(
@@ -1102,6 +1108,7 @@ impl LearnerSpec {
             replay_batch: i("replay_batch", self.replay_batch),
             lambda: f("lambda", self.lambda),
             gamma: f("gamma", self.gamma),
+            fisher_samples: i("fisher_samples", self.fisher_samples),
             c: f("c", self.c),
             xi: f("xi", self.xi),
             alpha: f("alpha", self.alpha),

@@ -86,6 +86,24 @@ fn replay_forgets_less_than_finetune() {
 }
 
 #[test]
+fn ewc_at_its_default_strength_forgets_less_than_finetune() {
+    // With a per-batch Fisher (about `batch` times too small) EWC at lambda = 100 forgot as
+    // much as finetune did.
+    let ds = mfeat();
+    let ft =
+        run(&experiment(LearnerKind::Finetune), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let ewc =
+        run(&experiment(LearnerKind::Ewc), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let drop = |rows: &[EvalRow]| map(rows, 1, "kar", "kar") - map(rows, 3, "kar", "kar");
+    assert!(
+        drop(&ewc.rows) < 0.5 * drop(&ft.rows),
+        "ewc drop {} vs finetune {}",
+        drop(&ewc.rows),
+        drop(&ft.rows)
+    );
+}
+
+#[test]
 fn memory_is_balanced_across_modalities_and_classes_and_keeps_its_budget() {
     let ds = mfeat();
     let data = ModalityTrain::from_dataset(&ds);
@@ -144,6 +162,14 @@ fn learner_keys_are_checked_per_kind() {
     assert_eq!(e.learner.memory, 200);
     let e = Experiment::load(&p, &["learner.kind=ewc".into(), "learner.lambda=-1".into()]).unwrap_err();
     assert!(e.to_string().contains("learner.lambda") && e.to_string().contains(">= 0"), "{e}");
+    let e =
+        Experiment::load(&p, &["learner.kind=ewc".into(), "learner.fisher_samples=0".into()]).unwrap_err();
+    assert!(e.to_string().contains("learner.fisher_samples"), "{e}");
+    let e = Experiment::load(&p, &["learner.kind=ewc".into()]).unwrap();
+    assert_eq!(e.learner.fisher_samples, 1000);
+    let e =
+        Experiment::load(&p, &["learner.kind=si".into(), "learner.fisher_samples=10".into()]).unwrap_err();
+    assert!(e.to_string().contains("not a key of learner 'si'"), "{e}");
 }
 
 #[test]

@@ -1,8 +1,13 @@
 //! `ewc`: online elastic weight consolidation (Schwarz et al. 2018).
 //!
-//! After each stage the diagonal empirical Fisher `F_new = mean_batches g²` is
-//! estimated on that stage's data and folded in as `F ← γ·F + F_new`; the anchor
-//! `θ*` is the model at that point. Training adds `λ/2 · Σ F (θ − θ*)²`.
+//! After each stage the diagonal empirical Fisher `F_new = mean_i g_i²` is estimated
+//! from per-sample gradients `g_i` (each row's loss on its own, Kirkpatrick et al. 2017)
+//! on up to `fisher_samples` rows of that stage, and folded in as `F ← γ·F + F_new`;
+//! the anchor `θ*` is the model at that point. Training adds `λ/2 · Σ F (θ − θ*)²`.
+//!
+//! Per-sample, not per-batch: the square of a batch-mean gradient estimates
+//! `ḡ² + Var(g)/B`, which near convergence is about B times smaller than the Fisher,
+//! and made `λ` act B times weaker.
 
 use candle_core::Tensor;
 
@@ -16,14 +21,21 @@ use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 pub struct Ewc {
     lambda: f64,
     gamma: f64,
+    fisher_samples: usize,
     fisher: Vec<Tensor>,
     anchor: Vec<Tensor>,
 }
 
 impl Ewc {
-    /// From the checked `[learner]` keys `lambda`, `gamma`.
+    /// From the checked `[learner]` keys `lambda`, `gamma`, `fisher_samples`.
     pub fn new(spec: &LearnerSpec) -> Self {
-        Self { lambda: spec.lambda, gamma: spec.gamma, fisher: Vec::new(), anchor: Vec::new() }
+        Self {
+            lambda: spec.lambda,
+            gamma: spec.gamma,
+            fisher_samples: spec.fisher_samples,
+            fisher: Vec::new(),
+            anchor: Vec::new(),
+        }
     }
 }
 
@@ -58,12 +70,13 @@ impl Learner for Ewc {
             t.apply(st.opt()?, &grads, batch.len())?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
-        // Fisher of this stage: one pass over its data in batches.
+        // Fisher of this stage: squared per-sample gradients over a seeded sample of its rows.
         let mut new_f: Vec<Tensor> =
             vars.iter().map(|v| v.as_tensor().detach().zeros_like()).collect::<candle_core::Result<_>>()?;
-        let batches = trainer.shuffled_batches(&stage.items());
-        for b in &batches {
-            let (_, loss) = trainer.forward(b)?;
+        let mut rows: Vec<_> = trainer.shuffled_batches(&stage.items()).into_iter().flatten().collect();
+        rows.truncate(self.fisher_samples);
+        for &row in &rows {
+            let (_, loss) = trainer.forward(&[row])?;
             let grads = trainer.backward(&loss.total)?;
             for (f, v) in new_f.iter_mut().zip(&vars) {
                 if let Some(g) = grads.get(v.as_tensor()) {
@@ -71,7 +84,7 @@ impl Learner for Ewc {
                 }
             }
         }
-        let n = batches.len().max(1) as f64;
+        let n = rows.len().max(1) as f64;
         self.fisher = if self.fisher.is_empty() {
             new_f.iter().map(|f| f.affine(1.0 / n, 0.0)).collect::<candle_core::Result<_>>()?
         } else {

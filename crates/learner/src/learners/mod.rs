@@ -99,7 +99,7 @@ impl LearnerKind {
     pub fn keys(self) -> &'static [&'static str] {
         match self {
             LearnerKind::Finetune | LearnerKind::Joint | LearnerKind::Paired => &[],
-            LearnerKind::Ewc => &["lambda", "gamma"],
+            LearnerKind::Ewc => &["lambda", "gamma", "fisher_samples"],
             LearnerKind::Si => &["c", "xi"],
             LearnerKind::Lwf => &["alpha", "temperature"],
             LearnerKind::Er | LearnerKind::Agem => &["memory", "replay_batch"],

@@ -42,6 +42,13 @@ pub fn weighted_distance(vars: &[Var], anchor: &[Tensor], weight: &[Tensor]) -> 
     Ok(total)
 }
 
+/// The gradient of `scale · Σ w (θ − θ*)²` with respect to one parameter `theta`:
+/// `2 · scale · w · (θ − θ*)` (the anchor is a constant), so a learner can take a penalty's
+/// share back out of a total gradient without a second backward pass.
+pub fn penalty_grad(theta: &Tensor, anchor: &Tensor, weight: &Tensor, scale: f64) -> Result<Tensor> {
+    Ok(((theta - anchor)? * weight)?.affine(2.0 * scale, 0.0)?)
+}
+
 /// Dot product of two gradient sets over `vars` (missing gradients count as zero).
 pub fn grad_dot(vars: &[Var], a: &GradStore, b: &GradStore) -> Result<f64> {
     let mut s = 0f64;

@@ -1,14 +1,14 @@
 //! `si`: synaptic intelligence (Zenke et al. 2017).
 //!
 //! During a stage each parameter accumulates its contribution to the loss decrease,
-//! `ω += −g · Δθ` per step. At the end, `Ω += ω / ((θ_end − θ_start)² + ξ)` and the
+//! `ω += −g · Δθ` per step, `g` the gradient of the stage's loss without the penalty. At the end, `Ω += ω / ((θ_end − θ_start)² + ξ)` and the
 //! anchor becomes `θ_end`; training adds `c · Σ Ω (θ − θ*)²`.
 
 use candle_core::Tensor;
 
 use crate::error::Result;
 use crate::experiment::LearnerSpec;
-use crate::learners::params::{snapshot, weighted_distance};
+use crate::learners::params::{penalty_grad, snapshot, weighted_distance};
 use crate::learners::{Footprint, Learner};
 use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
 
@@ -68,11 +68,18 @@ impl Learner for Si {
                 learner: "si".into(),
                 message: "stage state lost ω".into(),
             })?;
-            for ((w, v), b) in omega.iter_mut().zip(&vars).zip(&before) {
+            for (i, ((w, v), b)) in omega.iter_mut().zip(&vars).zip(&before).enumerate() {
                 if let Some(g) = grads.get(v.as_tensor()) {
                     // Plain numbers, not a graph: ω must not keep every step's graph alive.
+                    let mut g = g.detach();
+                    // ω follows the stage's own loss (Zenke et al. use the unregularised
+                    // gradient): the penalty's share would lower the importance of exactly the
+                    // parameters it pulls back to their anchor.
+                    if let (Some(a), Some(om)) = (anchor.get(i), importance.get(i)) {
+                        g = (g - penalty_grad(b, a, om, c)?)?;
+                    }
                     let delta = (v.as_tensor().detach() - b)?;
-                    *w = (&*w - (g.detach() * delta)?)?;
+                    *w = (&*w - (g * delta)?)?;
                 }
             }
             Ok(total.to_scalar::<f32>()? as f64)
