@@ -2,7 +2,8 @@
 """Writes the tiny dataset fixtures of crates/data/tests/fixtures/ in the published layouts.
 
     python3 -m venv /tmp/fixvenv && /tmp/fixvenv/bin/pip install h5py numpy scipy
-    /tmp/fixvenv/bin/python scripts/make-fixtures.py
+    /tmp/fixvenv/bin/python scripts/make-fixtures.py          # every file
+    /tmp/fixvenv/bin/python scripts/make-fixtures.py labels   # only write_mat_labels' files
 
 Every value is a formula of its position (see `feat`), so the Rust tests check each
 element they read against the same formula instead of trusting the loader's own view.
@@ -233,9 +234,38 @@ def write_xmedia():
             write_mat73(path, v)
 
 
+def write_mat_labels():
+    """Label codings other than 0/1 multi-hot: class-id columns (DCMH's Wikipedia files) and
+    a -1/+1 matrix, which must be an error."""
+    d = os.path.join(OUT, "mat73")
+    # Pre-split layout with L_tr / L_te as 1-based ids; class 3 appears only in L_tr.
+    write_mat73(
+        os.path.join(d, "ids.mat"),
+        {
+            "I_tr": feat(8, 6, 0),
+            "T_tr": feat(8, 5, 300),
+            "L_tr": (np.arange(8) % 3 + 1).astype(np.float64)[:, None],
+            "I_te": feat(4, 6, 200),
+            "T_te": feat(4, 5, 400),
+            "L_te": np.array([[2.0], [1.0], [2.0], [1.0]]),
+        },
+    )
+    n = 12
+    write_mat73(
+        os.path.join(d, "signed.mat"),
+        {"IAll": feat(n, 4, 0), "YAll": feat(n, 6, 0), "LAll": multi_hot(n, 3).astype(np.float64) * 2 - 1},
+    )
+
+
 if __name__ == "__main__":
+    import sys
+
+    if sys.argv[1:] == ["labels"]:  # only the label-coding files, leaving the others as they are
+        write_mat_labels()
+        sys.exit(0)
     write_npz()
     write_mat()
+    write_mat_labels()
     write_xmedia()
     write_wide()
     write_xmedia_pku()

@@ -74,8 +74,11 @@ impl Drift {
                 }
             }
         }
-        // Drawn after the basis so changing the angle never changes the shift direction.
-        let direction: Vec<f64> = (0..d).map(|_| gauss(&mut basis_rng)).collect();
+        // Its own stream of the modality's seed: whether or how far the stage rotates never
+        // changes the shift direction (drawn after the basis, it moved when the angle was 0).
+        let mut shift_rng = ChaCha8Rng::seed_from_u64(seed);
+        shift_rng.set_stream(1);
+        let direction: Vec<f64> = (0..d).map(|_| gauss(&mut shift_rng)).collect();
         let mut draws = ChaCha8Rng::seed_from_u64(draw_seed);
         for row in out.data_mut().chunks_exact_mut(d) {
             for (v, dir) in row.iter_mut().zip(&direction) {
@@ -205,6 +208,20 @@ mod tests {
         let y = Drift { shift: 1.0, ..Default::default() }.apply(&x, 1, 2);
         let moved: Vec<f32> = (0..7).map(|j| y.row(0)[j] - x.row(0)[j]).collect();
         assert!((0..50).all(|i| (0..7).all(|j| (y.row(i)[j] - x.row(i)[j] - moved[j]).abs() < 1e-5)));
+    }
+
+    #[test]
+    fn shift_direction_does_not_depend_on_the_rotation() {
+        let x = data();
+        let moved = |rotation: f64| {
+            let rotated = Drift { rotation, ..Default::default() }.apply(&x, 3, 4);
+            let both = Drift { rotation, shift: 1.5, ..Default::default() }.apply(&x, 3, 4);
+            both.row(0).iter().zip(rotated.row(0)).map(|(b, r)| b - r).collect::<Vec<f32>>()
+        };
+        let (still, turned, far) = (moved(0.0), moved(30.0), moved(60.0));
+        for ((a, b), c) in still.iter().zip(&turned).zip(&far) {
+            assert!((a - b).abs() < 1e-4 && (a - c).abs() < 1e-4, "{still:?} {turned:?} {far:?}");
+        }
     }
 
     #[test]

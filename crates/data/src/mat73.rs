@@ -25,7 +25,7 @@ use rand_chacha::ChaCha8Rng;
 use crate::dataset::{Dataset, Modality, Split};
 use crate::error::{DataError, Result};
 use crate::mat::{matlab_shape, orientation, Dest, MatSet};
-use crate::matrix::{Labels, Matrix};
+use crate::matrix::{class_ids, Labels, Matrix};
 use crate::LoadOptions;
 
 /// What a missing mat73 file or directory is for.
@@ -93,7 +93,8 @@ fn load_all_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> {
         dest[i] = Some((1, row));
     }
     let sizes = [database.len(), queries.len()];
-    let labels = read_labels(set, "LAll", &dest, &sizes)?;
+    let [l_tr, l_te] = read_features(set, "LAll", &dest, &sizes)?;
+    let labels = to_labels(set, [("LAll", &l_tr), ("LAll", &l_te)])?;
     let mut modalities = Vec::new();
     for (modality, var) in [("image", image), ("text", "YAll")] {
         let [tr, te] = read_features(set, var, &dest, &sizes)?;
@@ -131,8 +132,9 @@ fn load_split_layout(set: &MatSet, opts: &LoadOptions) -> Result<Vec<Modality>> 
     }
     let dest_tr: Vec<Dest> = (0..n_tr).map(|i| Some((0, i))).collect();
     let dest_te: Vec<Dest> = (0..n_te).map(|i| Some((0, i))).collect();
-    let [l_tr] = read_labels(set, "L_tr", &dest_tr, &[n_tr])?;
-    let [l_te] = read_labels(set, "L_te", &dest_te, &[n_te])?;
+    let [m_tr] = read_features(set, "L_tr", &dest_tr, &[n_tr])?;
+    let [m_te] = read_features(set, "L_te", &dest_te, &[n_te])?;
+    let [l_tr, l_te] = to_labels(set, [("L_tr", &m_tr), ("L_te", &m_te)])?;
     if l_tr.classes() != l_te.classes() {
         return Err(DataError::Variable {
             path: set.require("L_te")?.path().into(),
@@ -261,18 +263,43 @@ pub(crate) fn read_features<const K: usize>(
     out.try_into().map_err(|_| DataError::Shape { context: var.into(), message: "split count".into() })
 }
 
-/// Reads a multi-hot label variable (nonzero = has the label) into one matrix per split.
-fn read_labels<const K: usize>(
-    set: &MatSet,
-    var: &str,
-    dest: &[Dest],
-    sizes: &[usize; K],
-) -> Result<[Labels; K]> {
-    let mats = read_features(set, var, dest, sizes)?;
+/// Labels of the splits from their label variables' values (`(variable, matrix)` per split),
+/// read together so that they share one label space. One column each: class ids, 1-based
+/// (MATLAB) unless some id is 0, as DCMH's Wikipedia files store them. Otherwise multi-hot
+/// columns, non-zero = has the label; a negative value is an error (a −1/+1 coding would
+/// otherwise read as every label set).
+fn to_labels<const K: usize>(set: &MatSet, splits: [(&str, &Matrix); K]) -> Result<[Labels; K]> {
+    let err = |var: &str, message: String| -> Result<DataError> {
+        Ok(DataError::Variable { path: set.require(var)?.path().into(), name: var.into(), message })
+    };
     let mut out = Vec::with_capacity(K);
-    for m in mats {
-        let data = m.data().iter().map(|&v| u8::from(v != 0.0)).collect();
-        out.push(Labels::from_multi_hot(m.rows(), m.cols(), data)?);
+    if splits.iter().all(|(_, m)| m.cols() == 1) {
+        let any_zero = splits.iter().any(|(_, m)| m.data().contains(&0.0));
+        let base = if any_zero { 0.0 } else { 1.0 };
+        let mut ids = Vec::with_capacity(K);
+        for (var, m) in &splits {
+            ids.push(class_ids(m.data(), base).map_err(|msg| err(var, msg).unwrap_or_else(|e| e))?);
+        }
+        let classes = ids.iter().flatten().max().map_or(0, |&c| c + 1);
+        for ((var, _), ids) in splits.iter().zip(&ids) {
+            let labels = Labels::from_class_ids(ids, classes)
+                .map_err(|e| err(var, e.to_string()).unwrap_or_else(|e| e))?;
+            out.push(labels);
+        }
+    } else {
+        for (var, m) in &splits {
+            if let Some(k) = m.data().iter().position(|&v| v < 0.0) {
+                let (r, c) = (k / m.cols(), k % m.cols());
+                let message = format!(
+                    "label value {} at sample {r}, class {c}: multi-hot labels are 0/1 (non-zero = has \
+                     the label); map a -1/+1 coding's -1 to 0",
+                    m.data()[k]
+                );
+                return Err(err(var, message)?);
+            }
+            let data = m.data().iter().map(|&v| u8::from(v != 0.0)).collect();
+            out.push(Labels::from_multi_hot(m.rows(), m.cols(), data)?);
+        }
     }
-    out.try_into().map_err(|_| DataError::Shape { context: var.into(), message: "split count".into() })
+    out.try_into().map_err(|_| DataError::Shape { context: "labels".into(), message: "split count".into() })
 }

@@ -86,9 +86,25 @@ impl Labels {
         Ok(Self { rows, classes, data })
     }
 
-    /// One-hot labels from 0-based class ids; errors on an id `>= classes`.
+    /// Most classes a label space may have: class ids size the label matrix, and one corrupt
+    /// id must not ask for terabytes (found by fuzzing).
+    pub const MAX_CLASSES: usize = 1 << 16;
+
+    /// One-hot labels from 0-based class ids; errors on an id `>= classes` and on more than
+    /// [`Labels::MAX_CLASSES`] classes.
     pub fn from_class_ids(ids: &[usize], classes: usize) -> Result<Self> {
         // Check every id before allocating rows x classes bytes.
+        if classes > Self::MAX_CLASSES {
+            let (i, c) = ids.iter().copied().enumerate().max_by_key(|&(_, c)| c).unwrap_or((0, classes));
+            return Err(DataError::Shape {
+                context: "labels".into(),
+                message: format!(
+                    "class id {c} at row {i} would need {} classes; at most {} are supported",
+                    c.saturating_add(1),
+                    Self::MAX_CLASSES
+                ),
+            });
+        }
         if let Some((i, &c)) = ids.iter().enumerate().find(|(_, &c)| c >= classes) {
             return Err(DataError::Shape {
                 context: "labels".into(),
@@ -144,4 +160,20 @@ impl Labels {
         }
         Labels { rows: rows.len(), classes: self.classes, data }
     }
+}
+
+/// Class ids stored as numbers (a MATLAB label column), shifted by `base` (1 for MATLAB's
+/// 1-based ids, 0 otherwise): each must be an integer `>= base`.
+pub(crate) fn class_ids(values: &[f32], base: f32) -> std::result::Result<Vec<usize>, String> {
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, &v)| {
+            if v.fract() != 0.0 || v < base {
+                Err(format!("label {v} at row {i} is not a class id (ids are {}-based)", base as u8))
+            } else {
+                Ok((v - base) as usize)
+            }
+        })
+        .collect()
 }

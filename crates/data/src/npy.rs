@@ -7,6 +7,8 @@
 
 use std::io::Read;
 
+use crate::matrix::Labels;
+
 /// Element types the loaders accept (little-endian or one-byte).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Elem {
@@ -87,9 +89,14 @@ pub(crate) struct Header {
 }
 
 impl Header {
-    /// Number of elements.
+    /// Number of elements (its product fits a usize: [`read_header`] checks).
     pub(crate) fn len(&self) -> usize {
         self.shape.iter().product()
+    }
+
+    /// Bytes of data the header announces (fits a usize: [`read_header`] checks).
+    pub(crate) fn data_bytes(&self) -> usize {
+        self.len() * self.elem.size()
     }
 }
 
@@ -137,6 +144,11 @@ pub(crate) fn read_header(r: &mut impl Read) -> Result<Header, String> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| format!("bad shape entry '{s}'")))
         .collect::<Result<Vec<_>, _>>()?;
+    // A corrupt shape must fail here, not wrap around or size an allocation.
+    shape
+        .iter()
+        .try_fold(elem.size(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("shape {shape:?} is too large to be an array"))?;
     Ok(Header { elem, fortran, shape })
 }
 
@@ -239,12 +251,24 @@ pub(crate) fn read_labels(r: &mut impl Read, h: &Header) -> Result<RawLabels, St
     match h.shape[..] {
         [n] | [n, 1] => {
             let mut ids = vec![0usize; n];
+            // Ids are well below 2^32 (the label space is capped far lower): a larger one is
+            // named here rather than saturating and wrapping the class count to 0.
+            let mut huge: Option<(usize, f64)> = None;
             stream(r, h, |k, v| {
                 check(k, v);
+                if huge.is_none() && v >= 4_294_967_296.0 {
+                    huge = Some((k, v));
+                }
                 ids[k] = v.max(0.0) as usize;
             })?;
             if let Some((k, v)) = bad {
                 return Err(format!("class id {v} at row {k} is not a non-negative integer"));
+            }
+            if let Some((k, v)) = huge {
+                return Err(format!(
+                    "class id {v} at row {k} is too large (at most {} classes are supported)",
+                    Labels::MAX_CLASSES
+                ));
             }
             Ok(RawLabels::Ids(ids))
         }

@@ -106,12 +106,13 @@ pub fn load_npz(path: &Path) -> Result<Dataset> {
         classes = classes.max(l.classes());
     }
     // Class ids size the label matrix: a corrupt id must not ask for terabytes.
-    if classes > MAX_CLASSES {
+    if classes > Labels::MAX_CLASSES {
         return Err(DataError::Parse {
             path: file_path,
             line: 0,
             message: format!(
-                "labels need {classes} classes (largest class id + 1); at most {MAX_CLASSES} are supported"
+                "labels need {classes} classes (largest class id + 1); at most {} are supported",
+                Labels::MAX_CLASSES
             ),
         });
     }
@@ -192,6 +193,17 @@ impl Npz {
             .by_name(entry)
             .map_err(|e| var_err(&self.path, key, &format!("cannot read member: {e}")))?;
         let h = npy::read_header(&mut f).map_err(|m| var_err(&self.path, key, &m))?;
+        // The zip directory knows the member's size: a header announcing more data than that
+        // is corrupt, and must not size an allocation first.
+        if h.data_bytes() as u64 > f.size() {
+            let message = format!(
+                "header shape {:?} needs {} bytes of data but the member holds {}: truncated or corrupt",
+                h.shape,
+                h.data_bytes(),
+                f.size()
+            );
+            return Err(var_err(&self.path, key, &message));
+        }
         Ok(Some((f, h)))
     }
 
@@ -236,9 +248,6 @@ impl RawLabelsRef {
         }
     }
 }
-
-/// Most classes a label array may span (found by fuzzing: one huge id allocated ids x id bytes).
-const MAX_CLASSES: usize = 1 << 16;
 
 /// Multi-hot labels in a label space of `classes` columns.
 pub(crate) fn to_labels(raw: &RawLabels, classes: usize) -> std::result::Result<Labels, String> {

@@ -22,7 +22,7 @@ use crate::dataset::{Dataset, Modality, Split};
 use crate::error::{DataError, Result};
 use crate::mat::{Dest, MatSet};
 use crate::mat73::{read_features, sample_count};
-use crate::matrix::{Labels, Matrix};
+use crate::matrix::{class_ids, Labels, Matrix};
 
 /// Modality names and the variable prefixes they are read from, in dataset order.
 pub const XMEDIA_MODALITIES: [(&str, &str); 5] =
@@ -136,7 +136,7 @@ pub fn load_xmedia(path: &Path) -> Result<Dataset> {
     for (_, tr, te) in &raw {
         for (_, l, var) in [tr, te] {
             if l.cols() == 1 {
-                let ids = class_ids(l, base).map_err(|m| DataError::Variable {
+                let ids = class_ids(l.data(), base).map_err(|m| DataError::Variable {
                     path: set.root.clone(),
                     name: var.clone(),
                     message: m,
@@ -184,19 +184,4 @@ pub fn load_xmedia(path: &Path) -> Result<Dataset> {
     };
     ds.validate()?;
     Ok(ds)
-}
-
-/// Integral, in-range class ids shifted by `base`.
-fn class_ids(l: &Matrix, base: f32) -> std::result::Result<Vec<usize>, String> {
-    l.data()
-        .iter()
-        .enumerate()
-        .map(|(i, &v)| {
-            if v.fract() != 0.0 || v < base {
-                Err(format!("label {v} at row {i} is not a class id (ids are {}-based)", base as u8))
-            } else {
-                Ok((v - base) as usize)
-            }
-        })
-        .collect()
 }

@@ -333,6 +333,26 @@ fn mat73_split_layout_either_orientation_and_subsample() {
 }
 
 #[test]
+fn mat73_label_columns_of_class_ids_and_signed_labels() {
+    // L_tr holds 1-based ids 1, 2, 3, 1, ... (one column); L_te only ids 1 and 2, yet both
+    // splits share the 3-class label space. Read as multi-hot they were one class, all set.
+    let ds = load_mat73(&fixtures().join("mat73/ids.mat"), &LoadOptions::default()).unwrap();
+    assert_eq!(ds.classes(), 3);
+    let img = ds.modality("image").unwrap();
+    for i in 0..8 {
+        let mut want = [0u8; 3];
+        want[i % 3] = 1;
+        assert_eq!(img.train.labels.row(i), want.as_slice(), "L_tr row {i}");
+    }
+    let te: Vec<&[u8]> = (0..4).map(|i| img.test.labels.row(i)).collect();
+    assert_eq!(te, [[0u8, 1, 0].as_slice(), &[1, 0, 0], &[0, 1, 0], &[1, 0, 0]]);
+    // A -1/+1 coding would read as every label set: an error naming the variable.
+    let err =
+        load_mat73(&fixtures().join("mat73/signed.mat"), &opts(Some(3), None, 0)).unwrap_err().to_string();
+    assert!(err.contains("signed.mat") && err.contains("LAll") && err.contains("label value -1"), "{err}");
+}
+
+#[test]
 fn mat73_directory_of_v73_and_v5_parts_equals_one_file() {
     let one = load_mat73(&fixtures().join("mat73/all.mat"), &opts(Some(3), None, 5)).unwrap();
     let parts = load_mat73(&fixtures().join("mat73/parts"), &opts(Some(3), None, 5)).unwrap();
