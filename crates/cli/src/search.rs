@@ -38,7 +38,7 @@ pub struct Common {
     /// Backend to run on.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
-    /// CPU threads [default: all cores].
+    /// CPU threads (0: all cores) [default: all cores].
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     pub threads: usize,
     /// CPU popcount kernel: auto, portable, popcnt, avx2, sliced, avx512 (for comparisons).
@@ -310,6 +310,9 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     }
     if args.k == 0 || args.k > db.len() {
         bail!("--k must be between 1 and the database size ({}), got {}", db.len(), args.k);
+    }
+    if q.is_empty() {
+        bail!("{} has no query codes: every metric is a mean over queries", common.queries.display());
     }
     let metrics =
         [Metric::Map, Metric::MapAt(args.k), Metric::PrecisionAt(args.k), Metric::PrecisionRadius(2)];

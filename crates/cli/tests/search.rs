@@ -187,6 +187,9 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
     npy::write_i64(&labels9, &[9], &[0; 9]).unwrap();
     let labels10 = d.join("labels10.npy");
     npy::write_i64(&labels10, &[10], &[0; 10]).unwrap();
+    let noq = write_codes(d, "noq.npy", &[], 0, 8);
+    let labels0 = d.join("labels0.npy");
+    npy::write_i64(&labels0, &[0], &[]).unwrap();
     let out = d.join("out");
     let search = |db: &Path, q: &Path, k: &str| {
         seqmodal(&["search", "--database", s(db), "--queries", s(q), "-k", k, "--out", s(&out)])
@@ -226,6 +229,23 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
                 s(&labels10),
             ]),
             "float.npy",
+        ),
+        (
+            // No queries: a mean over none is undefined (it printed 0 for every metric).
+            seqmodal(&[
+                "eval",
+                "--database",
+                s(&good),
+                "--queries",
+                s(&noq),
+                "--db-labels",
+                s(&labels10),
+                "--query-labels",
+                s(&labels0),
+                "--k",
+                "3",
+            ]),
+            "noq.npy has no query codes",
         ),
     ];
     for (i, (o, name)) in cases.iter().enumerate() {

@@ -19,8 +19,8 @@ const MAGIC: &[u8; 6] = b"\x93NUMPY";
 /// Everything that can go wrong reading or writing a `.npy` file; each variant names the file.
 #[derive(Debug, thiserror::Error)]
 pub enum NpyError {
-    /// The file could not be opened, mapped, read or written.
-    #[error("{}: {source}", path.display())]
+    /// The file could not be opened, mapped, read or written (the OS error is the source).
+    #[error("cannot read or write {}", path.display())]
     Io {
         /// The file.
         path: PathBuf,
@@ -78,7 +78,8 @@ pub enum NpyError {
         expected: &'static str,
     },
     /// The file holds fewer (or more) data bytes than the header's shape needs.
-    #[error("{}: data is {actual} bytes but shape {shape:?} of {dtype} needs {expected} (truncated or corrupt file)", path.display())]
+    #[error("{}: data is {actual} bytes but shape {shape:?} of {dtype} needs {expected} ({})", path.display(),
+        if (*actual as u128) < *expected { "truncated or corrupt file" } else { "bytes after the array's data: corrupt file" })]
     Truncated {
         /// The file.
         path: PathBuf,
@@ -509,6 +510,9 @@ impl CodeFile {
     }
 }
 
+/// Most classes integer class ids may span (2^20): each row is a bit set of that many bits.
+pub const MAX_CLASS_IDS: usize = 1 << 20;
+
 /// Reads labels: uint8/bool multi-hot (N, C), or integer class ids (N,) of any integer dtype.
 ///
 /// Class ids become single-label rows over `classes` classes; pass `None` to use max id + 1.
@@ -529,6 +533,15 @@ pub fn read_labels(path: impl AsRef<Path>, classes: Option<usize>) -> NpyResult<
                 Some(c) => c,
                 None => ids.iter().max().map_or(1, |m| *m as usize + 1),
             };
+            // Ids become bit-set rows of `classes` bits: one stray huge id must not ask for
+            // gigabytes.
+            if classes > MAX_CLASS_IDS {
+                let (row, id) =
+                    ids.iter().enumerate().max_by_key(|&(_, id)| *id).map_or((0, 0), |(r, &id)| (r, id));
+                return Err(value_err(format!(
+                    "class id {id} at row {row}: class ids span at most {MAX_CLASS_IDS} classes (use multi-hot labels for more)"
+                )));
+            }
             let ids32: Vec<u32> = ids
                 .iter()
                 .enumerate()

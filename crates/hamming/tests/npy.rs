@@ -108,6 +108,13 @@ fn labels_from_multi_hot_and_any_integer_dtype() {
     .unwrap();
     let err = npy::read_labels(&p, None).unwrap_err();
     assert!(matches!(err, NpyError::Value { .. }) && err.to_string().contains("-4"), "{err}");
+    // One stray huge id would make every row a bit set of that many bits.
+    let p = dir.path().join("huge.npy");
+    npy::write_i64(&p, &[3], &[0, 2_000_000, 1]).unwrap();
+    let err = npy::read_labels(&p, None).unwrap_err().to_string();
+    assert!(err.contains("huge.npy") && err.contains("class id 2000000 at row 1"), "{err}");
+    npy::write_i64(&p, &[2], &[0, (1 << 20) - 1]).unwrap();
+    assert_eq!(npy::read_labels(&p, None).unwrap().classes(), 1 << 20);
 }
 
 #[test]
@@ -137,7 +144,22 @@ fn every_bad_file_is_a_typed_error_naming_the_file() {
                 let b = npy::npy_bytes(DType::U8, &[4, 8], &[7; 32]);
                 std::fs::write(p, &b[..b.len() - 5]).unwrap()
             }),
-            |e| matches!(e, NpyError::Truncated { expected: 32, actual: 27, .. }),
+            |e| {
+                matches!(e, NpyError::Truncated { expected: 32, actual: 27, .. })
+                    && e.to_string().contains("truncated or corrupt file")
+            },
+        ),
+        (
+            "trailing.npy",
+            Box::new(|p| {
+                let mut b = npy::npy_bytes(DType::U8, &[4, 8], &[7; 32]);
+                b.extend_from_slice(&[0; 8]);
+                std::fs::write(p, b).unwrap()
+            }),
+            |e| {
+                matches!(e, NpyError::Truncated { expected: 32, actual: 40, .. })
+                    && e.to_string().contains("bytes after the array's data")
+            },
         ),
         (
             "header-cut.npy",
@@ -180,6 +202,8 @@ fn every_bad_file_is_a_typed_error_naming_the_file() {
     }
     let err = CodeFile::open(path("missing.npy")).unwrap_err();
     assert!(matches!(err, NpyError::Io { .. }) && err.to_string().contains("missing.npy"), "{err}");
+    // The OS error is the source, not repeated in the message (the CLI prints the chain).
+    assert!(std::error::Error::source(&err).is_some() && !err.to_string().contains("os error"), "{err}");
     // 1-D uint8 is fine for labels but not for codes.
     let p = path("flat.npy");
     npy::write_npy(&p, DType::U8, &[4], &[0; 4]).unwrap();
