@@ -1,9 +1,10 @@
 //! Episodic memory of earlier stages' samples, bounded by `[learner] memory`.
 //!
 //! Selection is balanced: after each stage the budget is split evenly over the
-//! modalities trained so far and, inside a modality, over its classes (round-robin
-//! over classes, random rows within a class), so no modality or class crowds out the
-//! others. Stored targets (codes/logits at storage time) serve distillation learners.
+//! modalities trained so far (a modality with fewer rows than its share keeps them all and
+//! the rest of its share goes to the others) and, inside a modality, over its classes
+//! (round-robin over classes, random rows within a class), so no modality or class crowds
+//! out the others. Stored targets (codes/logits at storage time) serve distillation learners.
 
 use std::collections::BTreeMap;
 
@@ -85,10 +86,10 @@ impl Memory {
             }
         }
         let modalities: Vec<u32> = self.pools.keys().copied().collect();
+        let sizes: Vec<usize> = self.pools.values().map(Vec::len).collect();
+        let quotas = quotas(self.capacity, &sizes);
         let mut kept: Vec<Stored> = Vec::with_capacity(self.capacity);
-        for (mi, &m) in modalities.iter().enumerate() {
-            // Even split; the first `capacity % k` modalities get one more.
-            let quota = self.capacity / modalities.len() + usize::from(mi < self.capacity % modalities.len());
+        for (&m, &quota) in modalities.iter().zip(&quotas) {
             let md = &data[m as usize];
             // Rows by class (a multi-label row is listed under its first class).
             let mut by_class: BTreeMap<usize, Vec<u32>> = BTreeMap::new();
@@ -181,5 +182,52 @@ impl Memory {
             memory_bytes: self.bytes(data),
             extra_param_copies: 0,
         }
+    }
+}
+
+/// Each modality's share of `capacity`, given how many rows each can offer (`sizes`): an
+/// even split (the first `capacity % k` one more), except that a modality with fewer rows
+/// than its share gets them all and the others split what it leaves. With no modality
+/// short it is the plain even split.
+fn quotas(capacity: usize, sizes: &[usize]) -> Vec<usize> {
+    let mut quota = vec![0; sizes.len()];
+    let mut open: Vec<usize> = (0..sizes.len()).collect();
+    let mut left = capacity;
+    while !open.is_empty() {
+        let k = open.len();
+        let share = |j: usize| left / k + usize::from(j < left % k);
+        let short: Vec<usize> =
+            open.iter().enumerate().filter(|&(j, &m)| sizes[m] < share(j)).map(|(_, &m)| m).collect();
+        if short.is_empty() {
+            for (j, &m) in open.iter().enumerate() {
+                quota[m] = share(j);
+            }
+            break;
+        }
+        for &m in &short {
+            quota[m] = sizes[m];
+            left -= sizes[m];
+        }
+        open.retain(|m| !short.contains(m));
+    }
+    quota
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quotas;
+
+    #[test]
+    fn quotas_split_evenly_and_pass_on_what_a_short_modality_leaves() {
+        assert_eq!(quotas(200, &[1500, 1500]), [100, 100]);
+        assert_eq!(quotas(201, &[1500, 1500, 1500]), [67, 67, 67]);
+        assert_eq!(quotas(202, &[1500, 1500, 1500]), [68, 67, 67]);
+        // One class of 48 rows, then 1000 rows: 48 + 352 (was 48 + 200, 152 left unused).
+        assert_eq!(quotas(400, &[48, 1000]), [48, 352]);
+        // Cascades: 10 leaves 140 for two; 60 is short of 70 too, leaving 80.
+        assert_eq!(quotas(150, &[10, 60, 500]), [10, 60, 80]);
+        // More budget than rows: everything.
+        assert_eq!(quotas(1000, &[10, 20]), [10, 20]);
+        assert_eq!(quotas(7, &[]), Vec::<usize>::new());
     }
 }
