@@ -33,6 +33,18 @@ pub fn load_mfeat(dir: &Path) -> Result<Dataset> {
         line: e.line(),
         message: format!("bad split file: {e}"),
     })?;
+    // Each row once, in one split only: a repeated or shared id would train on test rows.
+    let mut seen = std::collections::BTreeMap::new();
+    for (name, ids) in [("train", &split.train), ("test", &split.test)] {
+        for &id in ids {
+            if let Some(first) = seen.insert(id, name) {
+                return Err(DataError::Shape {
+                    context: split_path.display().to_string(),
+                    message: format!("row id {id} is listed in {name} and already in {first}: ids must be unique and the splits disjoint"),
+                });
+            }
+        }
+    }
     let mut labels_ref: Option<(Vec<usize>, String)> = None;
     let mut modalities = Vec::new();
     for view in MFEAT_VIEWS {
@@ -44,6 +56,16 @@ pub fn load_mfeat(dir: &Path) -> Result<Dataset> {
         match &labels_ref {
             None => labels_ref = Some((labels, path.display().to_string())),
             Some((first, first_path)) => {
+                if first.len() != labels.len() {
+                    return Err(DataError::Shape {
+                        context: path.display().to_string(),
+                        message: format!(
+                            "{} rows but {first_path} has {} (views must be row-aligned)",
+                            labels.len(),
+                            first.len()
+                        ),
+                    });
+                }
                 if first != &labels {
                     return Err(DataError::Shape {
                         context: path.display().to_string(),

@@ -157,6 +157,28 @@ fn mfeat_split_out_of_range_is_reported() {
         .unwrap();
     let err = load_mfeat(tmp.path()).unwrap_err().to_string();
     assert!(err.contains("5000") && err.contains("out of range"), "{err}");
+    // A test row that is also a training row (or listed twice) would be trained on.
+    std::fs::write(tmp.path().join("split_seed0_1500_500.json"), r#"{"train":[0,1,5],"test":[2,5]}"#)
+        .unwrap();
+    let err = load_mfeat(tmp.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("split_seed0") && err.contains("row id 5 is listed in test and already in train"),
+        "{err}"
+    );
+    std::fs::write(tmp.path().join("split_seed0_1500_500.json"), r#"{"train":[0,1,1],"test":[2]}"#).unwrap();
+    let err = load_mfeat(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("row id 1 is listed in train and already in train"), "{err}");
+}
+
+#[test]
+fn mfeat_view_with_a_row_missing_names_both_counts() {
+    let tmp = copy_dir(&datasets().join("mfeat"));
+    let p = tmp.path().join("mfeat-pix.csv");
+    let text = std::fs::read_to_string(&p).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    std::fs::write(&p, lines[..lines.len() - 1].join("\n")).unwrap();
+    let err = load_mfeat(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("mfeat-pix.csv") && err.contains("1999 rows but") && err.contains("2000"), "{err}");
 }
 
 #[test]
