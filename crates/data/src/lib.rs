@@ -9,6 +9,7 @@ mod drift;
 mod error;
 mod mat;
 mod mat73;
+mod mat_v5;
 mod matrix;
 mod mfeat;
 mod npy;

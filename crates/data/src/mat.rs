@@ -59,8 +59,7 @@ impl MatFile {
             Ok(MatFile { path: path.into(), kind: Kind::V73(h5) })
         } else {
             let bytes = std::fs::read(path).map_err(|source| DataError::Io { path: path.into(), source })?;
-            let mat = matfile::MatFile::parse(bytes.as_slice())
-                .map_err(|e| bad(format!("not a readable MAT v5 file: {e}")))?;
+            let mat = crate::mat_v5::parse(&bytes).map_err(bad)?;
             Ok(MatFile { path: path.into(), kind: Kind::V5(mat) })
         }
     }

@@ -24,10 +24,8 @@ pub fn load_wiki(dir: &Path) -> Result<Dataset> {
 
     let bytes =
         std::fs::read(&mat_path).map_err(|source| DataError::Io { path: mat_path.clone(), source })?;
-    let mat = matfile::MatFile::parse(bytes.as_slice()).map_err(|e| DataError::Mat {
-        path: mat_path.clone(),
-        message: format!("not a readable MAT v5 file: {e}"),
-    })?;
+    let mat =
+        crate::mat_v5::parse(&bytes).map_err(|message| DataError::Mat { path: mat_path.clone(), message })?;
     let classes = class_names.len();
     let train_labels = Labels::from_class_ids(&train_ids, classes)?;
     let test_labels = Labels::from_class_ids(&test_ids, classes)?;

@@ -105,6 +105,17 @@ fn missing_directory_and_file_are_named() {
 }
 
 #[test]
+fn wiki_truncated_mat_file_is_named_as_truncated() {
+    // The v5 parser read a cut file without complaint and the loader reported I_tr missing.
+    let tmp = copy_dir(&datasets().join("wiki"));
+    let p = tmp.path().join("raw_features.mat");
+    let bytes = std::fs::read(&p).unwrap();
+    std::fs::write(&p, &bytes[..bytes.len() / 2]).unwrap();
+    let err = load_wiki(tmp.path()).unwrap_err().to_string();
+    assert!(err.contains("raw_features.mat") && err.contains("truncated"), "{err}");
+}
+
+#[test]
 fn wiki_label_rows_must_match_feature_rows() {
     let tmp = copy_dir(&datasets().join("wiki"));
     let p = tmp.path().join("testset_txt_img_cat.list");
