@@ -81,6 +81,15 @@ pub(crate) fn fmt_stat(values: &[f64], digits: usize) -> String {
     }
 }
 
+/// `n` and `noun`, plural unless `n` is 1 ("1 run", "3 runs").
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}
+
 /// `v` with `digits` decimals, without the "-0.000" a tiny negative value would print.
 pub(crate) fn fmt_num(v: f64, digits: usize) -> String {
     let text = format!("{v:.digits$}");

@@ -67,12 +67,10 @@ pub fn bench_train(data: &Path, threads: usize, steps: usize) -> Result<()> {
         Ok(())
     })?;
     let rate = |s: f64| (steps * BATCH) as f64 / s;
-    println!(
-        "train throughput, hidden {HIDDEN}, {BITS} bits, batch {BATCH}, {threads} thread(s), {steps} steps"
-    );
-    println!("  seqmodal unified model (full loss): {:>9.0} samples/s", rate(ours));
-    println!("  plain candle loop (CE only):        {:>9.0} samples/s", rate(plain));
-    println!("  ratio seqmodal / plain candle:      {:>9.2}", plain / ours);
+    say!("train throughput, hidden {HIDDEN}, {BITS} bits, batch {BATCH}, {threads} thread(s), {steps} steps");
+    say!("  seqmodal unified model (full loss): {:>9.0} samples/s", rate(ours));
+    say!("  plain candle loop (CE only):        {:>9.0} samples/s", rate(plain));
+    say!("  ratio seqmodal / plain candle:      {:>9.2}", plain / ours);
     Ok(())
 }
 

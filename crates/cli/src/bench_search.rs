@@ -119,7 +119,7 @@ pub fn bench_search(backend: Backend) -> Result<()> {
 fn bench_cpu() -> Result<()> {
     let kernel = Kernel::Auto.resolve()?;
     let limit = popcount_limit()?;
-    println!(
+    say!(
         "kernel {kernel}; XOR+popcount limit {limit:.3e} codes/s/core (64-bit, L1-resident; best of scalar popcnt and the per-code distance kernel; the bit-sliced top-k scan is not bound by it)"
     );
     let mut summary = Vec::new();
@@ -166,14 +166,14 @@ fn bench_cpu() -> Result<()> {
             }
             let rate = (nq * n) as f64 / secs;
             let gbs = rate * (8 * w) as f64 / 1e9;
-            println!(
+            say!(
                 "top-{k} {nq} q x {n} db {bits}-bit, {threads} thread(s): {secs:.3} s ({:.0} q/s, {rate:.3e} codes/s, {gbs:.1} GB/s); naive {ref_secs:.2} s (est. from {REF_QUERIES} q) -> {:.1}x; {:.0}% of popcount limit",
                 nq as f64 / secs,
                 ref_secs / secs,
                 100.0 * rate / threads as f64 / (limit / w as f64),
             );
             if compare {
-                println!(
+                say!(
                     "  {kernel} vs the per-code avx2 loop, same process, best of {BEST_OF}: {secs:.3} s vs {per_code_secs:.3} s -> {:.2}x",
                     per_code_secs / secs
                 );
@@ -210,7 +210,7 @@ fn bench_cpu() -> Result<()> {
         if (eng - ref_map).abs() > 1e-12 {
             bail!("mAP@all {eng} differs from the reference {ref_map}");
         }
-        println!(
+        say!(
             "mAP@all {nq} q x {n} db 64-bit, {classes} labels, {threads} thread(s): {secs:.3} s (mAP {:.6}); naive {ref_secs:.2} s (est.) -> {:.1}x; |engine - naive| = {:.1e} on {REF_QUERIES} q",
             rep.metrics[0],
             ref_secs / secs,
@@ -219,7 +219,7 @@ fn bench_cpu() -> Result<()> {
         summary.push(serde_json::json!({"case": "map-all-200k", "threads": threads, "seconds": secs,
             "naive_seconds": ref_secs, "ratio": ref_secs / secs, "map": rep.metrics[0]}));
     }
-    println!(
+    say!(
         "{}",
         serde_json::json!({"bench": "search", "backend": "cpu", "kernel": kernel.name(),
         "popcount_limit_codes_per_second_per_core": limit, "cases": summary})
@@ -230,7 +230,7 @@ fn bench_cpu() -> Result<()> {
 #[cfg(any(feature = "cuda", feature = "cuda-emulator"))]
 fn bench_cuda() -> Result<()> {
     let gpu = crate::search::gpu()?;
-    println!("device: {}", gpu.device_name());
+    say!("device: {}", gpu.device_name());
     let mut summary = Vec::new();
     // Scan bandwidth: histograms over a database far larger than L2, for one query (a pure
     // scan: every byte read serves one query) and for blocks of 32 (one read serves 32).
@@ -250,7 +250,7 @@ fn bench_cuda() -> Result<()> {
             Some((s, p)) => format!(" = {:.1} % of the card's peak {p:.0} GB/s", 100.0 * s),
             None => String::new(),
         };
-        println!(
+        say!(
             "scan {nq} q x {n} db {bits}-bit: {:.4} s kernel time, {:.3} GB/s of database reads{share}, {:.3e} codes/s",
             stats.seconds, stats.gigabytes_per_second, stats.codes_per_second
         );
@@ -275,7 +275,7 @@ fn bench_cuda() -> Result<()> {
                 bail!("GPU top-{k} of query {i} differs from the CPU");
             }
         }
-        println!(
+        say!(
             "top-{k} {nq} q x {n} db {bits}-bit on {}: {secs:.3} s incl. transfers ({:.0} q/s)",
             gpu.device_name(),
             nq as f64 / secs
@@ -296,13 +296,13 @@ fn bench_cuda() -> Result<()> {
     if cpu.metrics != rep.metrics {
         bail!("GPU mAP@all {:?} differs from the CPU {:?}", rep.metrics, cpu.metrics);
     }
-    println!(
+    say!(
         "mAP@all {nq} q x {n} db 64-bit on {}: {secs:.3} s incl. transfers (mAP {:.6}, equal to CPU)",
         gpu.device_name(),
         rep.metrics[0]
     );
     summary.push(serde_json::json!({"case": "map-all-200k", "seconds": secs, "map": rep.metrics[0]}));
-    println!("{}", serde_json::json!({"bench": "search", "backend": "cuda", "cases": summary}));
+    say!("{}", serde_json::json!({"bench": "search", "backend": "cuda", "cases": summary}));
     Ok(())
 }
 

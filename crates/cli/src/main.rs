@@ -4,6 +4,15 @@
 // TOML table and `<name>` a placeholder there, not rustdoc links or HTML.
 #![allow(rustdoc::broken_intra_doc_links, rustdoc::invalid_html_tags)]
 
+/// `println!` that never panics: `seqmodal run ... | head` closes stdout early, and that must
+/// not kill a run (or leave a backtrace), so write errors on stdout are dropped.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod bench_search;
 mod output;
@@ -51,9 +60,14 @@ enum Command {
         /// resolve to DIR/config.toml.
         #[arg(long, value_name = "DIR", conflicts_with = "out")]
         resume: Option<PathBuf>,
-        /// Output directory [default: runs/<name>/].
+        /// Output directory [default: runs/<name>/]. A run of the same resolved experiment there
+        /// is replaced; a different one is refused unless --overwrite.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Replace a run of a different experiment in the output directory (its config,
+        /// checkpoints, metrics, summary and figures).
+        #[arg(long, conflicts_with = "resume")]
+        overwrite: bool,
         /// Override a key of the experiment file, e.g. --set learner.kind=joint --set model.bits=32
         /// (repeatable; `stages.1.epochs=5` addresses the second stage).
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -127,8 +141,9 @@ enum Command {
         /// Run or sweep directories or folders containing them, e.g. runs/sweeps/wiki-shared.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
-        /// Markdown file (ending in .md) or report directory to write.
-        #[arg(long, default_value = "reports/learners.md")]
+        /// Markdown file (ending in .md: the learner tables) or report directory to write (the
+        /// full report: index.md, index.html, figures/), e.g. --out reports/learners.md.
+        #[arg(long)]
         out: PathBuf,
         /// Title of the report.
         #[arg(long, default_value = "Learners across scenarios")]
@@ -160,11 +175,27 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    // Colour only on a terminal: a log redirected to a file should be plain text.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .with_ansi(ansi)
+        .init();
     let result = match cli.command {
-        Command::Run { experiment, resume, out, set, quiet, train_threads, threads: eval_threads } => {
+        Command::Run {
+            experiment,
+            resume,
+            out,
+            overwrite,
+            set,
+            quiet,
+            train_threads,
+            threads: eval_threads,
+        } => {
             threads::configure(train_threads, eval_threads);
-            match run::run(experiment, resume, out, &set, quiet) {
+            match run::run(experiment, resume, out, overwrite, &set, quiet) {
                 Err(e) if run::interrupted(&e) => {
                     eprintln!("{e:#}");
                     return ExitCode::from(130);

@@ -39,7 +39,7 @@ impl Observer for Progress {
 
     fn on_evaluated(&mut self, stage: usize, rows: &[EvalRow]) {
         let table = map_table(stage, rows, &self.modalities);
-        self.bar.suspend(|| println!("{table}"));
+        self.bar.suspend(|| say!("{table}"));
     }
 }
 

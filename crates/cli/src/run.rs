@@ -1,6 +1,6 @@
 //! `seqmodal run`: load, check, train stage by stage, write every output.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -16,6 +16,7 @@ pub fn run(
     experiment: Option<PathBuf>,
     resume: Option<PathBuf>,
     out: Option<PathBuf>,
+    overwrite: bool,
     overrides: &[String],
     quiet: bool,
 ) -> Result<()> {
@@ -66,6 +67,9 @@ pub fn run(
         exp.stages.len(),
         dir.display()
     );
+    if resume.is_none() {
+        replace_previous_run(&dir, &config, overwrite)?;
+    }
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     if resume.is_none() {
@@ -101,8 +105,8 @@ pub fn run(
         e => anyhow::Error::from(e),
     })?;
     let summary = output::write_outputs(&exp, &result, &dir)?;
-    println!("{}", output::summary_line(&summary));
-    println!("outputs: {}", dir.display());
+    say!("{}", output::summary_line(&summary));
+    say!("outputs: {}", dir.display());
     Ok(())
 }
 
@@ -119,4 +123,36 @@ impl std::fmt::Display for Interrupted {
 /// Whether `e` is an interrupted run.
 pub fn interrupted(e: &anyhow::Error) -> bool {
     e.downcast_ref::<Interrupted>().is_some()
+}
+
+/// Before a fresh run into `dir`: a previous run there (its `config.toml`) would leave its
+/// checkpoints and figures among the new ones, mixing two runs, and a later `--resume` could
+/// pick up the old checkpoints. The same experiment's run is replaced; another experiment's
+/// only with `overwrite`. Only the files a run writes are removed.
+fn replace_previous_run(dir: &Path, config: &str, overwrite: bool) -> Result<()> {
+    let config_path = dir.join("config.toml");
+    let Ok(stored) = std::fs::read_to_string(&config_path) else { return Ok(()) };
+    if stored != config && !overwrite {
+        let diff = seqmodal_learner::checkpoint::first_difference(&stored, config);
+        anyhow::bail!(
+            "{} holds a run of a different experiment ({diff}): pass --overwrite to replace it, --out for \
+             another directory, or --resume {} to continue that run",
+            dir.display(),
+            dir.display()
+        );
+    }
+    tracing::info!("replacing the earlier run in {}", dir.display());
+    for sub in ["checkpoints", "figures"] {
+        let p = dir.join(sub);
+        if p.is_dir() {
+            std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    for file in ["metrics.csv", "summary.json", "config.toml"] {
+        let p = dir.join(file);
+        if p.is_file() {
+            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+        }
+    }
+    Ok(())
 }

@@ -118,7 +118,7 @@ pub struct EvalArgs {
     #[arg(long)]
     query_labels: PathBuf,
     /// K of map@K and p@K (1 <= K <= database size).
-    #[arg(long, default_value_t = 100)]
+    #[arg(short = 'k', long = "k", default_value_t = 100)]
     k: usize,
 }
 
@@ -245,7 +245,7 @@ pub fn search(args: &SearchArgs) -> Result<()> {
         "codes_compared_per_second": compared / seconds,
         "total_seconds": total.elapsed().as_secs_f64(),
     });
-    println!("{line}");
+    say!("{line}");
     Ok(())
 }
 
@@ -337,6 +337,6 @@ pub fn eval(args: &EvalArgs) -> Result<()> {
     obj.insert("kernel".into(), kernel_name(common)?.into());
     obj.insert("threads".into(), common.threads_used().into());
     obj.insert("seconds".into(), seconds.into());
-    println!("{}", serde_json::Value::Object(obj));
+    say!("{}", serde_json::Value::Object(obj));
     Ok(())
 }

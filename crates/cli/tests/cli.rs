@@ -82,6 +82,56 @@ fn run_writes_every_output_and_is_byte_identical_per_seed() {
     assert_eq!(std::fs::read(a.join("metrics.csv")).unwrap(), std::fs::read(b.join("metrics.csv")).unwrap());
 }
 
+#[test]
+fn a_fresh_run_replaces_its_own_experiment_and_refuses_another_without_overwrite() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("d");
+    assert!(short_run(&d).status.success());
+    // A stale file of a longer earlier run must not survive a rerun into the same directory.
+    let stale = d.join("checkpoints/stage-3.safetensors");
+    std::fs::write(&stale, b"old").unwrap();
+    let out = short_run(&d);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(!stale.exists() && d.join("checkpoints/stage-2.safetensors").is_file());
+    // Another experiment into it: refused, nothing touched.
+    let before = std::fs::read(d.join("metrics.csv")).unwrap();
+    let other = |extra: &[&str]| {
+        let mut args = vec!["run", "experiments/wiki.toml", "--quiet", "--out", d.to_str().unwrap()];
+        args.extend(["--set", "train.epochs=1", "--set", "model.hidden=64", "--set", "model.bits=16"]);
+        args.extend(extra);
+        seqmodal(&args)
+    };
+    let out = other(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("holds a run of a different experiment"), "{err}");
+    assert!(err.contains("--overwrite") && err.contains("epochs"), "{err}");
+    assert_eq!(std::fs::read(d.join("metrics.csv")).unwrap(), before);
+    let out = other(&["--overwrite"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let config = std::fs::read_to_string(d.join("config.toml")).unwrap();
+    assert!(config.contains("epochs = 1"), "{config}");
+}
+
+#[test]
+fn a_closed_stdout_does_not_kill_the_command() {
+    // `seqmodal ... | head` closes the pipe early: that must not panic or stop the work.
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("p");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_seqmodal"))
+        .current_dir(repo())
+        .args(["run", "experiments/wiki.toml", "--quiet", "--out", d.to_str().unwrap()])
+        .args(["--set", "train.epochs=1", "--set", "model.hidden=64", "--set", "model.bits=16"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !err.contains("panicked"), "{:?}: {err}", out.status);
+    assert!(d.join("summary.json").is_file());
+}
+
 /// Writes `text` as an experiment file, runs it, and returns (success, stderr).
 fn run_bad(text: &str) -> (bool, String) {
     let tmp = tempfile::tempdir().unwrap();

@@ -379,10 +379,27 @@ impl ExperimentFile {
 
     /// Reads and parses a file, applying `--set key=value` overrides first.
     pub fn read(path: &Path, overrides: &[String]) -> Result<(Self, String)> {
-        let text =
+        let original =
             std::fs::read_to_string(path).map_err(|source| LearnerError::Io { path: path.into(), source })?;
-        let text = crate::overrides::apply(&text, overrides, path)?;
-        Ok((Self::parse(&text, path)?, text))
+        let text = crate::overrides::apply(&original, overrides, path)?;
+        match Self::parse(&text, path) {
+            Ok(file) => Ok((file, text)),
+            // The file parses without the overrides: blame the first override that breaks it,
+            // not a line of the merged text the user never wrote.
+            Err(e) if !overrides.is_empty() && Self::parse(&original, path).is_ok() => {
+                for k in 0..overrides.len() {
+                    let partial = crate::overrides::apply(&original, &overrides[..=k], path)?;
+                    if let Err(pe) = toml::from_str::<Self>(&partial) {
+                        return Err(LearnerError::Override {
+                            assignment: overrides[k].clone(),
+                            message: crate::overrides::plain_message(pe.message()),
+                        });
+                    }
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Validates every value that does not need the dataset.
@@ -516,7 +533,16 @@ impl Experiment {
     /// Reads, overrides, parses and checks an experiment file (no dataset access).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let (file, text) = ExperimentFile::read(path, overrides)?;
-        file.check(&text, path)
+        file.check(&text, path).map_err(|e| match e {
+            // A value that came from --set is named as such: its line is not in the file.
+            LearnerError::Invalid { key, message, .. }
+                if crate::overrides::setting(overrides, &key).is_some() =>
+            {
+                let assignment = crate::overrides::setting(overrides, &key).unwrap_or_default().to_string();
+                LearnerError::Override { assignment, message }
+            }
+            e => e,
+        })
     }
 
     /// Checks the stages against the dataset: modalities exist, class ids in range,

@@ -56,11 +56,45 @@ fn set_in(table: &mut dyn TableLike, parts: &[&str], value: Value) -> std::resul
     if table.get(part).is_none() {
         table.insert(part, Item::Table(toml_edit::Table::new()));
     }
+    if table.get(part).is_some_and(Item::is_array_of_tables) {
+        return Err(format!(
+            "'{part}' is an array of tables: name an element by its 0-based index, e.g. {part}.0.{}",
+            // `stages.x.epochs` meant an index in place of `x`; `stages.epochs` lacks one.
+            parts[if parts.len() > 2 { 2 } else { 1 }..].join(".")
+        ));
+    }
     let sub = table
         .get_mut(part)
         .and_then(Item::as_table_like_mut)
         .ok_or_else(|| format!("'{part}' is a value, not a table"))?;
     set_in(sub, &parts[1..], value)
+}
+
+/// The last `--set` of `key` (as errors name keys: `stages[1].epochs`), if any.
+pub(crate) fn setting<'a>(overrides: &'a [String], key: &str) -> Option<&'a str> {
+    overrides.iter().rev().map(String::as_str).find(|a| {
+        let Some((k, _)) = a.split_once('=') else { return false };
+        let mut named = String::new();
+        for part in k.trim().split('.') {
+            match part.parse::<usize>() {
+                Ok(i) => named.push_str(&format!("[{i}]")),
+                Err(_) if named.is_empty() => named.push_str(part),
+                Err(_) => named.push_str(&format!(".{part}")),
+            }
+        }
+        named == key
+    })
+}
+
+/// A TOML parser message for a user who wrote `--set`, not the struct: "expected struct
+/// ModelSection" becomes "expected a table".
+pub(crate) fn plain_message(message: &str) -> String {
+    let mut out = message.trim().to_string();
+    while let Some(at) = out.find("expected struct ") {
+        let end = out[at + 16..].find(|c: char| !c.is_alphanumeric()).map_or(out.len(), |e| at + 16 + e);
+        out.replace_range(at..end, "expected a table");
+    }
+    out
 }
 
 fn parse_value(raw: &str) -> Value {

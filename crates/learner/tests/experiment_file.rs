@@ -126,6 +126,27 @@ fn bad_override_is_reported() {
     assert!(e.contains("--set stages.5.epochs=3") && e.contains("out of range"), "{e}");
     let e = load_err(GOOD, &["noequals"]);
     assert!(e.contains("key=value"), "{e}");
+    // Errors caused by an override name it, not a line of the merged text (which the user
+    // never wrote), in the words of the file format rather than of our structs.
+    let e = load_err(GOOD, &["seed=3", "model.bitz=16"]);
+    assert!(e.starts_with("--set model.bitz=16: unknown field `bitz`") && !e.contains("line"), "{e}");
+    let e = load_err(GOOD, &["train.epochs=2.5"]);
+    assert!(e.starts_with("--set train.epochs=2.5: invalid type: floating point `2.5`"), "{e}");
+    let e = load_err(GOOD, &["model=3"]);
+    assert!(
+        e.starts_with("--set model=3:") && e.contains("expected a table") && !e.contains("Section"),
+        "{e}"
+    );
+    let e = load_err(GOOD, &["stages.x.epochs=1"]);
+    assert!(e.contains("'stages' is an array of tables") && e.contains("stages.0.epochs"), "{e}");
+    // A value out of range after parsing is the override's too.
+    let e = load_err(GOOD, &["model.bits=0"]);
+    assert!(e.starts_with("--set model.bits=0:"), "{e}");
+    let e = load_err(GOOD, &["stages.1.epochs=0"]);
+    assert!(e.starts_with("--set stages.1.epochs=0:"), "{e}");
+    // Errors in the file itself keep pointing at its lines.
+    let e = load_err(&GOOD.replace("epochs = 2", "epochs = 0"), &["seed=3"]);
+    assert!(e.contains("exp.toml:") && e.contains("stages[1].epochs"), "{e}");
 }
 
 #[test]

@@ -67,9 +67,9 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let n = spec.cells.len();
     if args.emit_slurm {
         let script = slurm::emit(&spec, &args.sweep, &dir)?;
-        println!("{n} cells: wrote {}", script.display());
-        println!("submit:  sbatch {}", script.display());
-        println!("collect: seqmodal sweep {} --out {} --collect", args.sweep.display(), dir.display());
+        say!("{n} cells: wrote {}", script.display());
+        say!("submit:  sbatch {}", script.display());
+        say!("collect: seqmodal sweep {} --out {} --collect", args.sweep.display(), dir.display());
         return Ok(());
     }
     if args.collect {
@@ -93,11 +93,11 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         return match run_cell(cell, &dir, threads)? {
             Outcome::Skipped => {
-                println!("cell {i} ({}) finished earlier: skipped", cell.id);
+                say!("cell {i} ({}) finished earlier: skipped", cell.id);
                 Ok(())
             }
             Outcome::Done(s) => {
-                println!("cell {i} ({}) done in {s:.1} s", cell.id);
+                say!("cell {i} ({}) done in {s:.1} s", cell.id);
                 Ok(())
             }
             Outcome::Failed(why) => {
@@ -236,7 +236,7 @@ fn run_all(spec: &Sweep, dir: &Path, jobs: usize, quiet: bool) -> Result<()> {
     let pending: Vec<&Cell> =
         spec.cells.iter().filter(|c| !cell_dir(dir, c).join("summary.json").is_file()).collect();
     let skipped = n - pending.len();
-    println!(
+    say!(
         "sweep {} (base {}): {n} cells, {skipped} finished earlier, {} to run, {jobs} at a time -> {}",
         spec.name,
         spec.base.display(),
@@ -300,7 +300,7 @@ fn run_all(spec: &Sweep, dir: &Path, jobs: usize, quiet: bool) -> Result<()> {
             _ => None,
         })
         .collect();
-    println!(
+    say!(
         "ran {ran} cells in {:.1} s ({skipped} skipped, {} failed)",
         start.elapsed().as_secs_f64(),
         failed.len()
@@ -366,9 +366,9 @@ fn aggregate(spec: &Sweep, dir: &Path) -> Result<Vec<SweepCell>> {
     let title = format!("sweep {} ({ok} of {} cells)", spec.name, cells.len());
     let out = seqmodal_analysis::aggregate_sweep(&cells, &spec.axis_columns, dir, &title)
         .with_context(|| format!("aggregating sweep {}", dir.display()))?;
-    println!("wrote {} and {}", out.sweep_csv.display(), out.summary_csv.display());
+    say!("wrote {} and {}", out.sweep_csv.display(), out.summary_csv.display());
     for f in out.figures.iter().filter(|f| f.extension().is_some_and(|e| e == "png")) {
-        println!("figure {}", f.display());
+        say!("figure {}", f.display());
     }
     Ok(cells)
 }
