@@ -58,7 +58,8 @@ pub struct RunResult {
     pub train_samples: u64,
     /// Seconds spent in optimiser steps.
     pub train_seconds: f64,
-    /// Wall seconds of the whole run (training + evaluation + checkpoints).
+    /// Wall seconds of this invocation (training + evaluation + checkpoints); after a resume,
+    /// only the resumed part (`train_seconds` adds up every part).
     pub wall_seconds: f64,
     /// Optimiser steps.
     pub steps: u64,
