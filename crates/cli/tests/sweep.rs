@@ -279,6 +279,19 @@ fn bad_sweep_files_are_errors_naming_file_and_key_before_anything_runs() {
             "learners = [\"er\"]\n[axes]\n\"learner.kind\" = [\"meta\"]",
             &["twice.toml:", "learner.kind", "same axis"],
         ),
+        (
+            // Two spellings of one key: the cell id and config disagreed, aggregation failed.
+            "spaced_key",
+            "[axes]\n\"model.bits\" = [16]\n\" model.bits\" = [32]",
+            &["spaced_key.toml:", "same key as another axis"],
+        ),
+        (
+            // The ordering label would name the base's stages, not the ones that ran.
+            "modality_axis",
+            "orderings = [[\"image\", \"text\"]]\n[axes]\n\"stages.0.modality\" = [\"text\"]",
+            &["modality_axis.toml:", "stages.0.modality", "cannot vary together with `orderings`"],
+        ),
+        ("dot_name", "name = \"..\"", &["dot_name.toml:2:", "name", "not . or .."]),
     ];
     for (name, extra, needles) in cases {
         let sweep = sweep_file(tmp.path(), name, extra);
@@ -290,6 +303,30 @@ fn bad_sweep_files_are_errors_naming_file_and_key_before_anything_runs() {
             assert!(msg.contains(n), "{name}: expected `{n}` in: {msg}");
         }
         assert!(!out.exists(), "{name}: the sweep wrote {} before failing", out.display());
+    }
+    // A --cell past the end is refused before the sweep directory is made.
+    let sweep = sweep_file(tmp.path(), "cells", "seeds = [1, 2]");
+    let out = tmp.path().join("out-cells");
+    let o = run_sweep(&sweep, &out, &["--cell", "9"]);
+    assert!(!o.status.success() && text(&o).contains("has 2 cells"), "{}", text(&o));
+    assert!(!out.exists(), "--cell 9 wrote {}", out.display());
+    // Learner keys apply when a swept learner has them, whichever way the learners are given.
+    for (name, extra) in [
+        ("set_memory", "learners = [\"er\", \"der\"]\n[set]\n\"learner.memory\" = 100"),
+        ("axis_memory", "[axes]\n\"learner.kind\" = [\"er\", \"der\"]\n\"learner.memory\" = [100, 200]"),
+    ] {
+        let text_ = std::fs::read_to_string(sweep_file(tmp.path(), name, "")).unwrap();
+        // [set] of the helper comes last; put the case's tables after the base line.
+        let p = tmp.path().join(format!("{name}.toml"));
+        let (head, set) = text_.split_once("[set]\n").unwrap();
+        let body = if extra.contains("[set]") {
+            format!("{head}{}\n{set}", extra)
+        } else {
+            format!("{head}{extra}\n[set]\n{set}")
+        };
+        std::fs::write(&p, body).unwrap();
+        let o = run_sweep(&p, &tmp.path().join(format!("out-{name}")), &["--emit", "slurm"]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
     }
     // The base file itself is checked, and named.
     let sweep = tmp.path().join("nobase.toml");

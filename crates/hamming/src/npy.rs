@@ -6,7 +6,6 @@
 
 use std::fmt;
 use std::fs::File;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use memmap2::Mmap;
@@ -610,18 +609,10 @@ pub fn npy_bytes(dtype: DType, shape: &[usize], data: &[u8]) -> Vec<u8> {
     out
 }
 
-/// Writes a `.npy` file atomically (temporary name in the same folder, then rename).
+/// Writes a `.npy` file atomically (temporary name in the same folder, fsync, rename).
 pub fn write_npy(path: impl AsRef<Path>, dtype: DType, shape: &[usize], data: &[u8]) -> NpyResult<()> {
-    let path = path.as_ref();
-    let io = |source| NpyError::Io { path: path.to_path_buf(), source };
-    let mut tmp_name = path.file_name().map(|n| n.to_os_string()).unwrap_or_default();
-    tmp_name.push(".tmp");
-    let tmp = path.with_file_name(tmp_name);
-    let mut f = File::create(&tmp).map_err(io)?;
-    f.write_all(&npy_bytes(dtype, shape, data)).map_err(io)?;
-    f.sync_all().map_err(io)?;
-    drop(f);
-    std::fs::rename(&tmp, path).map_err(io)
+    seqmodal_atomic::write(path.as_ref(), &npy_bytes(dtype, shape, data))
+        .map_err(|e| NpyError::Io { path: e.path, source: e.source })
 }
 
 /// Writes an int64 array (e.g. neighbour ids).

@@ -344,9 +344,11 @@ pub fn write(dir: &Path, pos: Position, snap: &Snapshot<'_>) -> Result<()> {
         frozen_bits.insert(m.clone(), codes.bits());
     }
     let in_stage_file = in_stage.map(|st| InStageFile::put(st, &mut tensors)).transpose()?;
-    let tmp = tensors_path.with_extension("safetensors.tmp");
-    candle_core::safetensors::save(&tensors.into_iter().collect(), &tmp).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, &tensors_path).map_err(|e| io_err(&tensors_path, e))?;
+    let tensors: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
+    seqmodal_atomic::write_with(&tensors_path, |tmp| {
+        candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
+    })
+    .map_err(|e| io_err(&e.path, format!("{e}: {}", e.source)))?;
     let stage = match pos {
         Position::AfterStage(k) => k,
         Position::InStage { stage, .. } => stage - 1,
@@ -373,9 +375,8 @@ pub fn write(dir: &Path, pos: Position, snap: &Snapshot<'_>) -> Result<()> {
         in_stage: in_stage_file,
     };
     let text = serde_json::to_vec(&state).map_err(|e| io_err(&json_path, e))?;
-    let tmp = json_path.with_extension("json.tmp");
-    std::fs::write(&tmp, text).map_err(|e| io_err(&tmp, e))?;
-    std::fs::rename(&tmp, &json_path).map_err(|e| io_err(&json_path, e))
+    // Last, and fsynced: after a crash or reboot a state file is whole or absent, never empty.
+    seqmodal_atomic::write(&json_path, &text).map_err(|e| io_err(&e.path, format!("{e}: {}", e.source)))
 }
 
 /// The last complete checkpoint in `dir`, checked against the resolved experiment

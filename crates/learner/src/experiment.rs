@@ -408,11 +408,13 @@ impl ExperimentFile {
         let at = |span, key: &str, message| ck.err(span, key, message);
         let positive = |v: &Option<Spanned<i64>>, key: &str, default| ck.int(v, key, default, 1);
         let weight = |v: &Option<Spanned<f64>>, key: &str, default| ck.float(v, key, default, false);
-        if self.name.get_ref().trim().is_empty() || self.name.get_ref().contains(['/', '\\']) {
+        let name = self.name.get_ref();
+        if name.trim().is_empty() || name.contains(['/', '\\']) || name == "." || name == ".." {
+            // The name is a directory under runs/: `..` would write beside it.
             return Err(at(
                 self.name.span(),
                 "name",
-                "must be non-empty and contain no path separators".into(),
+                "must be non-empty, not . or .., and contain no path separators".into(),
             ));
         }
         let kind = DatasetKind::from_str(self.dataset.kind.get_ref())

@@ -144,6 +144,9 @@ fn bad_override_is_reported() {
     assert!(e.starts_with("--set model.bits=0:"), "{e}");
     let e = load_err(GOOD, &["stages.1.epochs=0"]);
     assert!(e.starts_with("--set stages.1.epochs=0:"), "{e}");
+    // The name is a directory under runs/: `..` would write outside it.
+    let e = load_err(&GOOD.replace("name = \"t\"", "name = \"..\""), &[]);
+    assert!(e.contains("exp.toml:1: name") && e.contains("not . or .."), "{e}");
     // Errors in the file itself keep pointing at its lines.
     let e = load_err(&GOOD.replace("epochs = 2", "epochs = 0"), &["seed=3"]);
     assert!(e.contains("exp.toml:") && e.contains("stages[1].epochs"), "{e}");

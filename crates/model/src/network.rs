@@ -245,15 +245,13 @@ impl UnifiedModel {
         Ok(())
     }
 
-    /// Saves every parameter to a safetensors file, atomically (temp file + rename).
+    /// Saves every parameter to a safetensors file, atomically (temp file, fsync, rename).
     pub fn save(&self, path: &Path) -> Result<()> {
-        let tmp = path.with_extension("safetensors.tmp");
-        let err =
-            |e: &dyn std::fmt::Display| ModelError::Checkpoint { path: path.into(), message: e.to_string() };
-        candle_core::safetensors::save(&self.named_tensors().into_iter().collect(), &tmp)
-            .map_err(|e| err(&e))?;
-        std::fs::rename(&tmp, path).map_err(|e| err(&e))?;
-        Ok(())
+        let tensors: std::collections::HashMap<String, Tensor> = self.named_tensors().into_iter().collect();
+        seqmodal_atomic::write_with(path, |tmp| {
+            candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
+        })
+        .map_err(|e| ModelError::Checkpoint { path: path.into(), message: format!("{e}: {}", e.source) })
     }
 
     /// Loads parameters saved by [`UnifiedModel::save`]; adapters in the file are created.

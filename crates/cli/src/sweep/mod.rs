@@ -75,6 +75,16 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     if args.collect {
         return collect(&spec, &dir);
     }
+    // A bad --cell is refused before anything is written.
+    let one = match args.cell {
+        Some(i) => Some((
+            i,
+            spec.cells.get(i).with_context(|| {
+                format!("--cell {i}: {} has {n} cells (0..{})", args.sweep.display(), n.saturating_sub(1))
+            })?,
+        )),
+        None => None,
+    };
     check_finished_cells_match(&spec, &dir)?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create sweep directory {}", dir.display()))?;
@@ -82,10 +92,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let sweep_text =
         std::fs::read(&args.sweep).with_context(|| format!("cannot read {}", args.sweep.display()))?;
     atomic_write(&dir.join("sweep.toml"), &sweep_text)?;
-    if let Some(i) = args.cell {
-        let cell = spec.cells.get(i).with_context(|| {
-            format!("--cell {i}: {} has {n} cells (0..{})", args.sweep.display(), n.saturating_sub(1))
-        })?;
+    if let Some((i, cell)) = one {
         // Under Slurm, evaluate on the task's allocation, not on every core of a shared node.
         let threads = std::env::var("SLURM_CPUS_PER_TASK")
             .ok()

@@ -187,8 +187,12 @@ impl SweepFile {
         let name = match &self.name {
             Some(n) => {
                 let v = n.get_ref();
-                if v.trim().is_empty() || v.contains(['/', '\\']) {
-                    return Err(at.err(n.span(), "name", "must be non-empty and contain no path separators"));
+                if v.trim().is_empty() || v.contains(['/', '\\']) || v == "." || v == ".." {
+                    return Err(at.err(
+                        n.span(),
+                        "name",
+                        "must be non-empty, not . or .., and contain no path separators",
+                    ));
                 }
                 v.clone()
             }
@@ -199,33 +203,58 @@ impl SweepFile {
         let base = path.parent().unwrap_or(Path::new("")).join(self.base.get_ref());
         let base_text = std::fs::read_to_string(&base)
             .map_err(|e| at.err(self.base.span(), "base", format!("cannot read {}: {e}", base.display())))?;
+        // Learners the sweep runs (`learners` or `axes."learner.kind"`): a learner-specific key
+        // (`learner.memory`) in [set] or an axis applies if it applies under any of them.
+        let swept_learners: Vec<String> = self
+            .learners
+            .iter()
+            .flat_map(|ls| ls.get_ref().iter().map(|l| toml::Value::String(l.get_ref().clone())))
+            .chain(
+                self.axes
+                    .iter()
+                    .filter(|(k, _)| k.trim() == "learner.kind")
+                    .flat_map(|(_, v)| v.get_ref().iter().cloned()),
+            )
+            .map(|v| format!("learner.kind={v}"))
+            .collect();
         // Fixed overrides first: the axes vary on top of them.
         let set: Vec<String> =
             self.set.iter().map(|(k, v)| format!("{k}={}", value_strings(v.get_ref()).0)).collect();
-        let base_text =
+        let set_text =
             overrides::apply(&base_text, &set, &base).map_err(|e| anyhow!("{}: set: {e}", path.display()))?;
         for (k, v) in &self.set {
             let one = format!("{k}={}", value_strings(v.get_ref()).0);
-            let t = overrides::apply(&base_text, std::slice::from_ref(&one), &base)
-                .and_then(|t| check_text(&t, &base));
-            if let Err(e) = t {
-                return Err(at.err(v.span(), &format!("set.\"{k}\""), e));
+            let attempt = |with: Option<&String>| {
+                let list: Vec<String> = with.into_iter().cloned().chain([one.clone()]).collect();
+                overrides::apply(&set_text, &list, &base).and_then(|t| check_text(&t, &base)).map(|_| ())
+            };
+            if let Err(e) = attempt(None) {
+                if !swept_learners.iter().any(|l| attempt(Some(l)).is_ok()) {
+                    return Err(at.err(v.span(), &format!("set.\"{k}\""), e));
+                }
             }
         }
-        let base_exp = check_text(&base_text, &base)
-            .map_err(|e| anyhow!("{}: base experiment {}: {e}", path.display(), base.display()))?;
+        // The base with [set] must itself be valid, or valid under some swept learner.
+        let base_exp = check_text(&set_text, &base).or_else(|e| {
+            swept_learners
+                .iter()
+                .find_map(|l| {
+                    overrides::apply(&set_text, std::slice::from_ref(l), &base)
+                        .and_then(|t| check_text(&t, &base))
+                        .ok()
+                })
+                .ok_or(e)
+        });
+        let base_exp =
+            base_exp.map_err(|e| anyhow!("{}: base experiment {}: {e}", path.display(), base.display()))?;
+        let base_text = set_text;
         let stage_modalities: Vec<String> = base_exp.stages.iter().map(|s| s.modality.clone()).collect();
 
         let mut axes: Vec<Axis> = Vec::new();
         // Validates `key=value` on the base; the error names the sweep's own key and line.
         // Learner-specific keys (`learner.memory`) only check under a learner that has them: a
         // key axis value passes if it applies to the base alone or with any swept learner.
-        let learner_sets: Vec<String> = self
-            .learners
-            .iter()
-            .flat_map(|ls| ls.get_ref().iter())
-            .map(|l| format!("learner.kind={}", toml::Value::String(l.get_ref().clone())))
-            .collect();
+        let learner_sets = &swept_learners;
         let try_assign = |key: &str,
                           shown: &str,
                           span: std::ops::Range<usize>,
@@ -288,12 +317,30 @@ impl SweepFile {
             seeds_axis = Some((values, ss.span()));
         }
         let mut key_axes = Vec::new();
+        let mut seen_keys: Vec<&str> = Vec::new();
         for (key, vals) in &self.axes {
             let shown = format!("axes.\"{key}\"");
             if vals.get_ref().is_empty() {
                 return Err(at.err(vals.span(), &shown, "empty axis: list at least one value"));
             }
             let key = key.trim();
+            if seen_keys.contains(&key) {
+                return Err(at.err(
+                    vals.span(),
+                    &shown,
+                    format!("the same key as another axis, \"{key}\": give it once"),
+                ));
+            }
+            seen_keys.push(key);
+            // Orderings are checked against the base's stages: an axis (or [set]) that changes
+            // a stage's modality would run one ordering and label it another.
+            if self.orderings.is_some() && key.starts_with("stages.") && key.ends_with(".modality") {
+                return Err(at.err(
+                    vals.span(),
+                    &shown,
+                    "a stage's modality cannot vary together with `orderings`: set the stages in the base file",
+                ));
+            }
             let mut values: Vec<AxisValue> = Vec::new();
             for v in vals.get_ref() {
                 let (t, label) = value_strings(v);
@@ -482,16 +529,16 @@ fn check_orderings(o: &Spanned<toml::Value>, stages: &[String], at: &At<'_>) -> 
     sorted.sort();
     let orders: Vec<Vec<usize>> = match o.get_ref() {
         toml::Value::String(s) if s == "permutations" => {
-            let all = permutations(stages);
-            if all.len() > MAX_PERMUTATIONS {
+            // Counted before any is listed: 9 stages would be 362 880.
+            let total = distinct_orderings(stages);
+            if total > MAX_PERMUTATIONS {
                 return Err(err(format!(
-                    "{} stages have {} orderings (more than {MAX_PERMUTATIONS}): sample some with \
+                    "{} stages have {total} distinct orderings (more than {MAX_PERMUTATIONS}): sample some with \
                      orderings = {{ permutations = true, limit = 6, seed = 1 }}",
                     stages.len(),
-                    all.len()
                 )));
             }
-            all
+            permutations(stages)
         }
         toml::Value::Table(t) => {
             for k in t.keys() {
@@ -567,21 +614,63 @@ fn same_modalities(a: &[usize], b: &[usize], stages: &[String]) -> bool {
     a.iter().map(|&i| &stages[i]).eq(b.iter().map(|&i| &stages[i]))
 }
 
+/// How many distinct orderings the stages have: n! over the factorial of each modality's
+/// count (stages of one modality are interchangeable), saturating.
+fn distinct_orderings(stages: &[String]) -> usize {
+    let mut counts: std::collections::BTreeMap<&str, u128> = std::collections::BTreeMap::new();
+    for s in stages {
+        *counts.entry(s.as_str()).or_default() += 1;
+    }
+    // The multinomial as a product of binomials C(placed + c, c), each built exactly
+    // (r · (n − c + i) is divisible by i at every step).
+    let mut total: u128 = 1;
+    let mut placed: u128 = 0;
+    for &c in counts.values() {
+        let n = placed + c;
+        let mut r: u128 = 1;
+        for i in 1..=c {
+            let Some(x) = r.checked_mul(n - c + i) else { return usize::MAX };
+            r = x / i;
+        }
+        let Some(t) = total.checked_mul(r) else { return usize::MAX };
+        total = t;
+        placed = n;
+    }
+    usize::try_from(total).unwrap_or(usize::MAX)
+}
+
 /// Every distinct ordering of the stages, in lexicographic order of stage indices (identity
-/// first); orderings that only swap stages of the same modality count once.
+/// first); orderings that only swap stages of the same modality count once, each given as
+/// its smallest stage-index form (a modality's k-th occurrence takes its k-th base stage).
+/// Walks the distinct modality sequences only, so the cost is the number of orderings (the
+/// callers check it first), not n!.
 fn permutations(stages: &[String]) -> Vec<Vec<usize>> {
-    let mut p: Vec<usize> = (0..stages.len()).collect();
+    // Modality of each stage as a small id; a sequence of ids is one ordering.
+    let mut names: Vec<&str> = stages.iter().map(String::as_str).collect();
+    names.sort_unstable();
+    names.dedup();
+    let id = |s: &str| names.binary_search(&s).unwrap_or(0);
+    let mut seq: Vec<usize> = stages.iter().map(|s| id(s)).collect();
+    seq.sort_unstable();
     let mut out: Vec<Vec<usize>> = Vec::new();
     loop {
-        if !out.iter().any(|o| same_modalities(o, &p, stages)) {
-            out.push(p.clone());
-        }
-        // Next lexicographic permutation.
-        let Some(i) = (1..p.len()).rev().find(|&i| p[i - 1] < p[i]) else { break };
-        let j = (i..p.len()).rev().find(|&j| p[j] > p[i - 1]).unwrap_or(i);
-        p.swap(i - 1, j);
-        p[i..].reverse();
+        let mut used = vec![false; stages.len()];
+        let order = seq
+            .iter()
+            .map(|&m| {
+                let j = (0..stages.len()).find(|&j| !used[j] && id(&stages[j]) == m).unwrap_or(0);
+                used[j] = true;
+                j
+            })
+            .collect();
+        out.push(order);
+        // Next lexicographic arrangement of the multiset `seq`.
+        let Some(i) = (1..seq.len()).rev().find(|&i| seq[i - 1] < seq[i]) else { break };
+        let j = (i..seq.len()).rev().find(|&j| seq[j] > seq[i - 1]).unwrap_or(i);
+        seq.swap(i - 1, j);
+        seq[i..].reverse();
     }
+    out.sort();
     out
 }
 
@@ -594,11 +683,10 @@ fn sample_permutations(
     err: &dyn Fn(String) -> anyhow::Error,
 ) -> Result<Vec<Vec<usize>>> {
     let n = stages.len();
-    // n! saturating; distinct orderings can only be fewer.
-    let total = (1..=n).try_fold(1usize, |a, k| a.checked_mul(k)).unwrap_or(usize::MAX);
+    let total = distinct_orderings(stages);
     let Some(limit) = limit else {
         if total > MAX_PERMUTATIONS {
-            return Err(err(format!("{n} stages have {total} orderings: give `limit`")));
+            return Err(err(format!("{n} stages have {total} distinct orderings: give `limit`")));
         }
         return Ok(permutations(stages));
     };
@@ -615,13 +703,18 @@ fn sample_permutations(
         all.truncate(limit);
         return Ok(all);
     }
+    if limit > MAX_PERMUTATIONS {
+        return Err(err(format!("`limit` {limit} is more than {MAX_PERMUTATIONS} orderings")));
+    }
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
     let mut out: Vec<Vec<usize>> = Vec::new();
-    // Many more orderings than wanted: rejection of repeats ends quickly.
+    let mut seen: std::collections::HashSet<Vec<&str>> = std::collections::HashSet::new();
+    // More than MAX_PERMUTATIONS orderings and at most that many wanted: rejecting repeats
+    // ends after a few thousand draws at worst.
     while out.len() < limit {
         let mut p: Vec<usize> = (0..n).collect();
         p.shuffle(&mut rng);
-        if !out.iter().any(|o| same_modalities(o, &p, stages)) {
+        if seen.insert(p.iter().map(|&i| stages[i].as_str()).collect()) {
             out.push(p);
         }
     }
@@ -653,6 +746,43 @@ mod tests {
         // A repeated modality: a,a,b has 3 distinct orderings, not 6.
         assert_eq!(permutations(&names(&["a", "a", "b"])).len(), 3);
         assert_eq!(permutations(&names(&["a", "b", "c", "d", "e", "f"])).len(), 720);
+        // The same list as every permutation, in order, keeping the first of each modality
+        // sequence (what the function did by brute force before).
+        let stages = names(&["b", "a", "c", "a", "b"]);
+        let mut brute: Vec<Vec<usize>> = Vec::new();
+        let mut p: Vec<usize> = (0..5).collect();
+        loop {
+            if !brute.iter().any(|o| same_modalities(o, &p, &stages)) {
+                brute.push(p.clone());
+            }
+            let Some(i) = (1..5).rev().find(|&i| p[i - 1] < p[i]) else { break };
+            let j = (i..5).rev().find(|&j| p[j] > p[i - 1]).unwrap();
+            p.swap(i - 1, j);
+            p[i..].reverse();
+        }
+        assert_eq!(permutations(&stages), brute);
+        assert_eq!(brute.len(), distinct_orderings(&stages));
+        assert_eq!(distinct_orderings(&names(&["a", "b", "c", "a", "b", "c", "a"])), 210);
+    }
+
+    #[test]
+    fn many_stages_are_counted_not_listed() {
+        let e = |m: String| anyhow!(m);
+        // 7 stages with repeats: 210 distinct orderings; a limit above that gives them all
+        // (it looped forever drawing an 211th).
+        let rep = names(&["a", "b", "c", "a", "b", "c", "a"]);
+        assert_eq!(sample_permutations(&rep, Some(300), 1, &e).unwrap().len(), 210);
+        assert_eq!(sample_permutations(&rep, None, 1, &e).unwrap().len(), 210);
+        // 9 distinct stages: refused at once, with the count.
+        let nine = names(&["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
+        assert!(sample_permutations(&nine, None, 1, &e).unwrap_err().to_string().contains("362880"));
+        assert!(sample_permutations(&nine, Some(721), 1, &e)
+            .unwrap_err()
+            .to_string()
+            .contains("more than 720"));
+        assert_eq!(sample_permutations(&nine, Some(720), 1, &e).unwrap().len(), 720);
+        assert_eq!(distinct_orderings(&names(&["x"; 40])), 1);
+        assert_eq!(distinct_orderings(&(0..40).map(|i| i.to_string()).collect::<Vec<_>>()), usize::MAX);
     }
 
     #[test]
