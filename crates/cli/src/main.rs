@@ -197,7 +197,7 @@ fn main() -> ExitCode {
             threads::configure(train_threads, eval_threads);
             match run::run(experiment, resume, out, overwrite, &set, quiet) {
                 Err(e) if run::interrupted(&e) => {
-                    eprintln!("{e:#}");
+                    eprintln!("error: {e:#}");
                     return ExitCode::from(130);
                 }
                 r => r,
