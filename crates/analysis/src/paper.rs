@@ -977,6 +977,7 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
             }
         })
         .collect();
+    let ranked = sc.learners.iter().filter(|(l, _)| !is_reference(l)).count();
     let mut head = vec!["learner".to_string(), "seeds".to_string()];
     head.extend(cols.iter().map(|c| c.0.to_string()));
     let rows = sc
@@ -988,7 +989,9 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
                 vec![Cell { text: l.clone(), bold: false }, Cell { text: rs.len().to_string(), bold: false }];
             for (k, c) in cols.iter().enumerate() {
                 let text = fmt_stat(&v[k], c.2);
-                let bold = !is_reference(l)
+                // "Best" needs a comparison: with one ranked learner nothing is bold.
+                let bold = ranked > 1
+                    && !is_reference(l)
                     && matches!((mean_std(&v[k]), best[k]), (Some((m, _)), Some(b)) if looks_equal(m, b, c.2));
                 row.push(Cell { text, bold });
             }
@@ -1179,6 +1182,42 @@ mod tests {
     fn learners_order_references_first() {
         let v = learner_order(["meta", "joint", "er", "finetune", "er"].into_iter());
         assert_eq!(v, ["finetune", "joint", "er", "meta"]);
+    }
+
+    #[test]
+    fn one_ranked_learner_is_not_bold() {
+        let run = |learner: &str, acc: f64| RunData {
+            dir: PathBuf::from(learner),
+            matrix: crate::AccuracyMatrix {
+                metric: "map".into(),
+                modalities: vec!["a".into(), "b".into()],
+                trained: vec![None, Some("a".into()), Some("b".into())],
+                pairs: [("a", "a"), ("a", "b"), ("b", "a"), ("b", "b")]
+                    .iter()
+                    .map(|(q, d)| (q.to_string(), d.to_string()))
+                    .collect(),
+                values: vec![vec![0.1; 4], vec![0.5; 4], vec![acc; 4]],
+            },
+            experiment: "x".into(),
+            learner: learner.into(),
+            seed: 1,
+            bits: 16,
+            facts: serde_json::json!({}),
+        };
+        let bolds = |runs: &[RunData]| {
+            let sc = Scenario {
+                experiment: "x".into(),
+                bits: 16,
+                learners: runs.iter().map(|r| (r.learner.clone(), vec![r])).collect(),
+            };
+            let Block::Table { rows, .. } = learner_table(&sc) else { panic!("not a table") };
+            rows.iter().map(|r| r.iter().filter(|c| c.bold).count()).collect::<Vec<_>>()
+        };
+        // finetune beside the joint reference: nothing to rank against.
+        assert_eq!(bolds(&[run("finetune", 0.4), run("joint", 0.9)]), [0, 0]);
+        // Two ranked learners: the better ACC (and BWT, forgetting) is bold.
+        let b = bolds(&[run("finetune", 0.4), run("er", 0.6)]);
+        assert!(b[0] < b[1] && b[1] >= 3, "{b:?}");
     }
 
     #[test]
