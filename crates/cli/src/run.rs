@@ -43,8 +43,7 @@ pub fn run(
         // A directory of another experiment would mix two runs' numbers: refuse up front.
         let stored = std::fs::read_to_string(&config_path)
             .with_context(|| format!("--resume {}: cannot read {}", dir.display(), config_path.display()))?;
-        if stored != config {
-            let diff = seqmodal_learner::checkpoint::first_difference(&stored, &config);
+        if let Some(diff) = difference(&stored, &config) {
             anyhow::bail!(
                 "--resume {}: {} was written by a different experiment ({diff})",
                 dir.display(),
@@ -132,8 +131,7 @@ pub fn interrupted(e: &anyhow::Error) -> bool {
 fn replace_previous_run(dir: &Path, config: &str, overwrite: bool) -> Result<()> {
     let config_path = dir.join("config.toml");
     let Ok(stored) = std::fs::read_to_string(&config_path) else { return Ok(()) };
-    if stored != config && !overwrite {
-        let diff = seqmodal_learner::checkpoint::first_difference(&stored, config);
+    if let Some(diff) = difference(&stored, config).filter(|_| !overwrite) {
         anyhow::bail!(
             "{} holds a run of a different experiment ({diff}): pass --overwrite to replace it, --out for \
              another directory, or --resume {} to continue that run",
@@ -142,17 +140,21 @@ fn replace_previous_run(dir: &Path, config: &str, overwrite: bool) -> Result<()>
         );
     }
     tracing::info!("replacing the earlier run in {}", dir.display());
-    for sub in ["checkpoints", "figures"] {
-        let p = dir.join(sub);
-        if p.is_dir() {
-            std::fs::remove_dir_all(&p).with_context(|| format!("cannot remove {}", p.display()))?;
-        }
-    }
-    for file in ["metrics.csv", "summary.json", "config.toml"] {
-        let p = dir.join(file);
-        if p.is_file() {
-            std::fs::remove_file(&p).with_context(|| format!("cannot remove {}", p.display()))?;
+    // config.toml is rewritten by the new run itself.
+    for name in ["checkpoints", "figures", "metrics.csv", "summary.json"] {
+        let p = dir.join(name);
+        let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
+        match removed {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", p.display()))
+            }
+            _ => {}
         }
     }
     Ok(())
+}
+
+/// Where a stored `config.toml` first differs from the run's resolved `config`, if it does.
+fn difference(stored: &str, config: &str) -> Option<String> {
+    (stored != config).then(|| seqmodal_learner::checkpoint::first_difference(stored, config))
 }

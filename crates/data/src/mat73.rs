@@ -269,8 +269,10 @@ pub(crate) fn read_features<const K: usize>(
 /// columns, non-zero = has the label; a negative value is an error (a −1/+1 coding would
 /// otherwise read as every label set).
 fn to_labels<const K: usize>(set: &MatSet, splits: [(&str, &Matrix); K]) -> Result<[Labels; K]> {
-    let err = |var: &str, message: String| -> Result<DataError> {
-        Ok(DataError::Variable { path: set.require(var)?.path().into(), name: var.into(), message })
+    // The variable was just read, so `require` finds it; its error stands in otherwise.
+    let err = |var: &str, message: String| match set.require(var) {
+        Ok(file) => DataError::Variable { path: file.path().into(), name: var.into(), message },
+        Err(e) => e,
     };
     let mut out = Vec::with_capacity(K);
     if splits.iter().all(|(_, m)| m.cols() == 1) {
@@ -278,12 +280,11 @@ fn to_labels<const K: usize>(set: &MatSet, splits: [(&str, &Matrix); K]) -> Resu
         let base = if any_zero { 0.0 } else { 1.0 };
         let mut ids = Vec::with_capacity(K);
         for (var, m) in &splits {
-            ids.push(class_ids(m.data(), base).map_err(|msg| err(var, msg).unwrap_or_else(|e| e))?);
+            ids.push(class_ids(m.data(), base).map_err(|msg| err(var, msg))?);
         }
         let classes = ids.iter().flatten().max().map_or(0, |&c| c + 1);
         for ((var, _), ids) in splits.iter().zip(&ids) {
-            let labels = Labels::from_class_ids(ids, classes)
-                .map_err(|e| err(var, e.to_string()).unwrap_or_else(|e| e))?;
+            let labels = Labels::from_class_ids(ids, classes).map_err(|e| err(var, e.to_string()))?;
             out.push(labels);
         }
     } else {
@@ -295,7 +296,7 @@ fn to_labels<const K: usize>(set: &MatSet, splits: [(&str, &Matrix); K]) -> Resu
                      the label); map a -1/+1 coding's -1 to 0",
                     m.data()[k]
                 );
-                return Err(err(var, message)?);
+                return Err(err(var, message));
             }
             let data = m.data().iter().map(|&v| u8::from(v != 0.0)).collect();
             out.push(Labels::from_multi_hot(m.rows(), m.cols(), data)?);

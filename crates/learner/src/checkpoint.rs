@@ -344,11 +344,12 @@ pub fn write(dir: &Path, pos: Position, snap: &Snapshot<'_>) -> Result<()> {
         frozen_bits.insert(m.clone(), codes.bits());
     }
     let in_stage_file = in_stage.map(|st| InStageFile::put(st, &mut tensors)).transpose()?;
+    let atomic_err = |e: seqmodal_atomic::AtomicError| io_err(&e.path, format!("{e}: {}", e.source));
     let tensors: std::collections::HashMap<String, Tensor> = tensors.into_iter().collect();
     seqmodal_atomic::write_with(&tensors_path, |tmp| {
         candle_core::safetensors::save(&tensors, tmp).map_err(std::io::Error::other)
     })
-    .map_err(|e| io_err(&e.path, format!("{e}: {}", e.source)))?;
+    .map_err(atomic_err)?;
     let stage = match pos {
         Position::AfterStage(k) => k,
         Position::InStage { stage, .. } => stage - 1,
@@ -376,7 +377,7 @@ pub fn write(dir: &Path, pos: Position, snap: &Snapshot<'_>) -> Result<()> {
     };
     let text = serde_json::to_vec(&state).map_err(|e| io_err(&json_path, e))?;
     // Last, and fsynced: after a crash or reboot a state file is whole or absent, never empty.
-    seqmodal_atomic::write(&json_path, &text).map_err(|e| io_err(&e.path, format!("{e}: {}", e.source)))
+    seqmodal_atomic::write(&json_path, &text).map_err(atomic_err)
 }
 
 /// The last complete checkpoint in `dir`, checked against the resolved experiment

@@ -535,15 +535,17 @@ impl Experiment {
     /// Reads, overrides, parses and checks an experiment file (no dataset access).
     pub fn load(path: &Path, overrides: &[String]) -> Result<Self> {
         let (file, text) = ExperimentFile::read(path, overrides)?;
-        file.check(&text, path).map_err(|e| match e {
+        file.check(&text, path).map_err(|e| {
             // A value that came from --set is named as such: its line is not in the file.
-            LearnerError::Invalid { key, message, .. }
-                if crate::overrides::setting(overrides, &key).is_some() =>
-            {
-                let assignment = crate::overrides::setting(overrides, &key).unwrap_or_default().to_string();
-                LearnerError::Override { assignment, message }
+            if let LearnerError::Invalid { key, message, .. } = &e {
+                if let Some(assignment) = crate::overrides::setting(overrides, key) {
+                    return LearnerError::Override {
+                        assignment: assignment.into(),
+                        message: message.clone(),
+                    };
+                }
             }
-            e => e,
+            e
         })
     }
 

@@ -194,9 +194,14 @@ impl Trainer<'_> {
 
     /// Shuffles `pool` and cuts it into batches of `[train] batch` (last one smaller).
     pub fn shuffled_batches(&mut self, pool: &[Item]) -> Vec<Vec<Item>> {
+        self.shuffled(pool).chunks(self.train.batch).map(<[Item]>::to_vec).collect()
+    }
+
+    /// `pool` in a random order drawn from the run's generator.
+    pub fn shuffled(&mut self, pool: &[Item]) -> Vec<Item> {
         let mut items = pool.to_vec();
         items.shuffle(self.rng);
-        items.chunks(self.train.batch).map(<[Item]>::to_vec).collect()
+        items
     }
 
     /// Gathers items into per-modality batch parts (modalities in first-appearance order).

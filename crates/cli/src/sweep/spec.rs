@@ -649,8 +649,8 @@ fn permutations(stages: &[String]) -> Vec<Vec<usize>> {
     let mut names: Vec<&str> = stages.iter().map(String::as_str).collect();
     names.sort_unstable();
     names.dedup();
-    let id = |s: &str| names.binary_search(&s).unwrap_or(0);
-    let mut seq: Vec<usize> = stages.iter().map(|s| id(s)).collect();
+    let ids: Vec<usize> = stages.iter().map(|s| names.binary_search(&s.as_str()).unwrap_or(0)).collect();
+    let mut seq = ids.clone();
     seq.sort_unstable();
     let mut out: Vec<Vec<usize>> = Vec::new();
     loop {
@@ -658,7 +658,7 @@ fn permutations(stages: &[String]) -> Vec<Vec<usize>> {
         let order = seq
             .iter()
             .map(|&m| {
-                let j = (0..stages.len()).find(|&j| !used[j] && id(&stages[j]) == m).unwrap_or(0);
+                let j = (0..stages.len()).find(|&j| !used[j] && ids[j] == m).unwrap_or(0);
                 used[j] = true;
                 j
             })

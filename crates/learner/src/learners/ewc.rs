@@ -73,7 +73,7 @@ impl Learner for Ewc {
         // Fisher of this stage: squared per-sample gradients over a seeded sample of its rows.
         let mut new_f: Vec<Tensor> =
             vars.iter().map(|v| v.as_tensor().detach().zeros_like()).collect::<candle_core::Result<_>>()?;
-        let mut rows: Vec<_> = trainer.shuffled_batches(&stage.items()).into_iter().flatten().collect();
+        let mut rows = trainer.shuffled(&stage.items());
         rows.truncate(self.fisher_samples);
         for &row in &rows {
             let (_, loss) = trainer.forward(&[row])?;
