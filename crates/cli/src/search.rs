@@ -111,10 +111,10 @@ pub struct SearchArgs {
 pub struct EvalArgs {
     #[command(flatten)]
     common: Common,
-    /// Database labels: .npy uint8 multi-hot (N, C) or integer class ids (N,).
+    /// Database labels: .npy multi-hot (N, C) or class ids (N,), integer or integral float.
     #[arg(long)]
     db_labels: PathBuf,
-    /// Query labels: .npy uint8 multi-hot (Q, C) or integer class ids (Q,).
+    /// Query labels: .npy multi-hot (Q, C) or class ids (Q,), integer or integral float.
     #[arg(long)]
     query_labels: PathBuf,
     /// K of map@K and p@K (1 <= K <= database size).
@@ -264,7 +264,7 @@ fn load_labels(q_path: &Path, db_path: &Path) -> Result<(LabelSet, LabelSet)> {
     if ql.classes() == dl.classes() {
         return Ok((ql, dl));
     }
-    let is_ids = |p: &Path| -> Result<bool> { Ok(NpyFile::open(p)?.shape().len() == 1) };
+    let is_ids = |p: &Path| -> Result<bool> { Ok(npy::holds_class_ids(&NpyFile::open(p)?)) };
     match (is_ids(q_path)?, is_ids(db_path)?) {
         (true, true) => {
             let c = Some(ql.classes().max(dl.classes()));

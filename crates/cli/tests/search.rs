@@ -148,6 +148,30 @@ fn eval_json_equals_library_evaluate() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // The same labels as float64 arrays (as pandas and MATLAB write them) give the same numbers.
+    let f64s = |v: &mut dyn Iterator<Item = f64>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
+    let qlf = tmp.path().join("ql-f64.npy");
+    npy::write_npy(&qlf, DType::F64, &[nq], &f64s(&mut qids.iter().map(|&c| c as f64))).unwrap();
+    let dlf = tmp.path().join("dl-f64.npy");
+    npy::write_npy(&dlf, DType::F64, &[n, classes], &f64s(&mut dh.iter().map(|&c| f64::from(c)))).unwrap();
+    let of = seqmodal(&[
+        "eval",
+        "--database",
+        s(&dbp),
+        "--queries",
+        s(&qp),
+        "--db-labels",
+        s(&dlf),
+        "--query-labels",
+        s(&qlf),
+        "--k",
+        "50",
+    ]);
+    assert!(of.status.success(), "{}", String::from_utf8_lossy(&of.stderr));
+    let vf: serde_json::Value = serde_json::from_slice(&of.stdout).unwrap();
+    for key in ["map", "map@50", "p@50", "p@r2", "pr_curve", "classes"] {
+        assert_eq!(v[key], vf[key], "{key}: int labels vs float64 labels");
+    }
 
     let qc = Codes::from_packbits(&q, nq, rb * 8).unwrap();
     let dc = Codes::from_packbits(&db, n, rb * 8).unwrap();
@@ -181,6 +205,15 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
     std::fs::write(&trunc, &b[..b.len() - 1]).unwrap();
     let float = d.join("float.npy");
     npy::write_npy(&float, DType::F32, &[10, 2], &[0; 80]).unwrap();
+    // Float labels are read when integral; 0.5 is not a label.
+    let halves = d.join("halves.npy");
+    npy::write_npy(
+        &halves,
+        DType::F32,
+        &[10, 2],
+        &[0.5f32; 20].iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+    )
+    .unwrap();
     let rank3 = d.join("rank3.npy");
     npy::write_npy(&rank3, DType::U8, &[10, 2, 4], &[0; 80]).unwrap();
     let labels9 = d.join("labels9.npy");
@@ -224,11 +257,11 @@ fn bad_inputs_fail_with_a_message_naming_the_file() {
                 "--queries",
                 s(&good),
                 "--db-labels",
-                s(&float),
+                s(&halves),
                 "--query-labels",
                 s(&labels10),
             ]),
-            "float.npy",
+            "halves.npy",
         ),
         (
             // No queries: a mean over none is undefined (it printed 0 for every metric).

@@ -12,7 +12,6 @@ mod mat73;
 mod mat_v5;
 mod matrix;
 mod mfeat;
-mod npy;
 mod npz;
 pub mod synthetic;
 mod wiki;

@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use crate::dataset::{Dataset, Modality, Split};
 use crate::error::{DataError, Result};
 use crate::matrix::{Labels, Matrix};
-use crate::npy::{self, RawLabels};
+use seqmodal_npy::{self as npy, RawLabels};
 
 /// File name looked for when `path` is a directory.
 pub const NPZ_FILE: &str = "dataset.npz";
@@ -192,7 +192,7 @@ impl Npz {
             .zip
             .by_name(entry)
             .map_err(|e| var_err(&self.path, key, &format!("cannot read member: {e}")))?;
-        let h = npy::read_header(&mut f).map_err(|m| var_err(&self.path, key, &m))?;
+        let h = npy::read_header(&mut f).map_err(|e| var_err(&self.path, key, &e.to_string()))?;
         // The zip directory knows the member's size: a header announcing more data than that
         // is corrupt, and must not size an allocation first.
         if h.data_bytes() as u64 > f.size() {
@@ -211,10 +211,11 @@ impl Npz {
     fn features(&mut self, key: &str) -> Result<Option<Matrix>> {
         let path = self.path.clone();
         let Some((mut f, h)) = self.open(key)? else { return Ok(None) };
-        if !h.elem.is_float() {
+        if !h.dtype.is_float() {
             return Err(var_err(&path, key, "features must be float32 or float64"));
         }
-        let (rows, cols, data) = npy::read_f32_matrix(&mut f, &h).map_err(|m| var_err(&path, key, &m))?;
+        let (rows, cols, data) =
+            npy::read_f32_matrix(&mut f, &h).map_err(|e| var_err(&path, key, &e.to_string()))?;
         let m = Matrix::new(rows, cols, data)?;
         if let Some((row, col, value)) = m.find_non_finite() {
             return Err(DataError::NonFinite {
@@ -231,7 +232,9 @@ impl Npz {
     fn labels(&mut self, key: &str) -> Result<Option<RawLabels>> {
         let path = self.path.clone();
         let Some((mut f, h)) = self.open(key)? else { return Ok(None) };
-        npy::read_labels(&mut f, &h).map(Some).map_err(|m| var_err(&path, key, &m))
+        npy::read_labels(&mut f, &h, Labels::MAX_CLASSES)
+            .map(Some)
+            .map_err(|e| var_err(&path, key, &e.to_string()))
     }
 }
 

@@ -1,8 +1,9 @@
-//! Minimal `.npy` reader/writer: memory-mapped reads, C order only, format versions 1–3.
+//! `.npy` files for search and eval: memory-mapped reads, atomic writes, every error naming the file.
 //!
-//! Only what the search/eval interchange needs: numeric dtypes, little-endian (or one-byte)
-//! data, any rank. Every error names the file. Reads map the file instead of copying it, so a
-//! database of codes is in memory once (the page cache), however large.
+//! Headers, dtypes and label values follow the rules of the shared reader (`seqmodal_npy`),
+//! the same as the data crate's `.npz` loader: C or Fortran order, any little-endian numeric
+//! dtype, integral float labels. Reads map the file instead of copying it, so a database of
+//! codes is in memory once (the page cache), however large.
 
 use std::fmt;
 use std::fs::File;
@@ -13,7 +14,7 @@ use memmap2::Mmap;
 use crate::codes::CodesView;
 use crate::labels::LabelSet;
 
-const MAGIC: &[u8; 6] = b"\x93NUMPY";
+pub use seqmodal_npy::{npy_bytes, DType, Header as NpyHeader};
 
 /// Everything that can go wrong reading or writing a `.npy` file; each variant names the file.
 #[derive(Debug, thiserror::Error)]
@@ -50,12 +51,6 @@ pub enum NpyError {
         /// What is wrong.
         reason: String,
     },
-    /// The array is stored in Fortran (column-major) order.
-    #[error("{}: Fortran-order arrays are not supported; save a C-order array (numpy.ascontiguousarray)", path.display())]
-    FortranOrder {
-        /// The file.
-        path: PathBuf,
-    },
     /// The dtype is not one the caller accepts.
     #[error("{}: dtype {found} is not accepted here (expected {expected})", path.display())]
     DType {
@@ -91,7 +86,7 @@ pub enum NpyError {
         /// Bytes present after the header.
         actual: usize,
     },
-    /// A value cannot be used (e.g. a negative class id, a zero-width code row).
+    /// A value cannot be used (e.g. a negative class id, a zero-width code row, a label shape).
     #[error("{}: {reason}", path.display())]
     Value {
         /// The file.
@@ -104,232 +99,25 @@ pub enum NpyError {
 /// Result alias of the `.npy` module.
 pub type NpyResult<T> = std::result::Result<T, NpyError>;
 
-/// Element types the reader understands (little-endian or single byte).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DType {
-    /// `bool`, one byte.
-    Bool,
-    /// `uint8`.
-    U8,
-    /// `int8`.
-    I8,
-    /// `uint16`.
-    U16,
-    /// `int16`.
-    I16,
-    /// `uint32`.
-    U32,
-    /// `int32`.
-    I32,
-    /// `uint64`.
-    U64,
-    /// `int64`.
-    I64,
-    /// `float32`.
-    F32,
-    /// `float64`.
-    F64,
-}
-
-impl DType {
-    /// Bytes per element.
-    pub fn size(self) -> usize {
-        match self {
-            DType::Bool | DType::U8 | DType::I8 => 1,
-            DType::U16 | DType::I16 => 2,
-            DType::U32 | DType::I32 | DType::F32 => 4,
-            DType::U64 | DType::I64 | DType::F64 => 8,
-        }
-    }
-
-    /// The numpy `descr` string this writer uses (e.g. `"<i8"`, `"|u1"`).
-    pub fn descr(self) -> &'static str {
-        match self {
-            DType::Bool => "|b1",
-            DType::U8 => "|u1",
-            DType::I8 => "|i1",
-            DType::U16 => "<u2",
-            DType::I16 => "<i2",
-            DType::U32 => "<u4",
-            DType::I32 => "<i4",
-            DType::U64 => "<u8",
-            DType::I64 => "<i8",
-            DType::F32 => "<f4",
-            DType::F64 => "<f8",
-        }
-    }
-
-    /// Parses a numpy `descr`; `None` for big-endian multi-byte or unknown types.
-    fn parse(descr: &str) -> Option<DType> {
-        let (order, kind) = descr.split_at_checked(1)?;
-        let t = match kind {
-            "b1" => DType::Bool,
-            "u1" => DType::U8,
-            "i1" => DType::I8,
-            "u2" => DType::U16,
-            "i2" => DType::I16,
-            "u4" => DType::U32,
-            "i4" => DType::I32,
-            "u8" => DType::U64,
-            "i8" => DType::I64,
-            "f4" => DType::F32,
-            "f8" => DType::F64,
-            _ => return None,
-        };
-        // '=' is native order; this reader decodes little-endian, so native must be little.
-        let ok = match order {
-            "|" => t.size() == 1,
-            "<" => true,
-            "=" => cfg!(target_endian = "little"),
-            ">" => t.size() == 1,
-            _ => false,
-        };
-        ok.then_some(t)
-    }
-}
-
-impl fmt::Display for DType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.descr())
-    }
-}
-
-/// A parsed `.npy` header.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NpyHeader {
-    /// Element type.
-    pub dtype: DType,
-    /// Shape (C order).
-    pub shape: Vec<usize>,
-    /// Byte offset of the data from the start of the file.
-    pub data_offset: usize,
-}
-
-impl NpyHeader {
-    /// Number of elements (product of the shape), `None` on overflow.
-    pub fn elements(&self) -> Option<usize> {
-        self.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d))
+/// Names the file in an error of the shared reader (`seqmodal_npy`).
+fn at(path: &Path, e: seqmodal_npy::NpyError) -> NpyError {
+    use seqmodal_npy::NpyError as E;
+    let path = path.to_path_buf();
+    match e {
+        E::BadMagic => NpyError::BadMagic { path },
+        E::Version { major, minor } => NpyError::Version { path, major, minor },
+        E::Header(reason) => NpyError::Header { path, reason },
+        E::DType(found) => NpyError::DType { path, found, expected: "a little-endian numeric dtype" },
+        E::TooLarge(_) => NpyError::Header { path, reason: e.to_string() },
+        // Label values and shapes; a short stream cannot happen here (the data length is
+        // checked against the mapped file first).
+        _ => NpyError::Value { path, reason: e.to_string() },
     }
 }
 
 /// Parses the header at the start of `bytes` (which may hold the whole file); `path` is for errors.
 pub fn parse_header(bytes: &[u8], path: &Path) -> NpyResult<NpyHeader> {
-    let p = || path.to_path_buf();
-    let header_err = |reason: String| NpyError::Header { path: p(), reason };
-    if bytes.len() < 8 || &bytes[..6] != MAGIC {
-        return Err(NpyError::BadMagic { path: p() });
-    }
-    let (major, minor) = (bytes[6], bytes[7]);
-    let (len_bytes, utf8) = match (major, minor) {
-        (1, 0) => (2, false),
-        (2, 0) => (4, false),
-        (3, 0) => (4, true),
-        _ => return Err(NpyError::Version { path: p(), major, minor }),
-    };
-    let start = 8 + len_bytes;
-    let len_field =
-        bytes.get(8..start).ok_or_else(|| header_err("file ends inside the header length".into()))?;
-    let header_len = len_field.iter().rev().fold(0usize, |a, &b| a << 8 | usize::from(b));
-    let end = start
-        .checked_add(header_len)
-        .filter(|&e| e <= bytes.len())
-        .ok_or_else(|| header_err(format!("header of {header_len} bytes runs past the end of the file")))?;
-    let raw = &bytes[start..end];
-    let text = if utf8 {
-        std::str::from_utf8(raw).map_err(|_| header_err("header is not UTF-8".into()))?
-    } else {
-        if !raw.is_ascii() {
-            return Err(header_err("header is not ASCII".into()));
-        }
-        // ASCII is valid UTF-8.
-        std::str::from_utf8(raw).map_err(|_| header_err("header is not ASCII".into()))?
-    };
-    let dict = parse_dict(text).map_err(header_err)?;
-    let mut descr = None;
-    let mut fortran = None;
-    let mut shape = None;
-    for (key, value) in dict {
-        match (key.as_str(), value) {
-            ("descr", Value::Str(s)) => descr = Some(s),
-            ("fortran_order", Value::Bool(b)) => fortran = Some(b),
-            ("shape", Value::Tuple(t)) => shape = Some(t),
-            (k @ ("descr" | "fortran_order" | "shape"), _) => {
-                return Err(header_err(format!("key '{k}' has a value of the wrong type")))
-            }
-            // Unknown keys are allowed by the format; ignore them.
-            _ => {}
-        }
-    }
-    let descr = descr.ok_or_else(|| header_err("missing key 'descr'".into()))?;
-    let fortran = fortran.ok_or_else(|| header_err("missing key 'fortran_order'".into()))?;
-    let shape = shape.ok_or_else(|| header_err("missing key 'shape'".into()))?;
-    let dtype = DType::parse(&descr).ok_or_else(|| NpyError::DType {
-        path: p(),
-        found: descr.clone(),
-        expected: "a little-endian numeric dtype",
-    })?;
-    if fortran {
-        // A 1-D or single-element array is the same in both orders, but numpy writes those
-        // with fortran_order False anyway; refuse uniformly so the rule is simple.
-        return Err(NpyError::FortranOrder { path: p() });
-    }
-    Ok(NpyHeader { dtype, shape, data_offset: end })
-}
-
-enum Value {
-    Str(String),
-    Bool(bool),
-    Tuple(Vec<usize>),
-}
-
-/// Parses the Python dict literal of a header: `{'key': value, ...}` with string, bool or int-tuple values.
-fn parse_dict(text: &str) -> Result<Vec<(String, Value)>, String> {
-    let t = text.trim_end_matches(['\n', ' ', '\0']).trim();
-    let body = t
-        .strip_prefix('{')
-        .and_then(|s| s.strip_suffix('}'))
-        .ok_or_else(|| format!("header is not a dict: {t:?}"))?;
-    let mut out = Vec::new();
-    let mut rest = body.trim_start();
-    while !rest.is_empty() {
-        let (key, r) = take_string(rest).ok_or_else(|| format!("expected a quoted key at {rest:?}"))?;
-        let r = r.trim_start().strip_prefix(':').ok_or_else(|| format!("expected ':' after '{key}'"))?;
-        let r = r.trim_start();
-        let (value, r) = if r.starts_with(['\'', '"']) {
-            let (s, r) = take_string(r).ok_or_else(|| format!("unterminated string for '{key}'"))?;
-            (Value::Str(s), r)
-        } else if let Some(r) = r.strip_prefix("True") {
-            (Value::Bool(true), r)
-        } else if let Some(r) = r.strip_prefix("False") {
-            (Value::Bool(false), r)
-        } else if let Some(r) = r.strip_prefix('(') {
-            let close = r.find(')').ok_or_else(|| format!("unterminated tuple for '{key}'"))?;
-            let mut dims = Vec::new();
-            for part in r[..close].split(',').map(str::trim).filter(|s| !s.is_empty()) {
-                // numpy may write 'L' suffixes (Python 2 longs) in old files.
-                let digits = part.trim_end_matches('L');
-                dims.push(digits.parse().map_err(|_| format!("bad dimension {part:?} in '{key}'"))?);
-            }
-            (Value::Tuple(dims), &r[close + 1..])
-        } else {
-            return Err(format!("unsupported value for '{key}': {r:?}"));
-        };
-        out.push((key, value));
-        let r = r.trim_start();
-        rest = match r.strip_prefix(',') {
-            Some(r) => r.trim_start(),
-            None if r.is_empty() => r,
-            None => return Err(format!("expected ',' or '}}' at {r:?}")),
-        };
-    }
-    Ok(out)
-}
-
-/// Takes a '...' or "..." string (no escapes: header keys and dtypes never need them).
-fn take_string(s: &str) -> Option<(String, &str)> {
-    let quote = s.chars().next().filter(|c| *c == '\'' || *c == '"')?;
-    let end = s[1..].find(quote)? + 1;
-    Some((s[1..end].to_string(), &s[end + 1..]))
+    seqmodal_npy::parse_header(bytes).map_err(|e| at(path, e))
 }
 
 /// A memory-mapped `.npy` file with a validated header and data length.
@@ -389,12 +177,13 @@ impl NpyFile {
         self.header.dtype
     }
 
-    /// Shape (C order).
+    /// Shape (as numpy reports it, whatever the order).
     pub fn shape(&self) -> &[usize] {
         &self.header.shape
     }
 
-    /// The raw little-endian data bytes (exactly `elements * dtype.size()` bytes).
+    /// The raw little-endian data bytes in file order (column-major if the header says
+    /// Fortran order), exactly `elements * dtype.size()` bytes.
     pub fn data(&self) -> &[u8] {
         &self.map[self.header.data_offset..]
     }
@@ -413,9 +202,9 @@ impl NpyFile {
 /// The words are the file's bytes read as native `u64`s (rows padded with zero bytes to whole
 /// words), **not** the bit layout of [`crate::Codes`]: the bit permutation differs but is the
 /// same for every code loaded this way, so Hamming distances are exact. Only compare codes
-/// loaded through this type with each other. When a row is a whole number of words and the
+/// loaded through this type with each other. When a row is a whole number of words, the
 /// mapped data is 8-byte aligned (always so for files numpy writes: it pads headers to 64
-/// bytes), the view borrows the mapping and nothing is copied.
+/// bytes) and the array is in C order, the view borrows the mapping and nothing is copied.
 pub struct CodeFile {
     file: NpyFile,
     owned: Option<Vec<u64>>,
@@ -450,20 +239,17 @@ impl CodeFile {
         let bits = row_bytes * 8;
         let data = file.data();
         let aligned = data.as_ptr().align_offset(std::mem::align_of::<u64>()) == 0;
-        let owned = if row_bytes.is_multiple_of(8) && aligned {
+        let owned = if !file.header().is_row_major() {
+            // Column-major on disk: byte (i, j) is at j * n + i; gather each row once.
+            let rows: Vec<u8> = (0..n)
+                .flat_map(|i| (0..row_bytes).map(move |j| (i, j)))
+                .map(|(i, j)| data[j * n + i])
+                .collect();
+            Some(pad_rows(&rows, n, row_bytes))
+        } else if row_bytes.is_multiple_of(8) && aligned {
             None
         } else {
-            // One padded copy: each row's bytes at the start of its words, the rest zero.
-            let words = row_bytes.div_ceil(8);
-            let mut v = vec![0u64; n * words];
-            for (row, out) in data.chunks_exact(row_bytes).zip(v.chunks_exact_mut(words)) {
-                for (w, chunk) in out.iter_mut().zip(row.chunks(8)) {
-                    let mut b = [0u8; 8];
-                    b[..chunk.len()].copy_from_slice(chunk);
-                    *w = u64::from_ne_bytes(b);
-                }
-            }
-            Some(v)
+            Some(pad_rows(data, n, row_bytes))
         };
         Ok(CodeFile { file, owned, n, bits })
     }
@@ -509,104 +295,58 @@ impl CodeFile {
     }
 }
 
+/// One padded copy of row-major packed bytes: each row's bytes at the start of its words, the rest zero.
+pub fn pad_rows(data: &[u8], n: usize, row_bytes: usize) -> Vec<u64> {
+    let words = row_bytes.div_ceil(8);
+    let mut v = vec![0u64; n * words];
+    for (row, out) in data.chunks_exact(row_bytes).zip(v.chunks_exact_mut(words)) {
+        for (w, chunk) in out.iter_mut().zip(row.chunks(8)) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            *w = u64::from_ne_bytes(b);
+        }
+    }
+    v
+}
+
 /// Most classes integer class ids may span (2^20): each row is a bit set of that many bits.
 pub const MAX_CLASS_IDS: usize = 1 << 20;
 
-/// Reads labels: uint8/bool multi-hot (N, C), or integer class ids (N,) of any integer dtype.
+/// Whether a label file holds class ids ((N,) or (N, 1)) rather than multi-hot rows.
+pub fn holds_class_ids(file: &NpyFile) -> bool {
+    seqmodal_npy::is_class_id_shape(file.shape())
+}
+
+/// Reads labels: multi-hot (N, C) or class ids (N,) / (N, 1), any numeric dtype whose values
+/// are non-negative integers (float 0/1 and integral float ids included).
 ///
 /// Class ids become single-label rows over `classes` classes; pass `None` to use max id + 1.
-/// Negative ids are an error naming the file and row.
+/// A bad value is an error naming the file, the row and the value.
 pub fn read_labels(path: impl AsRef<Path>, classes: Option<usize>) -> NpyResult<LabelSet> {
     let file = NpyFile::open(path)?;
+    label_set(&file, classes)
+}
+
+/// [`read_labels`] on an open file.
+pub fn label_set(file: &NpyFile, classes: Option<usize>) -> NpyResult<LabelSet> {
     let value_err = |reason: String| NpyError::Value { path: file.path.clone(), reason };
-    match *file.shape() {
-        [n, c] => {
-            if !matches!(file.dtype(), DType::U8 | DType::Bool) {
-                return Err(file.dtype_error("uint8 or bool multi-hot labels for a 2-D label array"));
-            }
-            LabelSet::from_multi_hot(file.data(), n, c).map_err(|e| value_err(e.to_string()))
-        }
-        [_] => {
-            let ids = read_class_ids(&file)?;
-            let classes = match classes {
-                Some(c) => c,
-                None => ids.iter().max().map_or(1, |m| *m as usize + 1),
-            };
-            // Ids become bit-set rows of `classes` bits: one stray huge id must not ask for
-            // gigabytes.
-            if classes > MAX_CLASS_IDS {
-                let (row, id) =
-                    ids.iter().enumerate().max_by_key(|&(_, id)| *id).map_or((0, 0), |(r, &id)| (r, id));
-                return Err(value_err(format!(
-                    "class id {id} at row {row}: class ids span at most {MAX_CLASS_IDS} classes (use multi-hot labels for more)"
-                )));
-            }
-            let ids32: Vec<u32> = ids
-                .iter()
-                .enumerate()
-                .map(|(row, &id)| {
-                    u32::try_from(id)
-                        .map_err(|_| value_err(format!("class id {id} at row {row} is too large")))
-                })
-                .collect::<NpyResult<_>>()?;
-            LabelSet::from_class_ids(&ids32, classes).map_err(|e| value_err(e.to_string()))
-        }
-        _ => Err(file.rank_error("1 dimension (class ids) or 2 dimensions (multi-hot)")),
+    if !matches!(file.shape().len(), 1 | 2) {
+        return Err(file.rank_error("1 dimension (class ids) or 2 dimensions (multi-hot)"));
     }
-}
-
-/// Reads a 1-D integer array as non-negative class ids.
-pub fn read_class_ids(file: &NpyFile) -> NpyResult<Vec<u64>> {
-    let d = file.data();
-    let signed: Vec<i128> = match file.dtype() {
-        DType::U8 | DType::Bool => d.iter().map(|&b| i128::from(b)).collect(),
-        DType::I8 => d.iter().map(|&b| i128::from(b as i8)).collect(),
-        DType::U16 => d.chunks_exact(2).map(|c| i128::from(u16::from_le_bytes([c[0], c[1]]))).collect(),
-        DType::I16 => d.chunks_exact(2).map(|c| i128::from(i16::from_le_bytes([c[0], c[1]]))).collect(),
-        DType::U32 => d.chunks_exact(4).map(|c| i128::from(u32::from_le_bytes(arr(c)))).collect(),
-        DType::I32 => d.chunks_exact(4).map(|c| i128::from(i32::from_le_bytes(arr(c)))).collect(),
-        DType::U64 => d.chunks_exact(8).map(|c| i128::from(u64::from_le_bytes(arr(c)))).collect(),
-        DType::I64 => d.chunks_exact(8).map(|c| i128::from(i64::from_le_bytes(arr(c)))).collect(),
-        DType::F32 | DType::F64 => return Err(file.dtype_error("an integer dtype for 1-D class ids")),
+    let raw = seqmodal_npy::read_labels(&mut file.data(), file.header(), MAX_CLASS_IDS)
+        .map_err(|e| at(&file.path, e))?;
+    let built = match raw {
+        seqmodal_npy::RawLabels::MultiHot { rows, classes, data } => {
+            LabelSet::from_multi_hot(&data, rows, classes)
+        }
+        seqmodal_npy::RawLabels::Ids(ids) => {
+            let classes = classes.unwrap_or_else(|| ids.iter().max().map_or(1, |m| m + 1));
+            // Every id is below MAX_CLASS_IDS (checked by the reader), so it fits a u32.
+            let ids32: Vec<u32> = ids.iter().map(|&id| id as u32).collect();
+            LabelSet::from_class_ids(&ids32, classes)
+        }
     };
-    signed
-        .into_iter()
-        .enumerate()
-        .map(|(row, v)| {
-            u64::try_from(v).map_err(|_| NpyError::Value {
-                path: file.path.clone(),
-                reason: format!("class id {v} at row {row} is negative"),
-            })
-        })
-        .collect()
-}
-
-fn arr<const N: usize>(c: &[u8]) -> [u8; N] {
-    let mut a = [0u8; N];
-    a.copy_from_slice(c);
-    a
-}
-
-/// The bytes of a complete version-1.0 `.npy` file (header padded to 64 bytes, C order).
-pub fn npy_bytes(dtype: DType, shape: &[usize], data: &[u8]) -> Vec<u8> {
-    let dims: Vec<String> = shape.iter().map(usize::to_string).collect();
-    let tuple = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {tuple}, }}", dtype.descr());
-    // Magic (6) + version (2) + length (2) + dict + '\n' must be a multiple of 64.
-    let unpadded = 10 + dict.len() + 1;
-    dict.extend(std::iter::repeat_n(' ', unpadded.next_multiple_of(64) - unpadded));
-    dict.push('\n');
-    let mut out = Vec::with_capacity(10 + dict.len() + data.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    // Headers this writer makes are far below 64 KiB (v1's limit): shape tuples are short.
-    out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
-    out.extend_from_slice(dict.as_bytes());
-    out.extend_from_slice(data);
-    out
+    built.map_err(|e| value_err(e.to_string()))
 }
 
 /// Writes a `.npy` file atomically (temporary name in the same folder, fsync, rename).
