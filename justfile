@@ -8,6 +8,11 @@ run experiment *args:
 test:
     cargo test --workspace
 
+# The Python module: maturin into target/python-venv, then pytest (python/tests) against the
+# CLI and faiss.IndexBinaryFlat.
+test-python *args:
+    scripts/python-test.sh {{args}}
+
 # The CUDA kernels on a CPU emulator of CUDA's execution model, against the CPU engine (no GPU
 # needed; builds the emulator with the system's C++20 compiler).
 test-cuda-emulator:
