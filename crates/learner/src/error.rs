@@ -77,6 +77,14 @@ pub enum LearnerError {
         /// The stage that was running (its work is redone on resume).
         stage: usize,
     },
+    /// Reading or appending the training log failed.
+    #[error("training log {path}: {message}")]
+    TrainLog {
+        /// The file (train_log.csv).
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
     /// Writing a checkpoint failed.
     #[error("checkpoint {path}: {message}")]
     Checkpoint {

@@ -9,6 +9,7 @@ pub mod learners;
 pub mod memory;
 pub mod overrides;
 mod runner;
+pub mod train_log;
 mod trainer;
 
 pub use checkpoint::LearnerState;
@@ -17,5 +18,6 @@ pub use evaluate::EvalRow;
 pub use experiment::{Experiment, ExperimentFile};
 pub use learners::{Footprint, Learner, LearnerKind};
 pub use memory::Memory;
-pub use runner::{build_model, run, Observer, RunOptions, RunResult, Silent};
+pub use runner::{build_model, run, EpochEnd, Observer, RunOptions, RunResult, Silent};
+pub use train_log::{EpochRecord, TrainLog, TRAIN_LOG_COLUMNS};
 pub use trainer::{Item, ModalityTrain, StageCheckpoints, StageData, StageState, Trainer};

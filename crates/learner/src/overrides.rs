@@ -87,12 +87,34 @@ pub(crate) fn setting<'a>(overrides: &'a [String], key: &str) -> Option<&'a str>
 }
 
 /// A TOML parser message for a user who wrote `--set`, not the struct: "expected struct
-/// ModelSection" becomes "expected a table".
+/// ModelSection" becomes "expected a table", "expected i64" "expected an integer".
 pub(crate) fn plain_message(message: &str) -> String {
     let mut out = message.trim().to_string();
     while let Some(at) = out.find("expected struct ") {
         let end = out[at + 16..].find(|c: char| !c.is_alphanumeric()).map_or(out.len(), |e| at + 16 + e);
         out.replace_range(at..end, "expected a table");
+    }
+    // Rust type names in words; the longest names first so `u64` does not match inside `usize`.
+    let words = [
+        ("usize", "a whole number ≥ 0"),
+        ("isize", "an integer"),
+        ("u64", "a whole number ≥ 0"),
+        ("u32", "a whole number ≥ 0"),
+        ("u8", "a whole number ≥ 0"),
+        ("i64", "an integer"),
+        ("i32", "an integer"),
+        ("f64", "a number"),
+        ("f32", "a number"),
+    ];
+    for (ty, word) in words {
+        let pattern = format!("expected {ty}");
+        while let Some(at) = out.find(&pattern) {
+            let end = at + pattern.len();
+            if out[end..].starts_with(|c: char| c.is_alphanumeric()) {
+                break;
+            }
+            out.replace_range(at..end, &format!("expected {word}"));
+        }
     }
     out
 }

@@ -21,6 +21,7 @@ use crate::evaluate::{evaluate_all, EvalRow};
 use crate::experiment::DatabasePolicy;
 use crate::experiment::Experiment;
 use crate::learners::{Footprint, LearnerKind};
+use crate::train_log::{LogObserver, TrainLog};
 use crate::trainer::{ModalityTrain, StageCheckpoints, StageData, Trainer};
 use std::collections::BTreeMap;
 
@@ -30,8 +31,28 @@ pub trait Observer {
     fn on_stage_start(&mut self, _stage: usize, _modality: &str, _epochs: usize) {}
     /// An epoch ended with this mean batch loss.
     fn on_epoch(&mut self, _stage: usize, _epoch: usize, _mean_loss: f64) {}
+    /// The trainer's measurements of the epoch just reported by `on_epoch`.
+    fn on_epoch_end(&mut self, _end: &EpochEnd) {}
     /// A stage was evaluated (stage 0 = before training).
     fn on_evaluated(&mut self, _stage: usize, _rows: &[EvalRow]) {}
+}
+
+/// What the trainer measured over one epoch (the training log's raw numbers).
+#[derive(Clone, Debug, PartialEq)]
+pub struct EpochEnd {
+    /// Stage (1-based).
+    pub stage: usize,
+    /// Epoch within the stage (1-based).
+    pub epoch: usize,
+    /// Optimiser steps of the stage so far.
+    pub stage_steps: u64,
+    /// Samples in this epoch's optimiser steps.
+    pub samples: u64,
+    /// Model loss terms (classification, pairwise, quantisation), mean over the epoch's
+    /// forward passes; NaN when none ran.
+    pub terms: [f64; 3],
+    /// Wall seconds of the epoch.
+    pub seconds: f64,
 }
 
 /// An observer that ignores everything.
@@ -47,6 +68,9 @@ pub struct RunOptions {
     pub resume: bool,
     /// Set (e.g. by a Ctrl-C handler) to stop at the next optimiser step.
     pub interrupt: Option<Arc<AtomicBool>>,
+    /// Where to write the per-epoch training log (`train_log.csv`; none: no log). On
+    /// resume it is cut back to the checkpoint resumed from.
+    pub train_log: Option<PathBuf>,
 }
 
 /// Everything a run measured.
@@ -147,6 +171,7 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<RunResult> {
     let wall = Instant::now();
+    let mut observer = LogObserver::new(observer, None, exp.train.lr);
     exp.check_dataset(ds)?;
     let mut model = build_model(exp, ds)?;
     // Adapters are seeded by (seed, modality name), so creating them all now gives the
@@ -178,6 +203,13 @@ pub fn run(
     // The learner's state as last checkpointed (after a stage, or as a resumed stage began):
     // the state the next stage starts from, which its in-stage checkpoints carry.
     let mut last_state: Option<LearnerState> = None;
+    observer.log = match (&opts.train_log, &resumed) {
+        (Some(p), Some(ck)) => {
+            Some(TrainLog::resume(p, ck.stage, ck.in_stage.as_ref().map(|s| s.progress.epoch))?)
+        }
+        (Some(p), None) => Some(TrainLog::create(p)?),
+        (None, _) => None,
+    };
     let (mut rows, first) = match resumed {
         Some(ck) => {
             in_stage = ck.in_stage;
@@ -217,6 +249,7 @@ pub fn run(
         let stage_data = prepare_stage(exp, ds, i, &mut data, &mut drifted_queries)?;
         let midx = stage_data.modality;
         observer.on_stage_start(stage, &spec.modality, spec.epochs);
+        observer.base_steps = counters.steps;
         let resume = in_stage.take();
         let earlier_seconds = resume.as_ref().map_or(0.0, |r| r.progress.seconds);
         // In-stage checkpoints carry the learner's state as the stage begins.
@@ -251,19 +284,24 @@ pub fn run(
             data: &data,
             rng: &mut rng,
             train: &exp.train,
-            observer: &mut *observer,
+            observer: &mut observer,
             interrupt: opts.interrupt.as_deref(),
             stage,
             samples: 0,
             passes: 0,
             steps: 0,
             checkpoints,
+            epoch_terms: Default::default(),
         };
-        learner.train_stage(&mut trainer, &stage_data)?;
+        let trained = learner.train_stage(&mut trainer, &stage_data);
+        let (samples, steps, passes) = (trainer.samples, trainer.steps, trainer.passes);
+        // A failed log write is the first error to report; an interrupt keeps the lines written.
+        observer.check()?;
+        trained?;
         counters.seconds += earlier_seconds + t0.elapsed().as_secs_f64();
-        counters.samples += trainer.samples;
-        counters.steps += trainer.steps;
-        counters.passes += trainer.passes;
+        counters.samples += samples;
+        counters.steps += steps;
+        counters.passes += passes;
         counters.stage_samples += (stage_data.rows.len() * stage_data.epochs) as u64;
         if let Some(dir) = &opts.checkpoint_dir {
             model.save(&checkpoint::model_path(dir, Position::AfterStage(stage)))?;

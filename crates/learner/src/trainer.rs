@@ -20,7 +20,7 @@ use crate::checkpoint::{self, Counters, InStage, LearnerState, Position, Snapsho
 use crate::error::{LearnerError, Result};
 use crate::evaluate::EvalRow;
 use crate::experiment::TrainSpec;
-use crate::runner::Observer;
+use crate::runner::{EpochEnd, Observer};
 
 /// One training sample: (modality index in the dataset, row in its train split).
 pub type Item = (u32, u32);
@@ -172,6 +172,42 @@ pub struct Trainer<'a> {
     pub steps: u64,
     /// In-stage checkpoints (none: only the runner's after-stage ones).
     pub checkpoints: Option<StageCheckpoints<'a>>,
+    /// Model loss terms summed over the current epoch's forward passes (the training log's).
+    pub epoch_terms: EpochTerms,
+}
+
+/// Sums of the model's three loss terms over forward passes, kept as one detached tensor so
+/// a step costs no device sync; read once per epoch.
+#[derive(Default)]
+pub struct EpochTerms {
+    sum: Option<Tensor>,
+    passes: usize,
+}
+
+impl EpochTerms {
+    /// Adds one forward pass's terms.
+    fn add(&mut self, loss: &LossParts) -> Result<()> {
+        let parts = [&loss.classification, &loss.pairwise, &loss.quantization].map(|t| t.detach());
+        let v = Tensor::stack(&parts, 0)?;
+        self.sum = Some(match self.sum.take() {
+            Some(s) => (s + v)?,
+            None => v,
+        });
+        self.passes += 1;
+        Ok(())
+    }
+
+    /// The mean of each term since the last call (NaN when no pass ran), and a reset.
+    fn take_mean(&mut self) -> Result<[f64; 3]> {
+        let n = std::mem::take(&mut self.passes).max(1) as f64;
+        Ok(match self.sum.take() {
+            Some(s) => {
+                let v = s.to_dtype(candle_core::DType::F64)?.to_vec1::<f64>()?;
+                [v[0] / n, v[1] / n, v[2] / n]
+            }
+            None => [f64::NAN; 3],
+        })
+    }
 }
 
 impl Trainer<'_> {
@@ -269,6 +305,7 @@ impl Trainer<'_> {
         let out = self.model.forward(parts)?;
         let loss = self.model.loss(&out)?;
         self.passes += out.h.dim(0)? as u64;
+        self.epoch_terms.add(&loss)?;
         Ok((out, loss))
     }
 
@@ -328,7 +365,19 @@ impl Trainer<'_> {
             None => 0,
         };
         for epoch in first..epochs {
+            let (t0, samples) = (Instant::now(), self.samples);
+            // Passes outside epochs (e.g. EWC's Fisher estimate) are not an epoch's loss.
+            self.epoch_terms.take_mean()?;
             f(self, st, epoch)?;
+            let end = EpochEnd {
+                stage: self.stage,
+                epoch: epoch + 1,
+                stage_steps: self.steps,
+                samples: self.samples - samples,
+                terms: self.epoch_terms.take_mean()?,
+                seconds: t0.elapsed().as_secs_f64(),
+            };
+            self.observer.on_epoch_end(&end);
             let done = epoch + 1;
             let due = self.checkpoints.as_ref().is_some_and(|c| c.every > 0 && done % c.every == 0);
             if due && done < epochs {

@@ -132,6 +132,11 @@ fn bad_override_is_reported() {
     assert!(e.starts_with("--set model.bitz=16: unknown field `bitz`") && !e.contains("line"), "{e}");
     let e = load_err(GOOD, &["train.epochs=2.5"]);
     assert!(e.starts_with("--set train.epochs=2.5: invalid type: floating point `2.5`"), "{e}");
+    // Types in words, not Rust's names.
+    let e = load_err(GOOD, &["model.bits=abc"]);
+    assert!(e.starts_with("--set model.bits=abc: invalid type: string \"abc\", expected an integer"), "{e}");
+    let e = load_err(GOOD, &["train.lr=fast"]);
+    assert!(e.contains("expected a number") && !e.contains("f64"), "{e}");
     let e = load_err(GOOD, &["model=3"]);
     assert!(
         e.starts_with("--set model=3:") && e.contains("expected a table") && !e.contains("Section"),

@@ -6,7 +6,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use seqmodal_learner::{run, Experiment, LearnerError, LearnerKind, Observer, RunOptions, Silent};
+use seqmodal_learner::{
+    run, train_log, Experiment, LearnerError, LearnerKind, Observer, RunOptions, Silent, TRAIN_LOG_COLUMNS,
+};
 
 fn experiment(dir: &Path, learner: &str, extra: &str) -> Experiment {
     experiment_with(dir, learner, "epochs = 2", extra)
@@ -57,8 +59,14 @@ fn every_learner_resumes_to_identical_numbers() {
         let extra = if kind == LearnerKind::Meta { "[eval]\ndatabase = \"frozen\"" } else { "" };
         let exp = experiment(tmp.path(), kind.as_str(), extra);
         let ck = tmp.path().join("checkpoints");
-        let opts = RunOptions { checkpoint_dir: Some(ck.clone()), ..RunOptions::default() };
+        let log = tmp.path().join("train_log.csv");
+        let opts = RunOptions {
+            checkpoint_dir: Some(ck.clone()),
+            train_log: Some(log.clone()),
+            ..RunOptions::default()
+        };
         let full = run(&exp, &ds, &opts, &mut Silent).unwrap();
+        let full_log = std::fs::read_to_string(&log).unwrap();
         // A crash after stage 1: the later checkpoints never happened.
         for k in [2, 3] {
             std::fs::remove_file(ck.join(format!("state-{k}.json"))).unwrap();
@@ -67,8 +75,55 @@ fn every_learner_resumes_to_identical_numbers() {
         let resumed = run(&exp, &ds, &opts, &mut Silent).unwrap();
         assert_eq!(full.rows, resumed.rows, "{}: resumed run differs", kind.as_str());
         assert_eq!(full.train_samples, resumed.train_samples);
+        // The log was cut back to stage 1 and grew again: the same lines but for timing.
+        assert_eq!(untimed(&full_log), untimed(&std::fs::read_to_string(&log).unwrap()), "{}", kind.as_str());
         assert_eq!(full.footprint, resumed.footprint, "{}", kind.as_str());
     }
+}
+
+/// A training log without its timing columns, checked to hold one line per epoch.
+fn untimed(log: &str) -> Vec<String> {
+    let header: Vec<&str> = log.lines().next().unwrap().split(',').collect();
+    assert_eq!(header, TRAIN_LOG_COLUMNS);
+    let timing: Vec<usize> =
+        train_log::TIMING_COLUMNS.iter().map(|c| header.iter().position(|h| h == c).unwrap()).collect();
+    log.lines()
+        .map(|l| {
+            let f: Vec<&str> = l.split(',').collect();
+            assert_eq!(f.len(), header.len(), "{l}");
+            f.iter()
+                .enumerate()
+                .filter(|(i, _)| !timing.contains(i))
+                .map(|(_, v)| *v)
+                .collect::<Vec<_>>()
+                .join(",")
+        })
+        .collect()
+}
+
+#[test]
+fn the_training_log_has_one_line_per_epoch_with_finite_losses() {
+    let tmp = tempfile::tempdir().unwrap();
+    let exp = experiment(tmp.path(), "ewc", "");
+    let ds = exp.load_dataset().unwrap();
+    let log = tmp.path().join("train_log.csv");
+    let opts = RunOptions { train_log: Some(log.clone()), ..RunOptions::default() };
+    let res = run(&exp, &ds, &opts, &mut Silent).unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<Vec<f64>> =
+        text.lines().skip(1).map(|l| l.split(',').map(|v| v.parse().unwrap()).collect()).collect();
+    // 3 stages x 2 epochs, in order; steps grow to the run's total.
+    let keys: Vec<(f64, f64)> = lines.iter().map(|f| (f[0], f[1])).collect();
+    assert_eq!(keys, [(1., 1.), (1., 2.), (2., 1.), (2., 2.), (3., 1.), (3., 2.)]);
+    assert_eq!(lines.last().unwrap()[2], res.steps as f64);
+    assert!(lines.windows(2).all(|w| w[1][2] > w[0][2]), "{text}");
+    for f in &lines {
+        // loss and the three terms are finite and non-negative; lr as configured.
+        assert!(f[3..7].iter().all(|v| v.is_finite() && *v >= 0.0), "{text}");
+        assert_eq!(f[7], 3e-3);
+    }
+    // The objective of EWC includes the model loss; from stage 2 on also its penalty.
+    assert!(lines.iter().all(|f| f[3] > 0.0));
 }
 
 #[test]
@@ -132,7 +187,12 @@ fn every_learner_resumes_inside_a_stage_to_identical_numbers() {
         let tmp = tempfile::tempdir().unwrap();
         let exp = experiment_with(tmp.path(), name, "epochs = 3\ncheckpoint_every = 1", "");
         let ck = tmp.path().join("checkpoints");
-        let opts = RunOptions { checkpoint_dir: Some(ck.clone()), ..RunOptions::default() };
+        let log = tmp.path().join("train_log.csv");
+        let opts = RunOptions {
+            checkpoint_dir: Some(ck.clone()),
+            train_log: Some(log.clone()),
+            ..RunOptions::default()
+        };
         let full = run(&exp, &ds, &opts, &mut Silent).unwrap();
         // Finished stages keep only their own checkpoints.
         let mut files: Vec<String> =
@@ -144,9 +204,11 @@ fn every_learner_resumes_inside_a_stage_to_identical_numbers() {
         let tmp2 = tempfile::tempdir().unwrap();
         let ck2 = tmp2.path().join("checkpoints");
         let flag = Arc::new(AtomicBool::new(false));
+        let log2 = tmp2.path().join("train_log.csv");
         let opts2 = RunOptions {
             checkpoint_dir: Some(ck2.clone()),
             interrupt: Some(flag.clone()),
+            train_log: Some(log2.clone()),
             ..RunOptions::default()
         };
         let mut stop = StopAfter { at: (2, 2), flag, seen: Vec::new() };
@@ -166,5 +228,7 @@ fn every_learner_resumes_inside_a_stage_to_identical_numbers() {
             (resumed.train_samples, resumed.steps, resumed.passes),
             "{name}"
         );
+        let read = |p: &Path| untimed(&std::fs::read_to_string(p).unwrap());
+        assert_eq!(read(&log), read(&log2), "{name}: the resumed run's training log differs");
     }
 }
