@@ -94,7 +94,7 @@ fn a_short_run_of_every_learner_writes_its_frozen_config_and_metrics() {
         assert!(status.status.success(), "{learner}: {}", String::from_utf8_lossy(&status.stderr));
         for file in ["config.toml", "metrics.csv"] {
             let text = std::fs::read_to_string(out.join(file)).unwrap();
-            bad.extend(compare(&text, &format!("runs/{learner}/{file}")));
+            bad.extend(compare(&text, &format!("learner-runs/{learner}/{file}")));
         }
     }
     assert!(bad.is_empty(), "{}", bad.join("\n"));
