@@ -36,13 +36,15 @@ lint:
 
 # Learner x scenario report (reports/learners.md): every learner on each forgetting
 # scenario for each seed, then the mean ± std table. Long: about an hour on 2 cores.
-report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-shared wiki-per-modality" learners="finetune joint paired ewc si lwf er agem der mer meta":
+report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-shared wiki-per-modality" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release
+    # "all": every registered learner (`seqmodal learners --names`).
+    learners="{{learners}}"; [ "$learners" = all ] && learners=$(./target/release/seqmodal learners --names)
     for scenario in {{scenarios}}; do
       for seed in {{seeds}}; do
-        for learner in {{learners}}; do
+        for learner in $learners; do
           out=runs/sweeps/$scenario/$learner-s$seed
           [ -f $out/summary.json ] && continue
           ./target/release/seqmodal run experiments/forgetting/$scenario.toml --quiet --log warn \
@@ -60,14 +62,16 @@ report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-sh
 # code-length runs (wiki-per-modality at 16/64/128 bits, seed 1; 32 bits is the scenario's own)
 # go to runs/report/. With every run present it only regenerates: 46 s on 2 cores
 # (docs/reports.md); from nothing: ~2 h.
-report seeds="1 2 3" learners="finetune joint paired ewc si lwf er agem der mer meta":
+report seeds="1 2 3" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release --workspace
     bin=./target/release/seqmodal
+    # "all": every registered learner (`seqmodal learners --names`).
+    learners="{{learners}}"; [ "$learners" = all ] && learners=$($bin learners --names)
     for scenario in wiki-shared wiki-per-modality mfeat-shared mfeat-per-modality; do
       for seed in {{seeds}}; do
-        for learner in {{learners}}; do
+        for learner in $learners; do
           out=runs/sweeps/$scenario/$learner-s$seed
           [ -f $out/summary.json ] && continue
           $bin run experiments/forgetting/$scenario.toml --quiet --log warn \

@@ -15,6 +15,7 @@ macro_rules! say {
 
 mod bench;
 mod bench_search;
+mod learners;
 mod output;
 mod pr;
 mod progress;
@@ -133,6 +134,16 @@ enum Command {
     /// Retrieval metrics (map, map@K, p@K, p@r2) and the PR curve by Hamming radius for .npy
     /// codes and labels; prints one JSON object.
     Eval(search::EvalArgs),
+    /// List every learner: its role (reference, lower bound, strategy), its [learner] keys
+    /// with type, range, default, tuning range and a one-line doc.
+    Learners {
+        /// Print one markdown table instead (the one docs/learners.md embeds).
+        #[arg(long, conflicts_with = "names")]
+        markdown: bool,
+        /// Print only the names, one a line (for scripts, e.g. the justfile's reports).
+        #[arg(long)]
+        names: bool,
+    },
     /// Aggregate finished runs (directories with metrics.csv, searched recursively) and sweeps
     /// (with sweep.csv). --out FILE.md: a markdown table per scenario, learners x (ACC, BWT,
     /// forgetting, FWT, intransigence, time, memory). --out DIR: a full report, DIR/index.md and
@@ -214,6 +225,7 @@ fn main() -> ExitCode {
                 quiet,
             })
         }
+        Command::Learners { markdown, names } => learners::learners(markdown, names),
         Command::Search(args) => search::search(&args),
         Command::Eval(args) => search::eval(&args),
         Command::Bench { what: BenchWhat::Search, backend, .. } => bench_search::bench_search(backend),

@@ -16,7 +16,7 @@ pub fn records(exp: &Experiment, result: &RunResult) -> Vec<Record> {
         .iter()
         .map(|r| Record {
             experiment: exp.name.clone(),
-            learner: exp.learner.kind.as_str().into(),
+            learner: exp.learner.name().into(),
             seed: exp.seed,
             bits: exp.model.bits,
             stage: r.stage,
@@ -36,7 +36,7 @@ pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result
     // Every summary figure is derived from the stored records, never kept separately.
     let matrix = AccuracyMatrix::from_records(&recs, "map")?;
     let mut summary =
-        Summary::from_matrix(&matrix, &exp.name, exp.learner.kind.as_str(), exp.seed, exp.model.bits, None);
+        Summary::from_matrix(&matrix, &exp.name, exp.learner.name(), exp.seed, exp.model.bits, None);
     let sps =
         if result.train_seconds > 0.0 { result.train_samples as f64 / result.train_seconds } else { 0.0 };
     summary.extra.insert("wall_seconds".into(), serde_json::json!(result.wall_seconds));
@@ -54,13 +54,14 @@ pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result
     summary.extra.insert("memory_samples".into(), serde_json::json!(result.footprint.memory_samples));
     summary.extra.insert("memory_bytes".into(), serde_json::json!(result.footprint.memory_bytes));
     summary.extra.insert("extra_param_copies".into(), serde_json::json!(result.footprint.extra_param_copies));
+    // Reports group learners by role (reference, lower bound, strategy), never by name.
+    summary.extra.insert("learner_role".into(), serde_json::json!(exp.learner.role().as_str()));
     summary.extra.insert("database".into(), serde_json::json!(exp.database.as_str()));
     summary.extra.insert("adapter".into(), serde_json::json!(exp.model.adapter.as_str()));
     write_summary_json(&summary, &dir.join("summary.json"))?;
     let figures = dir.join("figures");
     std::fs::create_dir_all(&figures).with_context(|| format!("cannot create {}", figures.display()))?;
-    let title =
-        format!("{} ({}, {} bits, seed {})", exp.name, exp.learner.kind.as_str(), exp.model.bits, exp.seed);
+    let title = format!("{} ({}, {} bits, seed {})", exp.name, exp.learner.name(), exp.model.bits, exp.seed);
     forgetting_curves(&matrix, &title, &figures)?;
     map_matrix_heatmap(&matrix, &title, &figures)?;
     Ok(summary)

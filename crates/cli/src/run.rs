@@ -61,7 +61,7 @@ pub fn run(
         exp.name,
         ds.name,
         ds.modalities.iter().map(|m| format!("{} {}-d", m.name, m.dim())).collect::<Vec<_>>().join(", "),
-        exp.learner.kind.as_str(),
+        exp.learner.name(),
         exp.model.bits,
         exp.stages.len(),
         dir.display()

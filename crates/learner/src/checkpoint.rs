@@ -380,6 +380,18 @@ pub fn write(dir: &Path, pos: Position, snap: &Snapshot<'_>) -> Result<()> {
     seqmodal_atomic::write(&json_path, &text).map_err(atomic_err)
 }
 
+/// Writes the whole checkpoint at `pos` (the model, then [`write`](fn@write)) and drops the
+/// stage's older in-stage checkpoints, so callers need not know the file layout.
+pub fn save(dir: &Path, pos: Position, model: &UnifiedModel, snap: &Snapshot<'_>) -> Result<()> {
+    model.save(&model_path(dir, pos))?;
+    write(dir, pos, snap)?;
+    match pos {
+        Position::InStage { stage, epoch } => prune_in_stage(dir, stage, Some(epoch)),
+        Position::AfterStage(stage) => prune_in_stage(dir, stage, None),
+    }
+    Ok(())
+}
+
 /// The last complete checkpoint in `dir`, checked against the resolved experiment
 /// `config`; None when the directory holds no checkpoint yet.
 pub fn read_last(dir: &Path, config: &str) -> Result<Option<Checkpoint>> {

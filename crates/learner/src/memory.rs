@@ -176,8 +176,8 @@ impl Memory {
     }
 
     /// The footprint report of a memory-based learner.
-    pub fn footprint(&self, data: &[ModalityTrain]) -> crate::learners::Footprint {
-        crate::learners::Footprint {
+    pub fn footprint(&self, data: &[ModalityTrain]) -> crate::footprint::Footprint {
+        crate::footprint::Footprint {
             memory_samples: self.len(),
             memory_bytes: self.bytes(data),
             extra_param_copies: 0,

@@ -20,44 +20,11 @@ use crate::error::{LearnerError, Result};
 use crate::evaluate::{evaluate_all, EvalRow};
 use crate::experiment::DatabasePolicy;
 use crate::experiment::Experiment;
-use crate::learners::{Footprint, LearnerKind};
+use crate::footprint::Footprint;
+use crate::observer::Observer;
 use crate::train_log::{LogObserver, TrainLog};
 use crate::trainer::{ModalityTrain, StageCheckpoints, StageData, Trainer};
 use std::collections::BTreeMap;
-
-/// Progress callbacks (the CLI draws progress bars from these).
-pub trait Observer {
-    /// A stage starts training (1-based).
-    fn on_stage_start(&mut self, _stage: usize, _modality: &str, _epochs: usize) {}
-    /// An epoch ended with this mean batch loss.
-    fn on_epoch(&mut self, _stage: usize, _epoch: usize, _mean_loss: f64) {}
-    /// The trainer's measurements of the epoch just reported by `on_epoch`.
-    fn on_epoch_end(&mut self, _end: &EpochEnd) {}
-    /// A stage was evaluated (stage 0 = before training).
-    fn on_evaluated(&mut self, _stage: usize, _rows: &[EvalRow]) {}
-}
-
-/// What the trainer measured over one epoch (the training log's raw numbers).
-#[derive(Clone, Debug, PartialEq)]
-pub struct EpochEnd {
-    /// Stage (1-based).
-    pub stage: usize,
-    /// Epoch within the stage (1-based).
-    pub epoch: usize,
-    /// Optimiser steps of the stage so far.
-    pub stage_steps: u64,
-    /// Samples in this epoch's optimiser steps.
-    pub samples: u64,
-    /// Model loss terms (classification, pairwise, quantisation), mean over the epoch's
-    /// forward passes; NaN when none ran.
-    pub terms: [f64; 3],
-    /// Wall seconds of the epoch.
-    pub seconds: f64,
-}
-
-/// An observer that ignores everything.
-pub struct Silent;
-impl Observer for Silent {}
 
 /// Where a run writes checkpoints, whether it resumes, and how it is stopped.
 #[derive(Clone, Debug, Default)]
@@ -184,8 +151,8 @@ pub fn run(
     // Drifted test features per modality, as of the modality's latest stage.
     let mut drifted_queries: BTreeMap<String, Matrix> = BTreeMap::new();
     let mut rng = ChaCha8Rng::seed_from_u64(exp.seed);
-    let mut learner = LearnerKind::build(&exp.learner);
-    learner.check(ds)?;
+    // `check_dataset` above also ran the learner's own check.
+    let mut learner = exp.learner.build()?;
     // Database codes kept per modality under the `frozen` policy.
     let mut frozen = BTreeMap::new();
     let mut counters = Counters::default();
@@ -303,9 +270,6 @@ pub fn run(
         counters.steps += steps;
         counters.passes += passes;
         counters.stage_samples += (stage_data.rows.len() * stage_data.epochs) as u64;
-        if let Some(dir) = &opts.checkpoint_dir {
-            model.save(&checkpoint::model_path(dir, Position::AfterStage(stage)))?;
-        }
         if exp.database == DatabasePolicy::Frozen {
             let m = &ds.modalities[midx];
             frozen.insert(
@@ -329,8 +293,7 @@ pub fn run(
                 frozen: &frozen,
                 in_stage: None,
             };
-            checkpoint::write(dir, Position::AfterStage(stage), &snap)?;
-            checkpoint::prune_in_stage(dir, stage, None);
+            checkpoint::save(dir, Position::AfterStage(stage), &model, &snap)?;
             last_state = Some(state);
         }
     }

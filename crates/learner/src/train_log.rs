@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::error::{LearnerError, Result};
-use crate::runner::{EpochEnd, Observer};
+use crate::observer::{EpochEnd, Observer};
 use crate::EvalRow;
 
 /// Columns of `train_log.csv`, in order.

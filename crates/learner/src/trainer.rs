@@ -19,8 +19,7 @@ use std::time::Instant;
 use crate::checkpoint::{self, Counters, InStage, LearnerState, Position, Snapshot, StageProgress};
 use crate::error::{LearnerError, Result};
 use crate::evaluate::EvalRow;
-use crate::experiment::TrainSpec;
-use crate::runner::{EpochEnd, Observer};
+use crate::observer::{EpochEnd, Observer};
 
 /// One training sample: (modality index in the dataset, row in its train split).
 pub type Item = (u32, u32);
@@ -120,6 +119,19 @@ impl StageState {
             message: format!("stage state has no '{name}'"),
         })
     }
+}
+
+/// Checked `[train]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TrainSpec {
+    /// Epochs per stage.
+    pub epochs: usize,
+    /// Batch size.
+    pub batch: usize,
+    /// Learning rate.
+    pub lr: f64,
+    /// Epochs between in-stage checkpoints; 0: checkpoints after stages only.
+    pub checkpoint_every: usize,
 }
 
 /// In-stage checkpointing of one stage: where and how often, what the run held when the
@@ -411,7 +423,6 @@ impl Trainer<'_> {
     fn write_in_stage(&mut self, epoch: usize, st: &StageState) -> Result<()> {
         let Some(c) = &self.checkpoints else { return Ok(()) };
         let pos = Position::InStage { stage: self.stage, epoch };
-        self.model.save(&checkpoint::model_path(c.dir, pos))?;
         let part = InStage {
             progress: StageProgress {
                 epoch,
@@ -432,9 +443,7 @@ impl Trainer<'_> {
             frozen: c.frozen,
             in_stage: Some(&part),
         };
-        checkpoint::write(c.dir, pos, &snap)?;
-        checkpoint::prune_in_stage(c.dir, self.stage, Some(epoch));
-        Ok(())
+        checkpoint::save(c.dir, pos, self.model, &snap)
     }
 }
 

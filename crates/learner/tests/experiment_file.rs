@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use seqmodal_learner::{Experiment, LearnerError, LearnerKind};
+use seqmodal_learner::{Experiment, LearnerError};
 
 const GOOD: &str = r#"name = "t"
 seed = 3
@@ -49,7 +49,7 @@ fn defaults_are_filled_and_round_trip() {
     assert_eq!((e.model.bits, e.model.hidden, e.train.epochs, e.train.batch), (64, 512, 30, 128));
     assert_eq!(e.stages[0].epochs, 30);
     assert_eq!(e.stages[1].epochs, 2);
-    assert_eq!(e.learner.kind, LearnerKind::Finetune);
+    assert_eq!(e.learner.name(), "finetune");
     assert_eq!(e.metrics.len(), 1);
     // The resolved config is itself a valid experiment file that checks to the same thing.
     let p2 = tmp.path().join("resolved.toml");
@@ -69,7 +69,7 @@ fn set_overrides_keys_and_stage_entries() {
     let sets =
         ["learner.kind=joint", "model.bits=16", "stages.0.epochs=4", "train.lr=0.01"].map(String::from);
     let e = Experiment::load(&p, &sets).unwrap();
-    assert_eq!(e.learner.kind, LearnerKind::Joint);
+    assert_eq!(e.learner.name(), "joint");
     assert_eq!(e.model.bits, 16);
     assert_eq!(e.stages[0].epochs, 4);
     assert_eq!(e.train.lr, 0.01);

@@ -4,7 +4,12 @@
 use std::path::Path;
 
 use seqmodal_hamming::Metric;
-use seqmodal_learner::{run, EvalRow, Experiment, LearnerKind, Memory, ModalityTrain, Observer, RunOptions};
+use seqmodal_learner::{run, EvalRow, Experiment, Memory, ModalityTrain, Observer, Registry, RunOptions};
+
+/// Whether learner `name` keeps a memory (declares the `memory` key).
+fn uses_memory(name: &str) -> bool {
+    (Registry::builtin().get(name).unwrap().keys)().iter().any(|k| k.name == "memory")
+}
 
 fn mfeat() -> seqmodal_data::Dataset {
     let mut ds =
@@ -22,14 +27,13 @@ impl Observer for Losses {
     }
 }
 
-fn experiment(kind: LearnerKind) -> Experiment {
-    let keys = kind.keys();
-    let memory = if keys.contains(&"memory") { "memory = 60\nreplay_batch = 32\n" } else { "" };
+fn experiment(kind: &str) -> Experiment {
+    let memory = if uses_memory(kind) { "memory = 60\nreplay_batch = 32\n" } else { "" };
     let text = format!(
         "name = \"t\"\nseed = 5\n[dataset]\nkind = \"mfeat\"\npath = \"datasets/mfeat\"\n[model]\nbits = 16\nhidden = 64\n\
          adapter = \"shared-pad\"\n[learner]\nkind = \"{}\"\n{memory}[train]\nepochs = 3\nbatch = 64\nlr = 3e-3\n\
          [[stages]]\nmodality = \"kar\"\n[[stages]]\nmodality = \"pix\"\n[[stages]]\nmodality = \"zer\"\n",
-        kind.as_str()
+        kind
     );
     let tmp = tempfile::tempdir().unwrap();
     let p = tmp.path().join("t.toml");
@@ -47,11 +51,12 @@ fn map(rows: &[EvalRow], stage: usize, q: &str, d: &str) -> f64 {
 #[test]
 fn every_learner_learns() {
     let ds = mfeat();
-    for kind in LearnerKind::ALL {
+    for entry in Registry::builtin().entries() {
+        let kind = entry.name;
         let exp = experiment(kind);
         let mut losses = Losses::default();
         let res = run(&exp, &ds, &RunOptions::default(), &mut losses).unwrap();
-        let name = kind.as_str();
+        let name = kind;
         // Loss falls within the first stage (3 epochs).
         let s1: Vec<f64> = losses.0.iter().filter(|(s, _)| *s == 1).map(|(_, l)| *l).collect();
         assert_eq!(s1.len(), 3, "{name}");
@@ -68,7 +73,7 @@ fn every_learner_learns() {
             res.passes,
             res.stage_samples
         );
-        let uses_memory = kind.keys().contains(&"memory");
+        let uses_memory = uses_memory(kind);
         assert_eq!(res.footprint.memory_samples > 0, uses_memory, "{name}: {:?}", res.footprint);
         assert!(res.footprint.memory_samples <= 60, "{name}");
     }
@@ -77,9 +82,8 @@ fn every_learner_learns() {
 #[test]
 fn replay_forgets_less_than_finetune() {
     let ds = mfeat();
-    let ft =
-        run(&experiment(LearnerKind::Finetune), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
-    let er = run(&experiment(LearnerKind::Er), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let ft = run(&experiment("finetune"), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let er = run(&experiment("er"), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
     // kar->kar after its own stage vs at the end.
     let drop = |rows: &[EvalRow]| map(rows, 1, "kar", "kar") - map(rows, 3, "kar", "kar");
     assert!(drop(&er.rows) < drop(&ft.rows), "er drop {} vs finetune {}", drop(&er.rows), drop(&ft.rows));
@@ -90,10 +94,8 @@ fn ewc_at_its_default_strength_forgets_less_than_finetune() {
     // With a per-batch Fisher (about `batch` times too small) EWC at lambda = 100 forgot as
     // much as finetune did.
     let ds = mfeat();
-    let ft =
-        run(&experiment(LearnerKind::Finetune), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
-    let ewc =
-        run(&experiment(LearnerKind::Ewc), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let ft = run(&experiment("finetune"), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+    let ewc = run(&experiment("ewc"), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
     let drop = |rows: &[EvalRow]| map(rows, 1, "kar", "kar") - map(rows, 3, "kar", "kar");
     assert!(
         drop(&ewc.rows) < 0.5 * drop(&ft.rows),
@@ -141,8 +143,7 @@ fn memory_is_balanced_across_modalities_and_classes_and_keeps_its_budget() {
 fn paired_needs_aligned_data() {
     let mut ds = mfeat();
     ds.aligned = false;
-    let err = run(&experiment(LearnerKind::Paired), &ds, &RunOptions::default(), &mut Losses::default())
-        .unwrap_err();
+    let err = run(&experiment("paired"), &ds, &RunOptions::default(), &mut Losses::default()).unwrap_err();
     assert!(err.to_string().contains("aligned"), "{err}");
 }
 
@@ -159,14 +160,14 @@ fn learner_keys_are_checked_per_kind() {
         Experiment::load(&p, &["learner.kind=meta".into(), "learner.first_order=false".into()]).unwrap_err();
     assert!(e.to_string().contains("learner.first_order") && e.to_string().contains("second-order"), "{e}");
     let e = Experiment::load(&p, &["learner.kind=er".into()]).unwrap();
-    assert_eq!(e.learner.memory, 200);
+    assert_eq!(e.learner.values.count("memory").unwrap(), 200);
     let e = Experiment::load(&p, &["learner.kind=ewc".into(), "learner.lambda=-1".into()]).unwrap_err();
     assert!(e.to_string().contains("learner.lambda") && e.to_string().contains(">= 0"), "{e}");
     let e =
         Experiment::load(&p, &["learner.kind=ewc".into(), "learner.fisher_samples=0".into()]).unwrap_err();
     assert!(e.to_string().contains("learner.fisher_samples"), "{e}");
     let e = Experiment::load(&p, &["learner.kind=ewc".into()]).unwrap();
-    assert_eq!(e.learner.fisher_samples, 1000);
+    assert_eq!(e.learner.values.count("fisher_samples").unwrap(), 1000);
     let e =
         Experiment::load(&p, &["learner.kind=si".into(), "learner.fisher_samples=10".into()]).unwrap_err();
     assert!(e.to_string().contains("not a key of learner 'si'"), "{e}");
@@ -175,7 +176,7 @@ fn learner_keys_are_checked_per_kind() {
 #[test]
 fn frozen_database_keeps_codes_of_trained_modalities() {
     let ds = mfeat();
-    let mut exp = experiment(LearnerKind::Finetune);
+    let mut exp = experiment("finetune");
     let reenc = run(&exp, &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
     exp.database = seqmodal_learner::experiment::DatabasePolicy::Frozen;
     let frozen = run(&exp, &ds, &RunOptions::default(), &mut Losses::default()).unwrap();

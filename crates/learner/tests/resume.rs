@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use seqmodal_learner::{
-    run, train_log, Experiment, LearnerError, LearnerKind, Observer, RunOptions, Silent, TRAIN_LOG_COLUMNS,
+    run, train_log, Experiment, LearnerError, Observer, Registry, RunOptions, Silent, TRAIN_LOG_COLUMNS,
 };
 
 fn experiment(dir: &Path, learner: &str, extra: &str) -> Experiment {
@@ -53,11 +53,12 @@ fn every_learner_resumes_to_identical_numbers() {
         let tmp = tempfile::tempdir().unwrap();
         experiment(tmp.path(), "finetune", "").load_dataset().unwrap()
     };
-    for kind in LearnerKind::ALL {
+    for entry in Registry::builtin().entries() {
+        let kind = entry.name;
         let tmp = tempfile::tempdir().unwrap();
         // The frozen policy for one learner, so stored database codes are restored too.
-        let extra = if kind == LearnerKind::Meta { "[eval]\ndatabase = \"frozen\"" } else { "" };
-        let exp = experiment(tmp.path(), kind.as_str(), extra);
+        let extra = if kind == "meta" { "[eval]\ndatabase = \"frozen\"" } else { "" };
+        let exp = experiment(tmp.path(), kind, extra);
         let ck = tmp.path().join("checkpoints");
         let log = tmp.path().join("train_log.csv");
         let opts = RunOptions {
@@ -73,11 +74,11 @@ fn every_learner_resumes_to_identical_numbers() {
         }
         let opts = RunOptions { resume: true, ..opts };
         let resumed = run(&exp, &ds, &opts, &mut Silent).unwrap();
-        assert_eq!(full.rows, resumed.rows, "{}: resumed run differs", kind.as_str());
+        assert_eq!(full.rows, resumed.rows, "{}: resumed run differs", kind);
         assert_eq!(full.train_samples, resumed.train_samples);
         // The log was cut back to stage 1 and grew again: the same lines but for timing.
-        assert_eq!(untimed(&full_log), untimed(&std::fs::read_to_string(&log).unwrap()), "{}", kind.as_str());
-        assert_eq!(full.footprint, resumed.footprint, "{}", kind.as_str());
+        assert_eq!(untimed(&full_log), untimed(&std::fs::read_to_string(&log).unwrap()), "{}", kind);
+        assert_eq!(full.footprint, resumed.footprint, "{}", kind);
     }
 }
 
@@ -182,8 +183,8 @@ fn every_learner_resumes_inside_a_stage_to_identical_numbers() {
         let tmp = tempfile::tempdir().unwrap();
         experiment(tmp.path(), "finetune", "").load_dataset().unwrap()
     };
-    for kind in LearnerKind::ALL {
-        let name = kind.as_str();
+    for entry in Registry::builtin().entries() {
+        let name = entry.name;
         let tmp = tempfile::tempdir().unwrap();
         let exp = experiment_with(tmp.path(), name, "epochs = 3\ncheckpoint_every = 1", "");
         let ck = tmp.path().join("checkpoints");

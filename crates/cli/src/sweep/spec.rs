@@ -16,7 +16,7 @@ use serde::Deserialize;
 use toml::Spanned;
 
 use seqmodal_learner::overrides;
-use seqmodal_learner::{Experiment, ExperimentFile};
+use seqmodal_learner::{Checker, Experiment, ExperimentFile};
 
 /// Column name of the ordering axis (shared with the analysis crate).
 pub use seqmodal_analysis::sweep::ORDERING_COLUMN;
@@ -139,19 +139,12 @@ struct Axis {
     values: Vec<AxisValue>,
 }
 
-/// Error helper: `sweep.toml:LINE: KEY: message`.
-struct At<'a> {
-    path: &'a Path,
-    text: &'a str,
-}
+/// Error helper: `sweep.toml:LINE: KEY: message`, from the one checker of seqmodal's files.
+struct At<'a>(Checker<'a>);
 
 impl At<'_> {
-    fn line(&self, span: std::ops::Range<usize>) -> usize {
-        self.text[..span.start.min(self.text.len())].bytes().filter(|&b| b == b'\n').count() + 1
-    }
-
     fn err(&self, span: std::ops::Range<usize>, key: &str, message: impl std::fmt::Display) -> anyhow::Error {
-        anyhow!("{}:{}: {key}: {message}", self.path.display(), self.line(span))
+        self.0.err(span, key, message.to_string()).into()
     }
 }
 
@@ -183,19 +176,9 @@ impl Sweep {
 
 impl SweepFile {
     fn check(self, text: &str, path: &Path) -> Result<Sweep> {
-        let at = At { path, text };
+        let at = At(Checker::new(text, path));
         let name = match &self.name {
-            Some(n) => {
-                let v = n.get_ref();
-                if v.trim().is_empty() || v.contains(['/', '\\']) || v == "." || v == ".." {
-                    return Err(at.err(
-                        n.span(),
-                        "name",
-                        "must be non-empty, not . or .., and contain no path separators",
-                    ));
-                }
-                v.clone()
-            }
+            Some(n) => at.0.dir_name(n, "name")?,
             None => {
                 path.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_else(|| "sweep".into())
             }
@@ -482,7 +465,7 @@ fn resolve_cell(
         id,
         axes,
         experiment: exp.name.clone(),
-        learner: exp.learner.kind.as_str().to_string(),
+        learner: exp.learner.name().to_string(),
         seed: exp.seed,
         bits: exp.model.bits,
         text,

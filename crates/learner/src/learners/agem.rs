@@ -4,51 +4,61 @@
 //! g_ref; when they conflict (g·g_ref < 0) g is projected to
 //! `g − (g·g_ref / g_ref·g_ref) g_ref`, so the step does not increase the memory loss.
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
+use crate::footprint::Footprint;
+use crate::keys::Key;
 use crate::learners::params::grad_dot;
-use crate::learners::{Footprint, Learner};
-use crate::memory::Memory;
+use crate::learners::replay::{self, Replay};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "agem",
+    role: Role::Strategy,
+    summary: "averaged gradient episodic memory: projects steps that would raise the memory loss",
+    keys,
+    build: |v| Ok(Box::new(Agem { replay: Replay::new(v, None, None)? })),
+};
+
+fn keys() -> Vec<Key> {
+    vec![replay::memory_key(), replay::replay_batch_key()]
+}
 
 /// A-GEM state: the memory.
 pub struct Agem {
-    memory: Memory,
-    replay_batch: usize,
-}
-
-impl Agem {
-    /// From the checked `[learner]` keys `memory`, `replay_batch`.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self { memory: Memory::new(spec.memory), replay_batch: spec.replay_batch }
-    }
+    replay: Replay,
 }
 
 impl Learner for Agem {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
-        self.memory.save(state)
+    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
+        self.replay.check(ds, trained)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
-        self.memory.load(state)
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
+        self.replay.save(state)
+    }
+
+    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
+        self.replay.load(state, model)
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
         let vars = trainer.model.vars_for(&[&name]);
         let mut st = StageState::with_opt(trainer.optimizer(&[&name])?);
-        let (memory, rb) = (&self.memory, self.replay_batch);
+        let replay = &self.replay;
         trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let (_, loss) = t.forward(batch)?;
             let mut grads = t.backward(&loss.total)?;
-            if !memory.is_empty() {
-                let mem: Vec<_> = memory.sample(rb, t.rng).into_iter().map(|s| s.item).collect();
-                let (_, mloss) = t.forward(&mem)?;
-                let gref = t.backward(&mloss.total)?;
+            if !replay.memory.is_empty() {
+                // The reference gradient: the memory's loss (with the replay options).
+                let mem = replay.sample(replay.batch, t);
+                let parts = replay.parts(t, &mem, &name)?;
+                let (out, mloss) = t.forward_parts(&parts)?;
+                let mtotal = replay.with_distill(mloss.total, &out.h, &parts, &name)?;
+                let gref = t.backward(&mtotal)?;
                 let dot = grad_dot(&vars, &grads, &gref)?;
                 if dot < 0.0 {
                     let norm = grad_dot(&vars, &gref, &gref)?.max(1e-12);
@@ -63,11 +73,23 @@ impl Learner for Agem {
             t.apply(st.opt()?, &grads, batch.len())?;
             Ok(loss.total.to_scalar::<f32>()? as f64)
         })?;
-        self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
-        Ok(())
+        self.replay.end_stage(&stage.items(), trainer)
     }
 
     fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.memory.footprint(data)
+        self.replay.footprint(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn keys_and_their_rules() {
+        let v = check_body(&super::ENTRY, "memory = 0").unwrap();
+        assert_eq!(v.count("memory").unwrap(), 0);
+        let e = check_body(&super::ENTRY, "memory = -1").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.memory: must be an integer >= 0, got -1");
     }
 }

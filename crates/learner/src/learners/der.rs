@@ -6,55 +6,70 @@
 
 use candle_core::Tensor;
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
-use crate::learners::{Footprint, Learner};
-use crate::memory::Memory;
+use crate::footprint::Footprint;
+use crate::keys::{Key, Search, Values};
+use crate::learners::replay::{self, Replay};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "der",
+    role: Role::Strategy,
+    summary: "dark experience replay (DER++): replays stored logits and labels",
+    keys,
+    build: |v| Ok(Box::new(Der::new(v)?)),
+};
+
+fn keys() -> Vec<Key> {
+    vec![
+        replay::memory_key(),
+        replay::replay_batch_key(),
+        Key::number("alpha", 0.5, false, "weight of the stored-logit term").search(Search::Log(0.01, 10.0)),
+        Key::number("beta", 0.5, false, "weight of the label term on a second memory batch")
+            .search(Search::Log(0.01, 10.0)),
+    ]
+}
 
 /// DER++ state: memory with stored logits.
 pub struct Der {
-    memory: Memory,
-    replay_batch: usize,
+    replay: Replay,
     alpha: f64,
     beta: f64,
 }
 
 impl Der {
-    /// From the checked `[learner]` keys `memory`, `replay_batch`, `alpha`, `beta`.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self {
-            memory: Memory::new(spec.memory),
-            replay_batch: spec.replay_batch,
-            alpha: spec.alpha,
-            beta: spec.beta,
-        }
+    fn new(v: &Values) -> Result<Self> {
+        Ok(Self { replay: Replay::new(v, None, None)?, alpha: v.float("alpha")?, beta: v.float("beta")? })
     }
 }
 
 impl Learner for Der {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
-        self.memory.save(state)
+    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
+        self.replay.check(ds, trained)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
-        self.memory.load(state)
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
+        self.replay.save(state)
+    }
+
+    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
+        self.replay.load(state, model)
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
-        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
-        let (memory, rb, alpha, beta) = (&self.memory, self.replay_batch, self.alpha, self.beta);
+        let name = stage.modality_name(trainer).to_string();
+        let mut st = StageState::with_opt(trainer.optimizer(&[&name])?);
+        let (replay, alpha, beta) = (&self.replay, self.alpha, self.beta);
         let classes = trainer.data.first().map_or(1, |d| d.classes);
         trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             let (_, loss) = t.forward(batch)?;
             let mut total = loss.total;
             let mut samples = batch.len();
-            if !memory.is_empty() {
-                let first = memory.sample(rb, t.rng);
+            if !replay.memory.is_empty() {
+                let first = replay.memory.sample(replay.batch, t.rng);
                 let items: Vec<Item> = first.iter().map(|s| s.item).collect();
                 let order = Trainer::output_order(&items);
                 let mut target = Vec::with_capacity(order.len() * classes);
@@ -65,34 +80,50 @@ impl Learner for Der {
                         None => target.extend(std::iter::repeat_n(0f32, classes)),
                     }
                 }
-                let (out, _) = t.forward(&items)?;
+                let parts = replay.parts(t, &items, &name)?;
+                let (out, _) = t.forward_parts(&parts)?;
                 let target = Tensor::from_vec(target, (order.len(), classes), out.logits.device())?;
                 let logit_term = (&out.logits - target)?.sqr()?.mean_all()?;
-                let second: Vec<Item> = memory.sample(rb, t.rng).into_iter().map(|s| s.item).collect();
-                let (_, label_loss) = t.forward(&second)?;
+                let second = replay.sample(replay.batch, t);
+                let second_parts = replay.parts(t, &second, &name)?;
+                let (_, label_loss) = t.forward_parts(&second_parts)?;
                 total = ((total + logit_term.affine(alpha, 0.0)?)? + label_loss.total.affine(beta, 0.0)?)?;
+                total = replay.with_distill(total, &out.h, &parts, &name)?;
                 samples += items.len() + second.len();
             }
             let grads = t.backward(&total)?;
             t.apply(st.opt()?, &grads, samples)?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
-        self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
+        self.replay.end_stage(&stage.items(), trainer)?;
         // Record logits for newly stored samples with the model as it is now.
         let missing: Vec<Item> =
-            self.memory.stored().iter().filter(|s| s.logits.is_none()).map(|s| s.item).collect();
+            self.replay.memory.stored().iter().filter(|s| s.logits.is_none()).map(|s| s.item).collect();
         for chunk in missing.chunks(256) {
             let order = Trainer::output_order(chunk);
             let out = trainer.model.forward(&trainer.batch_parts(chunk)?)?;
             let rows = out.logits.to_vec2::<f32>()?;
             for (it, row) in order.into_iter().zip(rows) {
-                self.memory.set_logits(it, row);
+                self.replay.memory.set_logits(it, row);
             }
         }
         Ok(())
     }
 
     fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.memory.footprint(data)
+        self.replay.footprint(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn keys_and_their_rules() {
+        let v = check_body(&super::ENTRY, "alpha = 2").unwrap();
+        assert_eq!((v.float("alpha").unwrap(), v.float("beta").unwrap()), (2.0, 0.5));
+        let e = check_body(&super::ENTRY, "beta = -0.5").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.beta: must be a finite number >= 0, got -0.5");
     }
 }

@@ -2,51 +2,78 @@
 //! batch drawn from the balanced memory of earlier stages, so the pairwise term also
 //! relates new-modality items to stored old-modality items.
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
-use crate::learners::{Footprint, Learner};
-use crate::memory::Memory;
-use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
+use crate::footprint::Footprint;
+use crate::keys::Key;
+use crate::learners::replay::{self, Replay};
+use crate::learners::{Learner, LearnerEntry, Role};
+use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "er",
+    role: Role::Strategy,
+    summary: "experience replay from a balanced memory of earlier stages",
+    keys,
+    build: |v| Ok(Box::new(Er { replay: Replay::new(v, None, None)? })),
+};
+
+fn keys() -> Vec<Key> {
+    vec![replay::memory_key(), replay::replay_batch_key()]
+}
 
 /// Replay state: the memory.
 pub struct Er {
-    memory: Memory,
-    replay_batch: usize,
-}
-
-impl Er {
-    /// From the checked `[learner]` keys `memory`, `replay_batch`.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self { memory: Memory::new(spec.memory), replay_batch: spec.replay_batch }
-    }
+    replay: Replay,
 }
 
 impl Learner for Er {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
-        self.memory.save(state)
+    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
+        self.replay.check(ds, trained)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
-        self.memory.load(state)
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
+        self.replay.save(state)
+    }
+
+    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
+        self.replay.load(state, model)
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
-        let mut st = StageState::with_opt(trainer.optimizer(&[stage.modality_name(trainer)])?);
-        let (memory, rb) = (&self.memory, self.replay_batch);
+        let name = stage.modality_name(trainer).to_string();
+        let mut st = StageState::with_opt(trainer.optimizer(&[&name])?);
+        let replay = &self.replay;
         trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
-            let mut items = batch.to_vec();
-            items.extend(memory.sample(rb, t.rng).into_iter().map(|s| s.item));
-            t.step(st.opt()?, &items)
+            let mut items: Vec<Item> = batch.to_vec();
+            items.extend(replay.sample(replay.batch, t));
+            let parts = replay.parts(t, &items, &name)?;
+            let (out, loss) = t.forward_parts(&parts)?;
+            let total = replay.with_distill(loss.total, &out.h, &parts, &name)?;
+            let grads = t.backward(&total)?;
+            t.apply(st.opt()?, &grads, items.len())?;
+            Ok(total.to_scalar::<f32>()? as f64)
         })?;
-        self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
-        Ok(())
+        self.replay.end_stage(&stage.items(), trainer)
     }
 
     fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.memory.footprint(data)
+        self.replay.footprint(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn memory_defaults_to_200_and_replay_batch_to_the_train_batch() {
+        let v = check_body(&super::ENTRY, "").unwrap();
+        assert_eq!((v.count("memory").unwrap(), v.count("replay_batch").unwrap()), (200, 128));
+        let e = check_body(&super::ENTRY, "replay_batch = 0").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.replay_batch: must be a positive integer, got 0");
+        let e = check_body(&super::ENTRY, "lambda = 1").unwrap_err().to_string();
+        assert!(e.contains("not a key of learner 'er' (its keys: memory, replay_batch"), "{e}");
     }
 }

@@ -11,11 +11,31 @@
 
 use candle_core::Tensor;
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
+use crate::footprint::Footprint;
+use crate::keys::{Key, Search, Values};
 use crate::learners::params::{snapshot, weighted_distance};
-use crate::learners::{Footprint, Learner};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "ewc",
+    role: Role::Strategy,
+    summary: "online elastic weight consolidation: a Fisher-weighted pull towards earlier stages' weights",
+    keys,
+    build: |v| Ok(Box::new(Ewc::new(v)?)),
+};
+
+fn keys() -> Vec<Key> {
+    vec![
+        Key::number("lambda", 100.0, false, "penalty strength λ").search(Search::Log(1.0, 1e4)),
+        Key::number("gamma", 0.9, false, "online decay of the old Fisher").search(Search::Linear(0.5, 1.0)),
+        Key::count("fisher_samples", 1000, 1, "rows of a stage whose per-sample gradients estimate its Fisher")
+            .search(Search::Ints(100, 2000)),
+    ]
+}
 
 /// Online EWC state: Fisher diagonal and anchor, one tensor per model parameter.
 pub struct Ewc {
@@ -27,30 +47,25 @@ pub struct Ewc {
 }
 
 impl Ewc {
-    /// From the checked `[learner]` keys `lambda`, `gamma`, `fisher_samples`.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self {
-            lambda: spec.lambda,
-            gamma: spec.gamma,
-            fisher_samples: spec.fisher_samples,
+    fn new(v: &Values) -> Result<Self> {
+        Ok(Self {
+            lambda: v.float("lambda")?,
+            gamma: v.float("gamma")?,
+            fisher_samples: v.count("fisher_samples")?,
             fisher: Vec::new(),
             anchor: Vec::new(),
-        }
+        })
     }
 }
 
 impl Learner for Ewc {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
         state.put_tensors("fisher", &self.fisher);
         state.put_tensors("anchor", &self.anchor);
         Ok(())
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
+    fn load_state(&mut self, state: &LearnerState, _model: &seqmodal_model::UnifiedModel) -> Result<()> {
         self.fisher = state.tensors("fisher");
         self.anchor = state.tensors("anchor");
         Ok(())
@@ -100,5 +115,20 @@ impl Learner for Ewc {
 
     fn footprint(&self, _: &[ModalityTrain]) -> Footprint {
         Footprint { extra_param_copies: 2, ..Footprint::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn keys_and_their_rules() {
+        let v = check_body(&super::ENTRY, "lambda = 5").unwrap();
+        assert_eq!((v.float("lambda").unwrap(), v.count("fisher_samples").unwrap()), (5.0, 1000));
+        let e = check_body(&super::ENTRY, "fisher_samples = 0").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.fisher_samples: must be a positive integer, got 0");
+        let e = check_body(&super::ENTRY, "lambda = -1").unwrap_err().to_string();
+        assert!(e.starts_with("exp.toml:3: learner.lambda: must be a finite number >= 0"), "{e}");
     }
 }

@@ -5,9 +5,19 @@
 
 use std::collections::HashSet;
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::learners::Learner;
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{Item, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "joint",
+    role: Role::Reference,
+    summary: "trains on the union of every stage's data so far (non-sequential reference)",
+    keys: Vec::new,
+    build: |_| Ok(Box::new(Joint::default())),
+};
 
 /// Accumulates every stage's rows and trains on their union.
 #[derive(Debug, Default)]
@@ -18,16 +28,12 @@ pub struct Joint {
 }
 
 impl Learner for Joint {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
         state.put("seen", &self.seen)?;
         state.put("modalities", &self.modalities)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
+    fn load_state(&mut self, state: &LearnerState, _model: &seqmodal_model::UnifiedModel) -> Result<()> {
         self.seen = state.get("seen")?.unwrap_or_default();
         self.member = self.seen.iter().copied().collect();
         self.modalities = state.get("modalities")?.unwrap_or_default();

@@ -7,10 +7,29 @@
 use candle_core::{Tensor, D};
 use seqmodal_model::UnifiedModel;
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
-use crate::learners::{Footprint, Learner};
+use crate::footprint::Footprint;
+use crate::keys::{Key, Search, Values};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "lwf",
+    role: Role::Strategy,
+    summary: "learning without forgetting: distils the previous stage's model on the new data",
+    keys,
+    build: |v| Ok(Box::new(Lwf::new(v)?)),
+};
+
+fn keys() -> Vec<Key> {
+    vec![
+        Key::number("alpha", 1.0, false, "weight of the distillation term").search(Search::Log(0.01, 100.0)),
+        Key::number("temperature", 2.0, true, "softmax temperature T of the logit distillation")
+            .search(Search::Linear(1.0, 5.0)),
+    ]
+}
 
 /// LwF state: the previous stage's model.
 pub struct Lwf {
@@ -20,9 +39,8 @@ pub struct Lwf {
 }
 
 impl Lwf {
-    /// From the checked `[learner]` keys `alpha`, `temperature`.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self { alpha: spec.alpha, temperature: spec.temperature, old: None }
+    fn new(v: &Values) -> Result<Self> {
+        Ok(Self { alpha: v.float("alpha")?, temperature: v.float("temperature")?, old: None })
     }
 }
 
@@ -42,18 +60,14 @@ pub fn distillation(
 }
 
 impl Learner for Lwf {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
         if let Some(old) = &self.old {
             state.put_model("old", old);
         }
         Ok(())
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
+    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
         self.old = state.model("old", model)?;
         Ok(())
     }
@@ -81,5 +95,18 @@ impl Learner for Lwf {
 
     fn footprint(&self, _: &[ModalityTrain]) -> Footprint {
         Footprint { extra_param_copies: 1, ..Footprint::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn keys_and_their_rules() {
+        let v = check_body(&super::ENTRY, "temperature = 3").unwrap();
+        assert_eq!((v.float("alpha").unwrap(), v.float("temperature").unwrap()), (1.0, 3.0));
+        let e = check_body(&super::ENTRY, "temperature = 0").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.temperature: must be a finite number > 0, got 0");
     }
 }

@@ -6,53 +6,72 @@
 //! turns the sequence of steps into an update that favours gradient agreement between
 //! new and replayed samples.
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
+use crate::footprint::Footprint;
+use crate::keys::{Key, Search, Values};
 use crate::learners::params::{restore, sgd, snapshot};
-use crate::learners::{Footprint, Learner};
-use crate::memory::Memory;
+use crate::learners::replay::{self, Replay};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "mer",
+    role: Role::Strategy,
+    summary: "meta-experience replay: within-batch Reptile over new and replayed samples",
+    keys,
+    build: |v| Ok(Box::new(Mer::new(v)?)),
+};
+
+fn keys() -> Vec<Key> {
+    vec![
+        replay::memory_key(),
+        replay::replay_batch_key(),
+        Key::number("beta", 0.3, false, "Reptile rate: the share of the within-batch move kept")
+            .search(Search::Linear(0.05, 1.0)),
+        Key::number("inner_lr", 0.03, true, "SGD learning rate of the within-batch steps")
+            .search(Search::Log(1e-3, 0.3)),
+        Key::count("inner_steps", 4, 1, "pieces (SGD steps) each batch is split into").search(Search::Ints(1, 8)),
+    ]
+}
 
 /// MER state: the memory and its rates.
 pub struct Mer {
-    memory: Memory,
-    replay_batch: usize,
+    replay: Replay,
     inner_lr: f64,
     inner_steps: usize,
     beta: f64,
 }
 
 impl Mer {
-    /// From the checked `[learner]` keys.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self {
-            memory: Memory::new(spec.memory),
-            replay_batch: spec.replay_batch,
-            inner_lr: spec.inner_lr,
-            inner_steps: spec.inner_steps,
-            beta: spec.beta,
-        }
+    fn new(v: &Values) -> Result<Self> {
+        Ok(Self {
+            replay: Replay::new(v, None, None)?,
+            inner_lr: v.float("inner_lr")?,
+            inner_steps: v.count("inner_steps")?,
+            beta: v.float("beta")?,
+        })
     }
 }
 
 impl Learner for Mer {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
-        self.memory.save(state)
+    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
+        self.replay.check(ds, trained)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
-        self.memory.load(state)
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
+        self.replay.save(state)
+    }
+
+    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
+        self.replay.load(state, model)
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
         let vars = trainer.model.vars_for(&[&name]);
-        let (memory, rb, lr, k, beta) =
-            (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.beta);
+        let (replay, lr, k, beta) = (&self.replay, self.inner_lr, self.inner_steps, self.beta);
         // SGD inside each batch and a Reptile step: no optimiser state across epochs.
         let mut st = StageState::default();
         trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, _, batch| {
@@ -62,11 +81,13 @@ impl Learner for Mer {
             let mut n = 0;
             for chunk in batch.chunks(piece) {
                 let mut items: Vec<Item> = chunk.to_vec();
-                items.extend(memory.sample(rb.div_ceil(k), t.rng).into_iter().map(|s| s.item));
-                let (_, loss) = t.forward(&items)?;
-                let grads = t.backward(&loss.total)?;
+                items.extend(replay.sample(replay.batch.div_ceil(k), t));
+                let parts = replay.parts(t, &items, &name)?;
+                let (out, loss) = t.forward_parts(&parts)?;
+                let total = replay.with_distill(loss.total, &out.h, &parts, &name)?;
+                let grads = t.backward(&total)?;
                 sgd(&vars, &grads, lr)?;
-                loss_sum += loss.total.to_scalar::<f32>()? as f64;
+                loss_sum += total.to_scalar::<f32>()? as f64;
                 n += 1;
                 t.samples += items.len() as u64;
             }
@@ -80,11 +101,23 @@ impl Learner for Mer {
             t.steps += 1;
             Ok(loss_sum / n.max(1) as f64)
         })?;
-        self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
-        Ok(())
+        self.replay.end_stage(&stage.items(), trainer)
     }
 
     fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.memory.footprint(data)
+        self.replay.footprint(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn keys_and_their_rules() {
+        let v = check_body(&super::ENTRY, "").unwrap();
+        assert_eq!((v.float("inner_lr").unwrap(), v.count("inner_steps").unwrap()), (0.03, 4));
+        let e = check_body(&super::ENTRY, "inner_lr = 0").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.inner_lr: must be a finite number > 0, got 0");
     }
 }

@@ -14,60 +14,77 @@
 //! `α_d · mean (h(θ'; B_new) − h_old(B_new))²`: the previous stage's model's codes on
 //! the current batch are the targets.
 
-use seqmodal_model::UnifiedModel;
-
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
+use crate::footprint::Footprint;
+use crate::keys::{Key, KeyDefault, Search, Values};
 use crate::learners::params::{restore, sgd, snapshot};
-use crate::learners::{Footprint, Learner};
-use crate::memory::Memory;
+use crate::learners::replay::{self, Replay};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "meta",
+    role: Role::Strategy,
+    summary: "the seed paper's meta-learning: fast weights on the new modality, slow update on memory and new",
+    keys,
+    build: |v| Ok(Box::new(Meta::new(v)?)),
+};
+
+fn keys() -> Vec<Key> {
+    vec![
+        replay::memory_key(),
+        replay::replay_batch_key(),
+        replay::distill_key("alpha", 10.0),
+        Key::number("inner_lr", 0.01, true, "SGD learning rate of the fast weights").search(Search::Log(1e-3, 0.1)),
+        Key::count("inner_steps", 1, 1, "fast-weight steps per batch").search(Search::Ints(1, 5)),
+        Key::number("meta_lr", 1e-3, true, "Adam learning rate of the slow update (default: [train] lr)")
+            .default_to(KeyDefault::TrainLr)
+            .search(Search::Log(1e-4, 1e-2)),
+        Key::flag("first_order", true, "first-order meta-gradient (second order is not available)"),
+        replay::noise_key(0.6),
+    ]
+}
 
 /// Meta-learner state.
 pub struct Meta {
-    memory: Memory,
-    replay_batch: usize,
+    replay: Replay,
     inner_lr: f64,
     inner_steps: usize,
     meta_lr: f64,
-    alpha: f64,
-    replay_noise: f64,
-    old: Option<UnifiedModel>,
 }
 
 impl Meta {
-    /// From the checked `[learner]` keys.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self {
-            memory: Memory::new(spec.memory),
-            replay_batch: spec.replay_batch,
-            inner_lr: spec.inner_lr,
-            inner_steps: spec.inner_steps,
-            meta_lr: spec.meta_lr,
-            alpha: spec.alpha,
-            replay_noise: spec.replay_noise,
-            old: None,
+    fn new(v: &Values) -> Result<Self> {
+        if !v.flag("first_order")? {
+            return Err(v.at("first_order").err(
+                "second-order meta-gradients need gradients of gradients, which candle's autograd does not \
+                 provide; use first_order = true"
+                    .into(),
+            ));
         }
+        Ok(Self {
+            // The previous model is the old modalities' target even without a memory.
+            replay: Replay::new(v, Some("replay_noise"), Some("alpha"))?.keep_previous_model(),
+            inner_lr: v.float("inner_lr")?,
+            inner_steps: v.count("inner_steps")?,
+            meta_lr: v.float("meta_lr")?,
+        })
     }
 }
 
 impl Learner for Meta {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
-        self.memory.save(state)?;
-        if let Some(old) = &self.old {
-            state.put_model("old", old);
-        }
-        Ok(())
+    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
+        self.replay.check(ds, trained)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
-        self.memory.load(state)?;
-        self.old = state.model("old", model)?;
-        Ok(())
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
+        self.replay.save(state)
+    }
+
+    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
+        self.replay.load(state, model)
     }
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
@@ -76,11 +93,8 @@ impl Learner for Meta {
         let mut opt = trainer.optimizer(&[&name])?;
         candle_nn::Optimizer::set_learning_rate(&mut opt, self.meta_lr);
         let mut st = StageState::with_opt(opt);
-        let (memory, rb, lr, k, alpha) =
-            (&self.memory, self.replay_batch, self.inner_lr, self.inner_steps, self.alpha);
-        let noise = self.replay_noise;
-        let old = self.old.as_ref();
-        let first_stage = memory.is_empty() && self.old.is_none();
+        let (replay, lr, k) = (&self.replay, self.inner_lr, self.inner_steps);
+        let first_stage = replay.is_fresh();
         trainer.epochs(stage.epochs, &stage.items(), &mut st, |t, st, batch| {
             if first_stage {
                 // Nothing to protect yet: plain training on the first modality.
@@ -93,43 +107,34 @@ impl Learner for Meta {
                 sgd(&vars, &grads, lr)?;
             }
             let mut items: Vec<Item> = batch.to_vec();
-            items.extend(memory.sample(rb, t.rng).into_iter().map(|s| s.item));
-            let parts = t.replay_parts(&items, &name, noise)?;
+            items.extend(replay.sample(replay.batch, t));
+            // The old modalities' term: the previous model's codes as targets, on the
+            // (noisy) replayed rows when there is a memory, else on the current batch.
+            let parts = replay.parts(t, &items, &name)?;
             let (out, loss) = t.forward_parts(&parts)?;
-            let mut total = loss.total;
-            if let Some(old) = old {
-                // The old modalities' term: the previous model's codes as targets, on the
-                // (noisy) replayed rows when there is a memory, else on the current batch.
-                // Parts are grouped by modality with the current batch first, so every
-                // part after it holds replayed rows only.
-                let skip = usize::from(parts.first().is_some_and(|p| p.modality == name));
-                let term = if memory.is_empty() {
-                    Some((out.h.clone(), old.forward(&parts)?.h))
-                } else if parts.len() > skip {
-                    let current_rows = if skip == 1 { parts[0].x.dim(0)? } else { 0 };
-                    let h = out.h.narrow(0, current_rows, out.h.dim(0)? - current_rows)?;
-                    Some((h, old.forward(&parts[skip..])?.h))
-                } else {
-                    None
-                };
-                if let Some((h, targets)) = term {
-                    let d = (h - targets.detach())?.sqr()?.mean_all()?;
-                    total = (total + d.affine(alpha, 0.0)?)?;
-                }
-            }
+            let total = replay.with_distill(loss.total, &out.h, &parts, &name)?;
             let grads = t.backward(&total)?;
             restore(&vars, &slow)?;
             t.apply(st.opt()?, &grads, items.len())?;
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
-        self.memory.add_stage(&stage.items(), trainer.data, trainer.rng);
-        self.old = Some(trainer.model.frozen_copy()?);
-        Ok(())
+        self.replay.end_stage(&stage.items(), trainer)
     }
 
     fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        let mut f = self.memory.footprint(data);
-        f.extra_param_copies = usize::from(self.old.is_some());
-        f
+        self.replay.footprint(data)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn first_order_must_stay_true_and_meta_lr_follows_train_lr() {
+        let e = check_body(&super::ENTRY, "first_order = false").unwrap_err().to_string();
+        assert!(e.starts_with("exp.toml:3: learner.first_order: second-order"), "{e}");
+        let v = check_body(&super::ENTRY, "").unwrap();
+        assert_eq!((v.float("meta_lr").unwrap(), v.float("replay_noise").unwrap()), (1e-3, 0.6));
     }
 }

@@ -7,9 +7,19 @@
 
 use std::collections::BTreeSet;
 
+use crate::checkpoint::LearnerState;
 use crate::error::{LearnerError, Result};
-use crate::learners::Learner;
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{Item, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "paired",
+    role: Role::Reference,
+    summary: "parallel paradigm: all modalities seen so far together on aligned pairs (DCMH-style)",
+    keys: Vec::new,
+    build: |_| Ok(Box::new(Paired::default())),
+};
 
 /// Paired training over every modality seen so far.
 #[derive(Debug, Default)]
@@ -19,22 +29,18 @@ pub struct Paired {
 }
 
 impl Learner for Paired {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
         state.put("modalities", &self.modalities)?;
         state.put("rows", &self.rows)
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
+    fn load_state(&mut self, state: &LearnerState, _model: &seqmodal_model::UnifiedModel) -> Result<()> {
         self.modalities = state.get("modalities")?.unwrap_or_default();
         self.rows = state.get("rows")?.unwrap_or_default();
         Ok(())
     }
 
-    fn check(&self, ds: &seqmodal_data::Dataset) -> Result<()> {
+    fn check(&self, ds: &seqmodal_data::Dataset, _trained: &[&str]) -> Result<()> {
         if !ds.aligned {
             return Err(LearnerError::Learner {
                 learner: "paired".into(),

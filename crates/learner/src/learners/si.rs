@@ -6,11 +6,29 @@
 
 use candle_core::Tensor;
 
+use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::experiment::LearnerSpec;
+use crate::footprint::Footprint;
+use crate::keys::{Key, Search, Values};
 use crate::learners::params::{penalty_grad, snapshot, weighted_distance};
-use crate::learners::{Footprint, Learner};
+use crate::learners::{Learner, LearnerEntry, Role};
 use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
+
+/// Registry entry.
+pub static ENTRY: LearnerEntry = LearnerEntry {
+    name: "si",
+    role: Role::Strategy,
+    summary: "synaptic intelligence: a pull towards earlier weights, weighted by each one's path integral",
+    keys,
+    build: |v| Ok(Box::new(Si::new(v)?)),
+};
+
+fn keys() -> Vec<Key> {
+    vec![
+        Key::number("c", 0.5, false, "penalty strength c").search(Search::Log(0.01, 10.0)),
+        Key::number("xi", 1e-3, true, "damping ξ of the importance").search(Search::Log(1e-4, 1e-1)),
+    ]
+}
 
 /// SI state: consolidated importance and anchor per parameter.
 pub struct Si {
@@ -21,24 +39,19 @@ pub struct Si {
 }
 
 impl Si {
-    /// From the checked `[learner]` keys `c`, `xi`.
-    pub fn new(spec: &LearnerSpec) -> Self {
-        Self { c: spec.c, xi: spec.xi, importance: Vec::new(), anchor: Vec::new() }
+    fn new(v: &Values) -> Result<Self> {
+        Ok(Self { c: v.float("c")?, xi: v.float("xi")?, importance: Vec::new(), anchor: Vec::new() })
     }
 }
 
 impl Learner for Si {
-    fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> Result<()> {
+    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
         state.put_tensors("importance", &self.importance);
         state.put_tensors("anchor", &self.anchor);
         Ok(())
     }
 
-    fn load_state(
-        &mut self,
-        state: &crate::checkpoint::LearnerState,
-        _model: &seqmodal_model::UnifiedModel,
-    ) -> Result<()> {
+    fn load_state(&mut self, state: &LearnerState, _model: &seqmodal_model::UnifiedModel) -> Result<()> {
         self.importance = state.tensors("importance");
         self.anchor = state.tensors("anchor");
         Ok(())
@@ -103,5 +116,18 @@ impl Learner for Si {
 
     fn footprint(&self, _: &[ModalityTrain]) -> Footprint {
         Footprint { extra_param_copies: 3, ..Footprint::default() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::learners::check_body;
+
+    #[test]
+    fn keys_and_their_rules() {
+        let v = check_body(&super::ENTRY, "").unwrap();
+        assert_eq!((v.float("c").unwrap(), v.float("xi").unwrap()), (0.5, 1e-3));
+        let e = check_body(&super::ENTRY, "xi = 0.0").unwrap_err().to_string();
+        assert_eq!(e, "exp.toml:3: learner.xi: must be a finite number > 0, got 0");
     }
 }
