@@ -89,6 +89,36 @@ fn replay_forgets_less_than_finetune() {
     assert!(drop(&er.rows) < drop(&ft.rows), "er drop {} vs finetune {}", drop(&er.rows), drop(&ft.rows));
 }
 
+/// `experiment(kind)` with `extra` lines added to its `[learner]` table.
+fn experiment_with(kind: &str, extra: &str) -> Experiment {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("t.toml");
+    std::fs::write(&p, experiment(kind).to_toml().replace("[train]", &format!("{extra}\n[train]"))).unwrap();
+    Experiment::load(&p, &[]).unwrap()
+}
+
+#[test]
+fn every_replay_learner_has_the_replay_options_off_by_default() {
+    let ds = mfeat();
+    for kind in ["er", "agem", "der", "mer"] {
+        let plain = run(&experiment(kind), &ds, &RunOptions::default(), &mut Losses::default()).unwrap();
+        let zero = experiment_with(kind, "");
+        assert_eq!(zero.learner.values.float("replay_noise").unwrap(), 0.0, "{kind}");
+        let on = experiment_with(kind, "").to_toml().replace("replay_distill = 0.0", "replay_distill = 5.0");
+        let on = on.replace("replay_noise = 0.0", "replay_noise = 0.5");
+        let tmp = tempfile::tempdir().unwrap();
+        let p = tmp.path().join("t.toml");
+        std::fs::write(&p, on).unwrap();
+        let on =
+            run(&Experiment::load(&p, &[]).unwrap(), &ds, &RunOptions::default(), &mut Losses::default())
+                .unwrap();
+        // The options change the training (noise and a distillation term on replayed rows) and
+        // distillation keeps the previous model.
+        assert_ne!(plain.rows, on.rows, "{kind}");
+        assert_eq!((plain.footprint.extra_param_copies, on.footprint.extra_param_copies), (0, 1), "{kind}");
+    }
+}
+
 #[test]
 fn ewc_at_its_default_strength_forgets_less_than_finetune() {
     // With a per-batch Fisher (about `batch` times too small) EWC at lambda = 100 forgot as

@@ -19,11 +19,11 @@ pub static ENTRY: LearnerEntry = LearnerEntry {
     role: Role::Strategy,
     summary: "averaged gradient episodic memory: projects steps that would raise the memory loss",
     keys,
-    build: |v| Ok(Box::new(Agem { replay: Replay::new(v, None, None)? })),
+    build: |v| Ok(Box::new(Agem { replay: Replay::new(v)? })),
 };
 
 fn keys() -> Vec<Key> {
-    vec![replay::memory_key(), replay::replay_batch_key()]
+    replay::keys(0.0, 0.0)
 }
 
 /// A-GEM state: the memory.

@@ -24,13 +24,13 @@ pub static ENTRY: LearnerEntry = LearnerEntry {
 };
 
 fn keys() -> Vec<Key> {
-    vec![
-        replay::memory_key(),
-        replay::replay_batch_key(),
+    let mut keys = replay::keys(0.0, 0.0);
+    keys.extend([
         Key::number("alpha", 0.5, false, "weight of the stored-logit term").search(Search::Log(0.01, 10.0)),
         Key::number("beta", 0.5, false, "weight of the label term on a second memory batch")
             .search(Search::Log(0.01, 10.0)),
-    ]
+    ]);
+    keys
 }
 
 /// DER++ state: memory with stored logits.
@@ -42,7 +42,7 @@ pub struct Der {
 
 impl Der {
     fn new(v: &Values) -> Result<Self> {
-        Ok(Self { replay: Replay::new(v, None, None)?, alpha: v.float("alpha")?, beta: v.float("beta")? })
+        Ok(Self { replay: Replay::new(v)?, alpha: v.float("alpha")?, beta: v.float("beta")? })
     }
 }
 

@@ -16,11 +16,11 @@ pub static ENTRY: LearnerEntry = LearnerEntry {
     role: Role::Strategy,
     summary: "experience replay from a balanced memory of earlier stages",
     keys,
-    build: |v| Ok(Box::new(Er { replay: Replay::new(v, None, None)? })),
+    build: |v| Ok(Box::new(Er { replay: Replay::new(v)? })),
 };
 
 fn keys() -> Vec<Key> {
-    vec![replay::memory_key(), replay::replay_batch_key()]
+    replay::keys(0.0, 0.0)
 }
 
 /// Replay state: the memory.
@@ -73,6 +73,10 @@ mod tests {
         assert_eq!((v.count("memory").unwrap(), v.count("replay_batch").unwrap()), (200, 128));
         let e = check_body(&super::ENTRY, "replay_batch = 0").unwrap_err().to_string();
         assert_eq!(e, "exp.toml:3: learner.replay_batch: must be a positive integer, got 0");
+        // The replay options are off unless asked for.
+        assert_eq!((v.float("replay_noise").unwrap(), v.float("replay_distill").unwrap()), (0.0, 0.0));
+        let v = check_body(&super::ENTRY, "replay_noise = 0.3\nreplay_distill = 2").unwrap();
+        assert_eq!((v.float("replay_noise").unwrap(), v.float("replay_distill").unwrap()), (0.3, 2.0));
         let e = check_body(&super::ENTRY, "lambda = 1").unwrap_err().to_string();
         assert!(e.contains("not a key of learner 'er' (its keys: memory, replay_batch"), "{e}");
     }

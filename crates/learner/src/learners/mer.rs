@@ -2,7 +2,8 @@
 //!
 //! For each incoming batch: remember θ₀; split the batch into `inner_steps` pieces,
 //! each joined with its share of a memory batch, and take one SGD step (`inner_lr`)
-//! on each in turn; then move only part of the way, `θ ← θ₀ + β (θ_k − θ₀)`. Reptile
+//! on each in turn; then move only part of the way, `θ ← θ₀ + β (θ_k − θ₀)` (β = `reptile_rate`, called
+//! `beta` before it was renamed, as DER++'s `beta` is another thing). Reptile
 //! turns the sequence of steps into an update that favours gradient agreement between
 //! new and replayed samples.
 
@@ -25,15 +26,15 @@ pub static ENTRY: LearnerEntry = LearnerEntry {
 };
 
 fn keys() -> Vec<Key> {
-    vec![
-        replay::memory_key(),
-        replay::replay_batch_key(),
-        Key::number("beta", 0.3, false, "Reptile rate: the share of the within-batch move kept")
+    let mut keys = replay::keys(0.0, 0.0);
+    keys.extend([
+        Key::number("reptile_rate", 0.3, false, "Reptile rate β: the share of the within-batch move kept")
             .search(Search::Linear(0.05, 1.0)),
         Key::number("inner_lr", 0.03, true, "SGD learning rate of the within-batch steps")
             .search(Search::Log(1e-3, 0.3)),
         Key::count("inner_steps", 4, 1, "pieces (SGD steps) each batch is split into").search(Search::Ints(1, 8)),
-    ]
+    ]);
+    keys
 }
 
 /// MER state: the memory and its rates.
@@ -47,10 +48,10 @@ pub struct Mer {
 impl Mer {
     fn new(v: &Values) -> Result<Self> {
         Ok(Self {
-            replay: Replay::new(v, None, None)?,
+            replay: Replay::new(v)?,
             inner_lr: v.float("inner_lr")?,
             inner_steps: v.count("inner_steps")?,
-            beta: v.float("beta")?,
+            beta: v.float("reptile_rate")?,
         })
     }
 }
@@ -119,5 +120,9 @@ mod tests {
         assert_eq!((v.float("inner_lr").unwrap(), v.count("inner_steps").unwrap()), (0.03, 4));
         let e = check_body(&super::ENTRY, "inner_lr = 0").unwrap_err().to_string();
         assert_eq!(e, "exp.toml:3: learner.inner_lr: must be a finite number > 0, got 0");
+        assert_eq!(check_body(&super::ENTRY, "reptile_rate = 0.5").unwrap().float("reptile_rate").unwrap(), 0.5);
+        // DER++'s label weight is `beta`; MER's Reptile rate has its own name.
+        let e = check_body(&super::ENTRY, "beta = 0.3").unwrap_err().to_string();
+        assert!(e.contains("learner.beta: not a key of learner 'mer'") && e.contains("reptile_rate"), "{e}");
     }
 }

@@ -10,9 +10,10 @@
 //!
 //! The slow weights move in the direction that, after adapting to the new modality,
 //! still serves the old ones: the update rewards steps on new data that do not hurt
-//! the memory. Without a memory (`memory = 0`) the old modalities' term is
-//! `α_d · mean (h(θ'; B_new) − h_old(B_new))²`: the previous stage's model's codes on
-//! the current batch are the targets.
+//! the memory. The old modalities' term, `replay_distill · mean (h(θ') − h_old)²` (the replay
+//! family's code distillation, called `alpha` here before every replay learner had it), takes
+//! the previous stage's model's codes as targets on the replayed rows, or on the current batch
+//! without a memory (`memory = 0`).
 
 use crate::checkpoint::LearnerState;
 use crate::error::Result;
@@ -33,18 +34,16 @@ pub static ENTRY: LearnerEntry = LearnerEntry {
 };
 
 fn keys() -> Vec<Key> {
-    vec![
-        replay::memory_key(),
-        replay::replay_batch_key(),
-        replay::distill_key("alpha", 10.0),
+    let mut keys = replay::keys(0.6, 10.0);
+    keys.extend([
         Key::number("inner_lr", 0.01, true, "SGD learning rate of the fast weights").search(Search::Log(1e-3, 0.1)),
         Key::count("inner_steps", 1, 1, "fast-weight steps per batch").search(Search::Ints(1, 5)),
         Key::number("meta_lr", 1e-3, true, "Adam learning rate of the slow update (default: [train] lr)")
             .default_to(KeyDefault::TrainLr)
             .search(Search::Log(1e-4, 1e-2)),
         Key::flag("first_order", true, "first-order meta-gradient (second order is not available)"),
-        replay::noise_key(0.6),
-    ]
+    ]);
+    keys
 }
 
 /// Meta-learner state.
@@ -66,7 +65,7 @@ impl Meta {
         }
         Ok(Self {
             // The previous model is the old modalities' target even without a memory.
-            replay: Replay::new(v, Some("replay_noise"), Some("alpha"))?.keep_previous_model(),
+            replay: Replay::new(v)?.keep_previous_model(),
             inner_lr: v.float("inner_lr")?,
             inner_steps: v.count("inner_steps")?,
             meta_lr: v.float("meta_lr")?,
@@ -136,5 +135,8 @@ mod tests {
         assert!(e.starts_with("exp.toml:3: learner.first_order: second-order"), "{e}");
         let v = check_body(&super::ENTRY, "").unwrap();
         assert_eq!((v.float("meta_lr").unwrap(), v.float("replay_noise").unwrap()), (1e-3, 0.6));
+        assert_eq!(v.float("replay_distill").unwrap(), 10.0);
+        let e = check_body(&super::ENTRY, "alpha = 10").unwrap_err().to_string();
+        assert!(e.contains("learner.alpha: not a key of learner 'meta'") && e.contains("replay_distill"), "{e}");
     }
 }

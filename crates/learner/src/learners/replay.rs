@@ -35,9 +35,20 @@ pub fn noise_key(default: f64) -> Key {
 }
 
 /// `replay_distill`, off (0) unless a learner's default turns it on.
-pub fn distill_key(name: &'static str, default: f64) -> Key {
-    Key::number(name, default, false, "weight of the previous model's codes as targets on replayed rows")
-        .search(Search::Log(0.1, 100.0))
+pub fn distill_key(default: f64) -> Key {
+    Key::number(
+        "replay_distill",
+        default,
+        false,
+        "weight of the previous stage's model's codes as targets on replayed rows",
+    )
+    .search(Search::Log(0.1, 100.0))
+}
+
+/// The keys every replay learner has, in `config.toml` order, with its defaults of the options
+/// (`0.0`: off).
+pub fn keys(noise: f64, distill: f64) -> Vec<Key> {
+    vec![memory_key(), replay_batch_key(), noise_key(noise), distill_key(distill)]
 }
 
 /// The memory and the replay options of one replay learner.
@@ -54,14 +65,13 @@ pub struct Replay {
 }
 
 impl Replay {
-    /// From the checked keys; `noise` and `distill` name the option keys (`None`: the
-    /// learner does not have that option).
-    pub fn new(v: &Values, noise: Option<&str>, distill: Option<&str>) -> Result<Self> {
+    /// From the checked keys of [`keys`].
+    pub fn new(v: &Values) -> Result<Self> {
         Ok(Self {
             memory: Memory::new(v.count("memory")?),
             batch: v.count("replay_batch")?,
-            noise: noise.map(|k| v.float(k)).transpose()?.unwrap_or(0.0),
-            distill: distill.map(|k| v.float(k)).transpose()?.unwrap_or(0.0),
+            noise: v.float("replay_noise")?,
+            distill: v.float("replay_distill")?,
             old: None,
             keep_old: false,
             memory_at: v.at("memory"),
