@@ -8,6 +8,7 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::cand::Cand;
 use crate::error::{HammingError, Result};
 
 /// Which popcount implementation to use; `Auto` picks the best one this CPU supports.
@@ -26,14 +27,18 @@ pub enum Kernel {
     /// AVX2 bit-sliced: top-k and range search add the bit planes of 256 codes at once with a
     /// carry-save adder over transposed database tiles; distance fills use the AVX2 loop.
     Sliced,
-    /// AVX-512 VPOPCNTDQ for 64-bit codes (eight per vector); other widths use the AVX2 loops.
+    /// AVX-512 VPOPCNTDQ: eight 64-bit or 128-bit codes per step in top-k, eight 64-bit codes
+    /// in distance fills; other widths use the AVX2 loops.
     Avx512,
+    /// AVX-512 bit-sliced: top-k and range search add the bit planes of 512 codes at once with
+    /// ternary-logic carry-save adders; everything else as [`Kernel::Avx512`].
+    Sliced512,
 }
 
 impl Kernel {
     /// The concrete kernels, slowest first.
-    pub const CONCRETE: [Kernel; 5] =
-        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Avx512];
+    pub const CONCRETE: [Kernel; 6] =
+        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Avx512, Kernel::Sliced512];
 
     /// Lower-case name, as accepted by `FromStr` (e.g. "avx2").
     pub fn name(self) -> &'static str {
@@ -44,6 +49,7 @@ impl Kernel {
             Kernel::Avx2 => "avx2",
             Kernel::Sliced => "sliced",
             Kernel::Avx512 => "avx512",
+            Kernel::Sliced512 => "sliced512",
         }
     }
 
@@ -58,7 +64,7 @@ impl Kernel {
                 std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
+            Kernel::Avx512 | Kernel::Sliced512 => {
                 Kernel::Avx2.is_supported()
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
@@ -90,10 +96,10 @@ impl fmt::Display for Kernel {
 impl FromStr for Kernel {
     type Err = String;
 
-    /// Parses "auto", "portable", "popcnt", "avx2", "sliced" or "avx512".
+    /// Parses "auto", "portable", "popcnt", "avx2", "sliced", "avx512" or "sliced512".
     fn from_str(s: &str) -> std::result::Result<Kernel, String> {
         std::iter::once(Kernel::Auto).chain(Kernel::CONCRETE).find(|k| k.name() == s).ok_or_else(|| {
-            format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2, sliced or avx512")
+            format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2, sliced, avx512 or sliced512")
         })
     }
 }
@@ -115,13 +121,6 @@ pub struct Engine {
     pub kernel: Kernel,
     /// Specialised or generic width loops.
     pub width: Width,
-}
-
-/// A database item that passed a distance filter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Cand {
-    pub idx: u32,
-    pub d: u32,
 }
 
 /// A resolved engine for one code width: what the hot loops dispatch on.
@@ -152,17 +151,47 @@ impl Imp {
 
     /// True when top-k uses the bit-sliced filter ([`Imp::filter_sliced`]) on whole blocks.
     pub fn sliced(&self) -> bool {
-        self.kernel == Kernel::Sliced && self.words <= crate::sliced::MAX_WORDS
+        matches!(self.kernel, Kernel::Sliced | Kernel::Sliced512) && self.words <= crate::sliced::MAX_WORDS
+    }
+
+    /// Codes per bit-sliced block ([`crate::sliced::LANES`] or [`crate::sliced::LANES512`]).
+    pub fn lanes(&self) -> usize {
+        match self.kernel {
+            Kernel::Sliced512 => crate::sliced::LANES512,
+            _ => crate::sliced::LANES,
+        }
+    }
+
+    /// Transposes whole blocks of row-major `codes` into `planes` for [`Imp::filter_sliced`].
+    pub fn transpose(&self, codes: &[u64], planes: &mut Vec<u64>) {
+        match self.kernel {
+            Kernel::Sliced512 => crate::sliced::transpose_groups::<8>(codes, self.words, planes),
+            _ => crate::sliced::transpose(codes, self.words, planes),
+        }
     }
 
     /// [`Imp::filter`] over bit-sliced blocks (`planes` from [`crate::sliced::transpose`]) for the
     /// query with plane masks `qm` (from [`crate::sliced::query_masks`]). Only when [`Imp::sliced`].
     pub fn filter_sliced(&self, qm: &[[u64; 4]], planes: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
         assert!(
-            self.sliced() && qm.len() == 64 * self.words && planes.len().is_multiple_of(256 * self.words)
+            self.sliced()
+                && qm.len() == 64 * self.words
+                && planes.len().is_multiple_of(self.lanes() * self.words)
         );
         #[cfg(target_arch = "x86_64")]
-        {
+        if self.kernel == Kernel::Sliced512 {
+            use crate::sliced::x86::filter512;
+            let w = self.words;
+            // SAFETY: the kernel resolved to Sliced512 (AVX-512F checked), w <= MAX_WORDS, and
+            // the shapes are asserted above.
+            unsafe {
+                match (self.spec, w) {
+                    (true, 1) => filter512::<1>(w, qm, planes, base, limit, out),
+                    (true, 2) => filter512::<2>(w, qm, planes, base, limit, out),
+                    _ => filter512::<0>(w, qm, planes, base, limit, out),
+                }
+            }
+        } else {
             use crate::sliced::x86::filter;
             let w = self.words;
             // SAFETY: `sliced()` means the kernel resolved to Sliced (AVX2 checked) and
@@ -192,7 +221,9 @@ impl Imp {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 | Kernel::Sliced => unsafe { x86::filter_avx2(w, spec, q, db, base, limit, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::filter_avx512(w, spec, q, db, base, limit, out) },
+            Kernel::Avx512 | Kernel::Sliced512 => unsafe {
+                x86::filter_avx512(w, spec, q, db, base, limit, out)
+            },
             _ => scalar::filter_any(w, spec, q, db, base, limit, out),
         }
     }
@@ -208,7 +239,7 @@ impl Imp {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 | Kernel::Sliced => unsafe { x86::fill_avx2(w, spec, q, db, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::fill_avx512(w, spec, q, db, out) },
+            Kernel::Avx512 | Kernel::Sliced512 => unsafe { x86::fill_avx512(w, spec, q, db, out) },
             _ => scalar::fill_any(w, spec, q, db, out),
         }
     }
@@ -216,7 +247,7 @@ impl Imp {
 
 /// Scalar loops; `inline(always)` so the x86 wrappers recompile them with `popcnt` enabled.
 pub(crate) mod scalar {
-    use super::Cand;
+    use crate::cand::Cand;
 
     /// Hamming distance of two W-word codes (`popcnt` where the caller enables it).
     #[inline(always)]
@@ -296,10 +327,11 @@ pub(crate) mod scalar {
 }
 
 #[cfg(target_arch = "x86_64")]
-mod x86 {
+pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{scalar, Cand};
+    use super::scalar;
+    use crate::cand::Cand;
 
     #[target_feature(enable = "popcnt")]
     pub unsafe fn filter_popcnt(
@@ -461,28 +493,115 @@ mod x86 {
         }
     }
 
+    /// Distances of the 8 codes at `p` (8·W words, W = 1 or 2), one per u64 lane, in code order.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn d8<const W: usize>(p: *const u64, qv: __m512i) -> __m512i {
+        let ld =
+            |i: usize| _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(8 * i).cast()), qv));
+        if W == 1 {
+            return ld(0);
+        }
+        // Word popcounts of codes 0-3 and 4-7; code i's two words sit in lanes 2i and 2i + 1.
+        let (a, b) = (ld(0), ld(1));
+        let even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+        let odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+        _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b))
+    }
+
+    /// Distances of the 1- or 2-word codes of `db` to `q`, as bytes into `out` (`out.len()` codes).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F and VPOPCNTDQ; `W` is 1 or 2, `db.len() == out.len() * W`.
     #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
-    unsafe fn filter_avx512_w1(q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
-        let n = db.len();
-        let qv = _mm512_set1_epi64(q[0] as i64);
-        let limv = _mm512_set1_epi64(i64::from(limit));
+    pub(crate) unsafe fn dist_bytes_avx512<const W: usize>(q: &[u64], db: &[u64], out: &mut [u8]) {
+        debug_assert!((W == 1 || W == 2) && db.len() == out.len() * W);
+        let n = out.len();
+        let qv = match W {
+            1 => _mm512_set1_epi64(q[0] as i64),
+            _ => _mm512_broadcast_i32x4(_mm_loadu_si128(q.as_ptr().cast())),
+        };
         let p = db.as_ptr();
         let mut j = 0;
         while j + 8 <= n {
-            let c = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(j).cast()), qv));
-            let m = _mm512_cmplt_epu64_mask(c, limv);
-            if m != 0 {
-                let mut t = [0u64; 8];
-                _mm512_storeu_si512(t.as_mut_ptr().cast(), c);
-                for (i, &d) in t.iter().enumerate() {
-                    if m >> i & 1 == 1 {
-                        out.push(Cand { idx: base + (j + i) as u32, d: d as u32 });
-                    }
-                }
+            let d = _mm512_cvtepi64_epi8(d8::<W>(p.add(j * W), qv));
+            _mm_storel_epi64(out.as_mut_ptr().add(j).cast(), d);
+            j += 8;
+        }
+        let Some(qs) = q.first_chunk::<W>() else { return };
+        for (o, c) in out[j..].iter_mut().zip(db[j * W..].as_chunks::<W>().0) {
+            *o = scalar::dist(qs, c) as u8;
+        }
+    }
+
+    /// Appends the codes among the `8·nv` at `p` whose distance is below `limv` to `out`, in
+    /// index order (`first` is the index of the first). The distances are computed again here
+    /// (hits are rare): passing them in made the compiler store them on every step of the
+    /// caller's loop, hit or not.
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn push_hits<const W: usize>(
+        p: *const u64,
+        nv: usize,
+        qv: __m512i,
+        limv: __m512i,
+        first: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        let mut t = [0u64; 8];
+        for v in 0..nv {
+            let c = d8::<W>(p.add(8 * v * W), qv);
+            let mut m = _mm512_cmplt_epu64_mask(c, limv);
+            if m == 0 {
+                continue;
+            }
+            _mm512_storeu_si512(t.as_mut_ptr().cast(), c);
+            while m != 0 {
+                let i = m.trailing_zeros();
+                m &= m - 1;
+                out.push(Cand { idx: first + 8 * v as u32 + i, d: t[i as usize] as u32 });
+            }
+        }
+    }
+
+    /// Per-code VPOPCNTDQ filter for 1- and 2-word codes: 32 codes per step with one branch
+    /// (the minimum of four vectors against the limit); almost every step rejects all 32.
+    #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
+    unsafe fn filter_avx512_w<const W: usize>(
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        let n = db.len() / W;
+        let qv = match W {
+            1 => _mm512_set1_epi64(q[0] as i64),
+            _ => _mm512_broadcast_i32x4(_mm_loadu_si128(q.as_ptr().cast())),
+        };
+        let limv = _mm512_set1_epi64(i64::from(limit));
+        let p = db.as_ptr();
+        let mut j = 0;
+        // Hits are rare (a few steps in a hundred once the limit has tightened): a function of
+        // their own handles them, so this loop keeps its state in registers. With the pushes
+        // inline the compiler kept the loop index on the stack, a store and a reload a step.
+        while j + 32 <= n {
+            let c: [__m512i; 4] = std::array::from_fn(|i| d8::<W>(p.add((j + 8 * i) * W), qv));
+            let lo = _mm512_min_epu64(_mm512_min_epu64(c[0], c[1]), _mm512_min_epu64(c[2], c[3]));
+            if _mm512_cmplt_epu64_mask(lo, limv) != 0 {
+                push_hits::<W>(p.add(j * W), 4, qv, limv, base + j as u32, out);
+            }
+            j += 32;
+        }
+        while j + 8 <= n {
+            let c = d8::<W>(p.add(j * W), qv);
+            if _mm512_cmplt_epu64_mask(c, limv) != 0 {
+                push_hits::<W>(p.add(j * W), 1, qv, limv, base + j as u32, out);
             }
             j += 8;
         }
-        scalar::filter_w::<1>(q, &db[j..], base + j as u32, limit, out);
+        scalar::filter_w::<W>(q, &db[j * W..], base + j as u32, limit, out);
     }
 
     #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
@@ -495,10 +614,10 @@ mod x86 {
         limit: u32,
         out: &mut Vec<Cand>,
     ) {
-        if spec && w == 1 {
-            filter_avx512_w1(q, db, base, limit, out)
-        } else {
-            filter_avx2(w, spec, q, db, base, limit, out)
+        match (spec, w) {
+            (true, 1) => filter_avx512_w::<1>(q, db, base, limit, out),
+            (true, 2) => filter_avx512_w::<2>(q, db, base, limit, out),
+            _ => filter_avx2(w, spec, q, db, base, limit, out),
         }
     }
 

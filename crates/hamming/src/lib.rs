@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod cand;
 mod codes;
 #[cfg(any(feature = "cuda", feature = "cuda-emulator"))]
 pub mod cuda;
