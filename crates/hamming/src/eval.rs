@@ -710,11 +710,7 @@ impl Scratch {
             // SAFETY: the kernel was resolved against the CPU: each of these has POPCNT, and
             // all but `Popcnt` AVX2.
             let args = (q, ql, db, dl, cur);
-            let avx512 = matches!(imp.kernel(), Kernel::Avx512 | Kernel::Sliced512);
             match (imp.specialised_words(), avx2) {
-                // SAFETY: both AVX-512 kernels are resolved only where AVX-512F and VPOPCNTDQ are.
-                (Some(1), true) if avx512 => unsafe { self.fused_avx512::<1>(args) },
-                (Some(2), true) if avx512 => unsafe { self.fused_avx512::<2>(args) },
                 (Some(1), false) => unsafe { self.fused_popcnt::<1>(args) },
                 (Some(2), false) => unsafe { self.fused_popcnt::<2>(args) },
                 (Some(4), false) => unsafe { self.fused_popcnt::<4>(args) },
@@ -738,36 +734,6 @@ impl Scratch {
         /// with SSE2 only that took 0.318 vs 0.278 s, 2000 q × 200 000 on two threads).
         fused_popcnt_avx2, "popcnt,avx2"
     );
-
-    /// [`Scratch::fused_walk`] with a tile's distances computed ahead by AVX-512 VPOPCNTDQ (eight
-    /// codes an instruction, stored as bytes): the walk then loads each item's distance instead
-    /// of XOR + `popcnt` on its code. Same terms in the same order. 1- and 2-word codes.
-    #[cfg(target_arch = "x86_64")]
-    #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
-    unsafe fn fused_avx512<const W: usize>(&mut self, (q, ql, db, dl, cur): FusedArgs<'_>) {
-        let n = db.len();
-        let words = &db.as_words()[..n * W];
-        self.terms.reserve(n);
-        let out = self.terms.as_mut_ptr();
-        let mut nt = 0u32;
-        let mut incs = [0u64; INC_TILE];
-        let mut ds = [0u8; INC_TILE];
-        for (t, ct) in words.chunks(INC_TILE * W).enumerate() {
-            let m = ct.len() / W;
-            let (incs, ds) = (&mut incs[..m], &mut ds[..m]);
-            dl.increments(ql, t * INC_TILE..t * INC_TILE + m, incs);
-            // SAFETY: the caller has AVX-512F and VPOPCNTDQ; W is 1 or 2 and ct holds m codes.
-            unsafe { crate::kernel::x86::dist_bytes_avx512::<W>(q, ct, ds) };
-            for (&d, &inc) in ds.iter().zip(incs.iter()) {
-                let v = cur.bump(u32::from(d), inc);
-                // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
-                unsafe { out.add(nt as usize).write(v) };
-                nt += inc as u32;
-            }
-        }
-        // SAFETY: the first nt slots were written above (terms was empty on entry).
-        unsafe { self.terms.set_len(nt as usize) };
-    }
 
     /// The body of the fused passes (inlined into each, so it gets their target features).
     #[inline(always)]

@@ -14,8 +14,8 @@ use crate::error::{HammingError, Result};
 /// Which popcount implementation to use; `Auto` picks the best one this CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Kernel {
-    /// Best supported: AVX-512 VPOPCNTDQ, then AVX2 bit-sliced, then the popcnt instruction,
-    /// then portable.
+    /// Best supported: AVX-512, then AVX2 bit-sliced, then the popcnt instruction, then
+    /// portable.
     #[default]
     Auto,
     /// Plain Rust `count_ones` compiled for the baseline target (no popcount instruction assumed).
@@ -27,18 +27,20 @@ pub enum Kernel {
     /// AVX2 bit-sliced: top-k and range search add the bit planes of 256 codes at once with a
     /// carry-save adder over transposed database tiles; distance fills use the AVX2 loop.
     Sliced,
-    /// AVX-512 VPOPCNTDQ: eight 64-bit or 128-bit codes per step in top-k, eight 64-bit codes
-    /// in distance fills; other widths use the AVX2 loops.
+    /// AVX-512, the best path per width as measured on an AVX-512 Xeon: top-k of 64- and
+    /// 128-bit codes by a per-code VPOPCNTDQ loop (eight codes per vector), other widths by
+    /// the 512-lane bit-sliced filter of [`Kernel::Sliced512`]; VPOPCNTDQ distance fills for
+    /// 64-bit codes, the AVX2 loops for other widths.
     Avx512,
     /// AVX-512 bit-sliced: top-k and range search add the bit planes of 512 codes at once with
-    /// ternary-logic carry-save adders; everything else as [`Kernel::Avx512`].
+    /// ternary-logic carry-save adders, at every width; everything else as [`Kernel::Avx512`].
     Sliced512,
 }
 
 impl Kernel {
-    /// The concrete kernels, slowest first.
+    /// The concrete kernels, slowest first (`Auto` takes the last supported one).
     pub const CONCRETE: [Kernel; 6] =
-        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Avx512, Kernel::Sliced512];
+        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Sliced512, Kernel::Avx512];
 
     /// Lower-case name, as accepted by `FromStr` (e.g. "avx2").
     pub fn name(self) -> &'static str {
@@ -151,22 +153,49 @@ impl Imp {
 
     /// True when top-k uses the bit-sliced filter ([`Imp::filter_sliced`]) on whole blocks.
     pub fn sliced(&self) -> bool {
-        matches!(self.kernel, Kernel::Sliced | Kernel::Sliced512) && self.words <= crate::sliced::MAX_WORDS
+        let fits = self.words <= crate::sliced::MAX_WORDS;
+        match self.kernel {
+            Kernel::Sliced | Kernel::Sliced512 => fits,
+            // The per-code VPOPCNTDQ loop wins at 64 and 128 bits; the sliced filter at 192
+            // and 256 (500 q × 200 000, one thread: 0.37 vs 0.99 s and 0.61 vs 0.76 s).
+            Kernel::Avx512 => fits && !(self.spec && self.words <= 2),
+            _ => false,
+        }
+    }
+
+    /// True when the bit-sliced filter runs on 512-bit registers ([`crate::sliced::LANES512`]).
+    fn wide(&self) -> bool {
+        matches!(self.kernel, Kernel::Sliced512 | Kernel::Avx512)
     }
 
     /// Codes per bit-sliced block ([`crate::sliced::LANES`] or [`crate::sliced::LANES512`]).
     pub fn lanes(&self) -> usize {
-        match self.kernel {
-            Kernel::Sliced512 => crate::sliced::LANES512,
-            _ => crate::sliced::LANES,
+        if self.wide() {
+            crate::sliced::LANES512
+        } else {
+            crate::sliced::LANES
         }
     }
 
     /// Transposes whole blocks of row-major `codes` into `planes` for [`Imp::filter_sliced`].
     pub fn transpose(&self, codes: &[u64], planes: &mut Vec<u64>) {
+        if self.wide() {
+            crate::sliced::transpose_groups::<8>(codes, self.words, planes)
+        } else {
+            crate::sliced::transpose(codes, self.words, planes)
+        }
+    }
+
+    /// The top-k path this engine takes: "sliced512", "sliced", "vpopcntdq" (the per-code
+    /// AVX-512 loop), "avx2", "popcnt" or "portable".
+    pub fn topk_path(&self) -> &'static str {
         match self.kernel {
-            Kernel::Sliced512 => crate::sliced::transpose_groups::<8>(codes, self.words, planes),
-            _ => crate::sliced::transpose(codes, self.words, planes),
+            _ if self.sliced() && self.wide() => "sliced512",
+            _ if self.sliced() => "sliced",
+            Kernel::Avx512 | Kernel::Sliced512 if self.spec && self.words <= 2 => "vpopcntdq",
+            Kernel::Avx512 | Kernel::Sliced512 | Kernel::Avx2 | Kernel::Sliced => "avx2",
+            Kernel::Popcnt => "popcnt",
+            _ => "portable",
         }
     }
 
@@ -179,11 +208,11 @@ impl Imp {
                 && planes.len().is_multiple_of(self.lanes() * self.words)
         );
         #[cfg(target_arch = "x86_64")]
-        if self.kernel == Kernel::Sliced512 {
+        if self.wide() {
             use crate::sliced::x86::filter512;
             let w = self.words;
-            // SAFETY: the kernel resolved to Sliced512 (AVX-512F checked), w <= MAX_WORDS, and
-            // the shapes are asserted above.
+            // SAFETY: the kernel resolved to Sliced512 or Avx512 (AVX-512F checked),
+            // w <= MAX_WORDS, and the shapes are asserted above.
             unsafe {
                 match (self.spec, w) {
                     (true, 1) => filter512::<1>(w, qm, planes, base, limit, out),
@@ -327,7 +356,7 @@ pub(crate) mod scalar {
 }
 
 #[cfg(target_arch = "x86_64")]
-pub(crate) mod x86 {
+mod x86 {
     use std::arch::x86_64::*;
 
     use super::scalar;
@@ -509,29 +538,22 @@ pub(crate) mod x86 {
         _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b))
     }
 
-    /// Distances of the 1- or 2-word codes of `db` to `q`, as bytes into `out` (`out.len()` codes).
-    ///
-    /// # Safety
-    /// The CPU must have AVX-512F and VPOPCNTDQ; `W` is 1 or 2, `db.len() == out.len() * W`.
-    #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
-    pub(crate) unsafe fn dist_bytes_avx512<const W: usize>(q: &[u64], db: &[u64], out: &mut [u8]) {
-        debug_assert!((W == 1 || W == 2) && db.len() == out.len() * W);
-        let n = out.len();
-        let qv = match W {
-            1 => _mm512_set1_epi64(q[0] as i64),
-            _ => _mm512_broadcast_i32x4(_mm_loadu_si128(q.as_ptr().cast())),
-        };
-        let p = db.as_ptr();
-        let mut j = 0;
-        while j + 8 <= n {
-            let d = _mm512_cvtepi64_epi8(d8::<W>(p.add(j * W), qv));
-            _mm_storel_epi64(out.as_mut_ptr().add(j).cast(), d);
-            j += 8;
+    /// The distances of the 8 codes at `p`, as [`d8`] but in some lane order: enough for the
+    /// "any below the limit?" test. For 2-word codes this takes one shuffle instead of two
+    /// (shuffles and VPOPCNTQ share one port): the two vectors' halves are blended, one blend
+    /// swapped within 128-bit lanes, and added, giving codes 0, 4, 1, 5, 2, 6, 3, 7.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn d8_unordered<const W: usize>(p: *const u64, qv: __m512i) -> __m512i {
+        if W == 1 {
+            return d8::<1>(p, qv);
         }
-        let Some(qs) = q.first_chunk::<W>() else { return };
-        for (o, c) in out[j..].iter_mut().zip(db[j * W..].as_chunks::<W>().0) {
-            *o = scalar::dist(qs, c) as u8;
-        }
+        let ld =
+            |i: usize| _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(8 * i).cast()), qv));
+        let (a, b) = (ld(0), ld(1));
+        let x = _mm512_mask_blend_epi64(0xaa, a, b);
+        let y = _mm512_shuffle_epi32::<0x4e>(_mm512_mask_blend_epi64(0xaa, b, a));
+        _mm512_add_epi64(x, y)
     }
 
     /// Appends the codes among the `8·nv` at `p` whose distance is below `limv` to `out`, in
@@ -587,7 +609,7 @@ pub(crate) mod x86 {
         // their own handles them, so this loop keeps its state in registers. With the pushes
         // inline the compiler kept the loop index on the stack, a store and a reload a step.
         while j + 32 <= n {
-            let c: [__m512i; 4] = std::array::from_fn(|i| d8::<W>(p.add((j + 8 * i) * W), qv));
+            let c: [__m512i; 4] = std::array::from_fn(|i| d8_unordered::<W>(p.add((j + 8 * i) * W), qv));
             let lo = _mm512_min_epu64(_mm512_min_epu64(c[0], c[1]), _mm512_min_epu64(c[2], c[3]));
             if _mm512_cmplt_epu64_mask(lo, limv) != 0 {
                 push_hits::<W>(p.add(j * W), 4, qv, limv, base + j as u32, out);

@@ -130,6 +130,12 @@ pub fn knn(
     Ok(Neighbors::from_parts(k, ids, distances))
 }
 
+/// The top-k path [`knn`] takes for codes of `bits` bits with `engine` (e.g. "vpopcntdq",
+/// "sliced512", "sliced"), as the CLI records it beside its timings.
+pub fn topk_path(engine: Engine, bits: usize) -> Result<&'static str> {
+    Ok(Imp::new(engine, bits.div_ceil(64))?.topk_path())
+}
+
 /// Writes the Hamming distance from `query` (one code, `db.words_per_code()` words) to every
 /// code of `db` into `out` (`db.len()` slots), with the chosen kernel.
 pub fn distances_into(query: &[u64], db: CodesView<'_>, engine: Engine, out: &mut [u32]) -> Result<()> {
