@@ -41,7 +41,7 @@ pub struct Common {
     /// CPU threads (0: all cores) [default: all cores].
     #[arg(long, default_value_t = 0, hide_default_value = true)]
     pub threads: usize,
-    /// CPU popcount kernel: auto, portable, popcnt, avx2, sliced, avx512 (for comparisons).
+    /// CPU popcount kernel: auto, portable, popcnt, avx2, sliced, avx512, sliced512 (for comparisons).
     #[arg(long, default_value = "auto")]
     pub kernel: Kernel,
     /// Use the generic any-width loop instead of the 64/128/256-bit ones (for comparisons).
@@ -233,6 +233,10 @@ pub fn search(args: &SearchArgs) -> Result<()> {
         "command": "search",
         "backend": common.backend.name(),
         "kernel": kernel_name(common)?,
+        "topk_path": match common.backend {
+            Backend::Cpu => seqmodal_hamming::topk_path(common.engine(), db.bits())?,
+            Backend::Cuda => "cuda",
+        },
         "threads": common.threads_used(),
         "queries": q.len(),
         "database": db.len(),

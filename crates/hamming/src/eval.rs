@@ -702,7 +702,10 @@ impl Scratch {
         cur: &mut [u64; SMALL],
     ) -> bool {
         #[cfg(target_arch = "x86_64")]
-        if matches!(imp.kernel(), Kernel::Popcnt | Kernel::Avx2 | Kernel::Sliced | Kernel::Avx512) {
+        if matches!(
+            imp.kernel(),
+            Kernel::Popcnt | Kernel::Avx2 | Kernel::Sliced | Kernel::Avx512 | Kernel::Sliced512
+        ) {
             let avx2 = imp.kernel() != Kernel::Popcnt;
             // SAFETY: the kernel was resolved against the CPU: each of these has POPCNT, and
             // all but `Popcnt` AVX2.

@@ -8,13 +8,14 @@
 use std::fmt;
 use std::str::FromStr;
 
+use crate::cand::Cand;
 use crate::error::{HammingError, Result};
 
 /// Which popcount implementation to use; `Auto` picks the best one this CPU supports.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Kernel {
-    /// Best supported: AVX-512 VPOPCNTDQ, then AVX2 bit-sliced, then the popcnt instruction,
-    /// then portable.
+    /// Best supported: AVX-512, then AVX2 bit-sliced, then the popcnt instruction, then
+    /// portable.
     #[default]
     Auto,
     /// Plain Rust `count_ones` compiled for the baseline target (no popcount instruction assumed).
@@ -26,14 +27,20 @@ pub enum Kernel {
     /// AVX2 bit-sliced: top-k and range search add the bit planes of 256 codes at once with a
     /// carry-save adder over transposed database tiles; distance fills use the AVX2 loop.
     Sliced,
-    /// AVX-512 VPOPCNTDQ for 64-bit codes (eight per vector); other widths use the AVX2 loops.
+    /// AVX-512, the best path per width as measured on an AVX-512 Xeon: top-k of 64- and
+    /// 128-bit codes by a per-code VPOPCNTDQ loop (eight codes per vector), other widths by
+    /// the 512-lane bit-sliced filter of [`Kernel::Sliced512`]; VPOPCNTDQ distance fills for
+    /// 64-bit codes, the AVX2 loops for other widths.
     Avx512,
+    /// AVX-512 bit-sliced: top-k and range search add the bit planes of 512 codes at once with
+    /// ternary-logic carry-save adders, at every width; everything else as [`Kernel::Avx512`].
+    Sliced512,
 }
 
 impl Kernel {
-    /// The concrete kernels, slowest first.
-    pub const CONCRETE: [Kernel; 5] =
-        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Avx512];
+    /// The concrete kernels, slowest first (`Auto` takes the last supported one).
+    pub const CONCRETE: [Kernel; 6] =
+        [Kernel::Portable, Kernel::Popcnt, Kernel::Avx2, Kernel::Sliced, Kernel::Sliced512, Kernel::Avx512];
 
     /// Lower-case name, as accepted by `FromStr` (e.g. "avx2").
     pub fn name(self) -> &'static str {
@@ -44,6 +51,7 @@ impl Kernel {
             Kernel::Avx2 => "avx2",
             Kernel::Sliced => "sliced",
             Kernel::Avx512 => "avx512",
+            Kernel::Sliced512 => "sliced512",
         }
     }
 
@@ -58,7 +66,7 @@ impl Kernel {
                 std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("popcnt")
             }
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => {
+            Kernel::Avx512 | Kernel::Sliced512 => {
                 Kernel::Avx2.is_supported()
                     && std::arch::is_x86_feature_detected!("avx512f")
                     && std::arch::is_x86_feature_detected!("avx512vpopcntdq")
@@ -90,10 +98,10 @@ impl fmt::Display for Kernel {
 impl FromStr for Kernel {
     type Err = String;
 
-    /// Parses "auto", "portable", "popcnt", "avx2", "sliced" or "avx512".
+    /// Parses "auto", "portable", "popcnt", "avx2", "sliced", "avx512" or "sliced512".
     fn from_str(s: &str) -> std::result::Result<Kernel, String> {
         std::iter::once(Kernel::Auto).chain(Kernel::CONCRETE).find(|k| k.name() == s).ok_or_else(|| {
-            format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2, sliced or avx512")
+            format!("unknown kernel {s:?}: use auto, portable, popcnt, avx2, sliced, avx512 or sliced512")
         })
     }
 }
@@ -115,13 +123,6 @@ pub struct Engine {
     pub kernel: Kernel,
     /// Specialised or generic width loops.
     pub width: Width,
-}
-
-/// A database item that passed a distance filter.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Cand {
-    pub idx: u32,
-    pub d: u32,
 }
 
 /// A resolved engine for one code width: what the hot loops dispatch on.
@@ -152,17 +153,74 @@ impl Imp {
 
     /// True when top-k uses the bit-sliced filter ([`Imp::filter_sliced`]) on whole blocks.
     pub fn sliced(&self) -> bool {
-        self.kernel == Kernel::Sliced && self.words <= crate::sliced::MAX_WORDS
+        let fits = self.words <= crate::sliced::MAX_WORDS;
+        match self.kernel {
+            Kernel::Sliced | Kernel::Sliced512 => fits,
+            // The per-code VPOPCNTDQ loop wins at 64 and 128 bits; the sliced filter at 192
+            // and 256 (500 q × 200 000, one thread: 0.37 vs 0.99 s and 0.61 vs 0.76 s).
+            Kernel::Avx512 => fits && !(self.spec && self.words <= 2),
+            _ => false,
+        }
+    }
+
+    /// True when the bit-sliced filter runs on 512-bit registers ([`crate::sliced::LANES512`]).
+    fn wide(&self) -> bool {
+        matches!(self.kernel, Kernel::Sliced512 | Kernel::Avx512)
+    }
+
+    /// Codes per bit-sliced block ([`crate::sliced::LANES`] or [`crate::sliced::LANES512`]).
+    pub fn lanes(&self) -> usize {
+        if self.wide() {
+            crate::sliced::LANES512
+        } else {
+            crate::sliced::LANES
+        }
+    }
+
+    /// Transposes whole blocks of row-major `codes` into `planes` for [`Imp::filter_sliced`].
+    pub fn transpose(&self, codes: &[u64], planes: &mut Vec<u64>) {
+        if self.wide() {
+            crate::sliced::transpose_groups::<8>(codes, self.words, planes)
+        } else {
+            crate::sliced::transpose(codes, self.words, planes)
+        }
+    }
+
+    /// The top-k path this engine takes: "sliced512", "sliced", "vpopcntdq" (the per-code
+    /// AVX-512 loop), "avx2", "popcnt" or "portable".
+    pub fn topk_path(&self) -> &'static str {
+        match self.kernel {
+            _ if self.sliced() && self.wide() => "sliced512",
+            _ if self.sliced() => "sliced",
+            Kernel::Avx512 | Kernel::Sliced512 if self.spec && self.words <= 2 => "vpopcntdq",
+            Kernel::Avx512 | Kernel::Sliced512 | Kernel::Avx2 | Kernel::Sliced => "avx2",
+            Kernel::Popcnt => "popcnt",
+            _ => "portable",
+        }
     }
 
     /// [`Imp::filter`] over bit-sliced blocks (`planes` from [`crate::sliced::transpose`]) for the
     /// query with plane masks `qm` (from [`crate::sliced::query_masks`]). Only when [`Imp::sliced`].
     pub fn filter_sliced(&self, qm: &[[u64; 4]], planes: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
         assert!(
-            self.sliced() && qm.len() == 64 * self.words && planes.len().is_multiple_of(256 * self.words)
+            self.sliced()
+                && qm.len() == 64 * self.words
+                && planes.len().is_multiple_of(self.lanes() * self.words)
         );
         #[cfg(target_arch = "x86_64")]
-        {
+        if self.wide() {
+            use crate::sliced::x86::filter512;
+            let w = self.words;
+            // SAFETY: the kernel resolved to Sliced512 or Avx512 (AVX-512F checked),
+            // w <= MAX_WORDS, and the shapes are asserted above.
+            unsafe {
+                match (self.spec, w) {
+                    (true, 1) => filter512::<1>(w, qm, planes, base, limit, out),
+                    (true, 2) => filter512::<2>(w, qm, planes, base, limit, out),
+                    _ => filter512::<0>(w, qm, planes, base, limit, out),
+                }
+            }
+        } else {
             use crate::sliced::x86::filter;
             let w = self.words;
             // SAFETY: `sliced()` means the kernel resolved to Sliced (AVX2 checked) and
@@ -192,7 +250,9 @@ impl Imp {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 | Kernel::Sliced => unsafe { x86::filter_avx2(w, spec, q, db, base, limit, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::filter_avx512(w, spec, q, db, base, limit, out) },
+            Kernel::Avx512 | Kernel::Sliced512 => unsafe {
+                x86::filter_avx512(w, spec, q, db, base, limit, out)
+            },
             _ => scalar::filter_any(w, spec, q, db, base, limit, out),
         }
     }
@@ -208,7 +268,7 @@ impl Imp {
             #[cfg(target_arch = "x86_64")]
             Kernel::Avx2 | Kernel::Sliced => unsafe { x86::fill_avx2(w, spec, q, db, out) },
             #[cfg(target_arch = "x86_64")]
-            Kernel::Avx512 => unsafe { x86::fill_avx512(w, spec, q, db, out) },
+            Kernel::Avx512 | Kernel::Sliced512 => unsafe { x86::fill_avx512(w, spec, q, db, out) },
             _ => scalar::fill_any(w, spec, q, db, out),
         }
     }
@@ -216,7 +276,7 @@ impl Imp {
 
 /// Scalar loops; `inline(always)` so the x86 wrappers recompile them with `popcnt` enabled.
 pub(crate) mod scalar {
-    use super::Cand;
+    use crate::cand::Cand;
 
     /// Hamming distance of two W-word codes (`popcnt` where the caller enables it).
     #[inline(always)]
@@ -299,7 +359,8 @@ pub(crate) mod scalar {
 mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{scalar, Cand};
+    use super::scalar;
+    use crate::cand::Cand;
 
     #[target_feature(enable = "popcnt")]
     pub unsafe fn filter_popcnt(
@@ -461,28 +522,108 @@ mod x86 {
         }
     }
 
+    /// Distances of the 8 codes at `p` (8·W words, W = 1 or 2), one per u64 lane, in code order.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn d8<const W: usize>(p: *const u64, qv: __m512i) -> __m512i {
+        let ld =
+            |i: usize| _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(8 * i).cast()), qv));
+        if W == 1 {
+            return ld(0);
+        }
+        // Word popcounts of codes 0-3 and 4-7; code i's two words sit in lanes 2i and 2i + 1.
+        let (a, b) = (ld(0), ld(1));
+        let even = _mm512_setr_epi64(0, 2, 4, 6, 8, 10, 12, 14);
+        let odd = _mm512_setr_epi64(1, 3, 5, 7, 9, 11, 13, 15);
+        _mm512_add_epi64(_mm512_permutex2var_epi64(a, even, b), _mm512_permutex2var_epi64(a, odd, b))
+    }
+
+    /// The distances of the 8 codes at `p`, as [`d8`] but in some lane order: enough for the
+    /// "any below the limit?" test. For 2-word codes this takes one shuffle instead of two
+    /// (shuffles and VPOPCNTQ share one port): the two vectors' halves are blended, one blend
+    /// swapped within 128-bit lanes, and added, giving codes 0, 4, 1, 5, 2, 6, 3, 7.
+    #[inline]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn d8_unordered<const W: usize>(p: *const u64, qv: __m512i) -> __m512i {
+        if W == 1 {
+            return d8::<1>(p, qv);
+        }
+        let ld =
+            |i: usize| _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(8 * i).cast()), qv));
+        let (a, b) = (ld(0), ld(1));
+        let x = _mm512_mask_blend_epi64(0xaa, a, b);
+        let y = _mm512_shuffle_epi32::<0x4e>(_mm512_mask_blend_epi64(0xaa, b, a));
+        _mm512_add_epi64(x, y)
+    }
+
+    /// Appends the codes among the `8·nv` at `p` whose distance is below `limv` to `out`, in
+    /// index order (`first` is the index of the first). The distances are computed again here
+    /// (hits are rare): passing them in made the compiler store them on every step of the
+    /// caller's loop, hit or not.
+    #[cold]
+    #[inline(never)]
+    #[target_feature(enable = "avx512f,avx512vpopcntdq")]
+    unsafe fn push_hits<const W: usize>(
+        p: *const u64,
+        nv: usize,
+        qv: __m512i,
+        limv: __m512i,
+        first: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        let mut t = [0u64; 8];
+        for v in 0..nv {
+            let c = d8::<W>(p.add(8 * v * W), qv);
+            let mut m = _mm512_cmplt_epu64_mask(c, limv);
+            if m == 0 {
+                continue;
+            }
+            _mm512_storeu_si512(t.as_mut_ptr().cast(), c);
+            while m != 0 {
+                let i = m.trailing_zeros();
+                m &= m - 1;
+                out.push(Cand { idx: first + 8 * v as u32 + i, d: t[i as usize] as u32 });
+            }
+        }
+    }
+
+    /// Per-code VPOPCNTDQ filter for 1- and 2-word codes: 32 codes per step with one branch
+    /// (the minimum of four vectors against the limit); almost every step rejects all 32.
     #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
-    unsafe fn filter_avx512_w1(q: &[u64], db: &[u64], base: u32, limit: u32, out: &mut Vec<Cand>) {
-        let n = db.len();
-        let qv = _mm512_set1_epi64(q[0] as i64);
+    unsafe fn filter_avx512_w<const W: usize>(
+        q: &[u64],
+        db: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        let n = db.len() / W;
+        let qv = match W {
+            1 => _mm512_set1_epi64(q[0] as i64),
+            _ => _mm512_broadcast_i32x4(_mm_loadu_si128(q.as_ptr().cast())),
+        };
         let limv = _mm512_set1_epi64(i64::from(limit));
         let p = db.as_ptr();
         let mut j = 0;
+        // Hits are rare (a few steps in a hundred once the limit has tightened): a function of
+        // their own handles them, so this loop keeps its state in registers. With the pushes
+        // inline the compiler kept the loop index on the stack, a store and a reload a step.
+        while j + 32 <= n {
+            let c: [__m512i; 4] = std::array::from_fn(|i| d8_unordered::<W>(p.add((j + 8 * i) * W), qv));
+            let lo = _mm512_min_epu64(_mm512_min_epu64(c[0], c[1]), _mm512_min_epu64(c[2], c[3]));
+            if _mm512_cmplt_epu64_mask(lo, limv) != 0 {
+                push_hits::<W>(p.add(j * W), 4, qv, limv, base + j as u32, out);
+            }
+            j += 32;
+        }
         while j + 8 <= n {
-            let c = _mm512_popcnt_epi64(_mm512_xor_si512(_mm512_loadu_si512(p.add(j).cast()), qv));
-            let m = _mm512_cmplt_epu64_mask(c, limv);
-            if m != 0 {
-                let mut t = [0u64; 8];
-                _mm512_storeu_si512(t.as_mut_ptr().cast(), c);
-                for (i, &d) in t.iter().enumerate() {
-                    if m >> i & 1 == 1 {
-                        out.push(Cand { idx: base + (j + i) as u32, d: d as u32 });
-                    }
-                }
+            let c = d8::<W>(p.add(j * W), qv);
+            if _mm512_cmplt_epu64_mask(c, limv) != 0 {
+                push_hits::<W>(p.add(j * W), 1, qv, limv, base + j as u32, out);
             }
             j += 8;
         }
-        scalar::filter_w::<1>(q, &db[j..], base + j as u32, limit, out);
+        scalar::filter_w::<W>(q, &db[j * W..], base + j as u32, limit, out);
     }
 
     #[target_feature(enable = "avx512f,avx512vpopcntdq,avx2,popcnt")]
@@ -495,10 +636,10 @@ mod x86 {
         limit: u32,
         out: &mut Vec<Cand>,
     ) {
-        if spec && w == 1 {
-            filter_avx512_w1(q, db, base, limit, out)
-        } else {
-            filter_avx2(w, spec, q, db, base, limit, out)
+        match (spec, w) {
+            (true, 1) => filter_avx512_w::<1>(q, db, base, limit, out),
+            (true, 2) => filter_avx512_w::<2>(q, db, base, limit, out),
+            _ => filter_avx2(w, spec, q, db, base, limit, out),
         }
     }
 

@@ -2,10 +2,11 @@
 
 use rayon::prelude::*;
 
+use crate::cand::Cand;
 use crate::codes::CodesView;
 use crate::error::{HammingError, Result};
-use crate::kernel::{Cand, Engine, Imp};
-use crate::sliced::{query_masks, transpose, LANES};
+use crate::kernel::{Engine, Imp};
+use crate::sliced::query_masks;
 
 /// Id written where a query has fewer than k hits (range search), as FAISS pads.
 pub const NO_ID: i64 = -1;
@@ -129,6 +130,12 @@ pub fn knn(
     Ok(Neighbors::from_parts(k, ids, distances))
 }
 
+/// The top-k path [`knn`] takes for codes of `bits` bits with `engine` (e.g. "vpopcntdq",
+/// "sliced512", "sliced"), as the CLI records it beside its timings.
+pub fn topk_path(engine: Engine, bits: usize) -> Result<&'static str> {
+    Ok(Imp::new(engine, bits.div_ceil(64))?.topk_path())
+}
+
 /// Writes the Hamming distance from `query` (one code, `db.words_per_code()` words) to every
 /// code of `db` into `out` (`db.len()` slots), with the chosen kernel.
 pub fn distances_into(query: &[u64], db: CodesView<'_>, engine: Engine, out: &mut [u32]) -> Result<()> {
@@ -219,8 +226,9 @@ fn search_range(
     let w = db.words_per_code();
     let n = db.len();
     let sliced = imp.sliced();
+    let lanes = imp.lanes();
     let tile = match (TILE_BYTES / (8 * w)).max(8) {
-        t if sliced => t.next_multiple_of(LANES),
+        t if sliced => t.next_multiple_of(lanes),
         t => t,
     };
     let words = db.as_words();
@@ -242,9 +250,9 @@ fn search_range(
         for t0 in (0..n).step_by(tile) {
             let t1 = (t0 + tile).min(n);
             // Codes [t0, t0 + whole) go through the sliced filter, the rest row by row.
-            let whole = if sliced { (t1 - t0) / LANES * LANES } else { 0 };
+            let whole = if sliced { (t1 - t0) / lanes * lanes } else { 0 };
             if whole > 0 {
-                transpose(&words[t0 * w..(t0 + whole) * w], w, &mut planes);
+                imp.transpose(&words[t0 * w..(t0 + whole) * w], &mut planes);
             }
             let rest = &words[(t0 + whole) * w..t1 * w];
             for (qi, s) in (qb..qe).zip(states.iter_mut()) {

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 mod backend;
+mod cand;
 mod codes;
 #[cfg(any(feature = "cuda", feature = "cuda-emulator"))]
 pub mod cuda;
@@ -49,7 +50,7 @@ pub use codes::{hamming_distance, Codes, CodesView};
 pub use error::{HammingError, Result};
 pub use eval::{evaluate_with, EvalReport, PrPoint};
 pub use kernel::{Engine, Kernel, Width};
-pub use knn::{distances_into, knn, Neighbors, NO_DISTANCE, NO_ID};
+pub use knn::{distances_into, knn, topk_path, Neighbors, NO_DISTANCE, NO_ID};
 pub use labels::LabelSet;
 pub use metric::Metric;
 pub use search::{evaluate, rank};

@@ -7,10 +7,13 @@
 //! transposition is done once per database tile and shared by every query of a query block
 //! (see `knn.rs`), so the database is never copied whole.
 
-use crate::kernel::Cand;
+use crate::cand::Cand;
 
 /// Codes per bit-sliced block: bit `b` of each of them forms one 256-bit plane.
 pub(crate) const LANES: usize = 256;
+
+/// Codes per block of the AVX-512 filter: one 512-bit plane per bit.
+pub(crate) const LANES512: usize = 512;
 
 /// Widest code (in 64-bit words) the sliced filter takes; wider codes use the row-major loops.
 pub(crate) const MAX_WORDS: usize = 64;
@@ -34,21 +37,28 @@ fn levels(w: usize) -> usize {
 /// Block `k` holds `64·w` planes of 4 words; bit `i` of word `g` of plane `64·c + b` is bit `b`
 /// of word `c` of code `256·k + 64·g + i`. Same number of words as the input.
 pub(crate) fn transpose(codes: &[u64], w: usize, out: &mut Vec<u64>) {
+    transpose_groups::<4>(codes, w, out)
+}
+
+/// [`transpose`] into blocks of `64·G` lanes (planes of `G` words): `G = 4` for the AVX2 filter,
+/// 8 for the AVX-512 one ([`LANES512`]).
+pub(crate) fn transpose_groups<const G: usize>(codes: &[u64], w: usize, out: &mut Vec<u64>) {
+    let lanes = 64 * G;
     let n = codes.len() / w;
-    debug_assert!(n.is_multiple_of(LANES) && codes.len() == n * w);
+    debug_assert!(n.is_multiple_of(lanes) && codes.len() == n * w);
     out.clear();
     out.resize(codes.len(), 0);
     let mut m = [0u64; 64];
-    for (blk, planes) in out.chunks_exact_mut(LANES * w).enumerate() {
-        for g in 0..4 {
+    for (blk, planes) in out.chunks_exact_mut(lanes * w).enumerate() {
+        for g in 0..G {
             for c in 0..w {
-                let first = (blk * LANES + 64 * g) * w + c;
+                let first = (blk * lanes + 64 * g) * w + c;
                 for (i, v) in m.iter_mut().enumerate() {
                     *v = codes[first + i * w];
                 }
                 transpose64(&mut m);
                 for (b, &v) in m.iter().enumerate() {
-                    planes[(64 * c + b) * 4 + g] = v;
+                    planes[(64 * c + b) * G + g] = v;
                 }
             }
         }
@@ -90,7 +100,7 @@ pub(crate) fn query_masks(q: &[u64], out: &mut Vec<[u64; 4]>) {
 /// One lane's distance from bit-sliced distance bits (`bits[b]` holds bit `b` of every lane's).
 #[cfg_attr(not(target_arch = "x86_64"), allow(dead_code))] // used by the AVX2 adder only
 #[inline]
-fn lane_distance(bits: &[[u64; 4]], g: usize, i: u32) -> u32 {
+fn lane_distance<const G: usize>(bits: &[[u64; G]], g: usize, i: u32) -> u32 {
     bits.iter().enumerate().fold(0, |d, (b, v)| d | ((v[g] >> i & 1) as u32) << b)
 }
 
@@ -98,7 +108,7 @@ fn lane_distance(bits: &[[u64; 4]], g: usize, i: u32) -> u32 {
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
-    use super::{lane_distance, levels, Cand, HI_LEVELS, LANES, NB_MAX};
+    use super::{lane_distance, levels, Cand, HI_LEVELS, LANES, LANES512, NB_MAX};
 
     /// Full adder on 256 lanes: (carry, sum) of `a + b + c`.
     #[inline]
@@ -220,6 +230,133 @@ pub(crate) mod x86 {
         let mut out = [0u64; 4];
         // SAFETY: `out` is 32 bytes.
         unsafe { _mm256_storeu_si256(out.as_mut_ptr().cast(), v) };
+        out
+    }
+
+    /// Full adder on 512 lanes in two ternary-logic operations (majority, three-way XOR):
+    /// (carry, sum) of `a + b + c`. The AVX2 adder needs five.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn csa512(a: __m512i, b: __m512i, c: __m512i) -> (__m512i, __m512i) {
+        (_mm512_ternarylogic_epi64::<0xe8>(a, b, c), _mm512_ternarylogic_epi64::<0x96>(a, b, c))
+    }
+
+    /// [`distance_bits`] on 512 lanes: `p` points at a block's `64·w` planes of 8 words (from
+    /// [`super::transpose_groups`]`::<8>`), `qm` at the query's plane masks (word 0 of each is
+    /// broadcast).
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    unsafe fn distance_bits512(
+        w: usize,
+        qm: *const [u64; 4],
+        p: *const __m512i,
+        bits: &mut [__m512i; NB_MAX],
+    ) {
+        let z = _mm512_setzero_si512();
+        let x = |i: usize| {
+            _mm512_xor_si512(_mm512_loadu_si512(p.add(i).cast()), _mm512_set1_epi64((*qm.add(i))[0] as i64))
+        };
+        let (mut ones, mut twos, mut fours, mut eights) = (z, z, z, z);
+        let mut hi = [z; HI_LEVELS];
+        let levels = levels(w);
+        let add8 = |o: usize, acc: &mut [__m512i; 3]| {
+            let (ta, s) = csa512(acc[0], x(o), x(o + 1));
+            let (tb, s) = csa512(s, x(o + 2), x(o + 3));
+            let (fa, t) = csa512(acc[1], ta, tb);
+            let (ta, s) = csa512(s, x(o + 4), x(o + 5));
+            let (tb, s) = csa512(s, x(o + 6), x(o + 7));
+            let (fb, t) = csa512(t, ta, tb);
+            let (e, f) = csa512(acc[2], fa, fb);
+            *acc = [s, t, f];
+            e
+        };
+        for c in 0..4 * w {
+            let mut acc = [ones, twos, fours];
+            let ea = add8(16 * c, &mut acc);
+            let eb = add8(16 * c + 8, &mut acc);
+            [ones, twos, fours] = acc;
+            let (sixteen, e) = csa512(eights, ea, eb);
+            eights = e;
+            let mut carry = sixteen;
+            for h in hi.iter_mut().take(levels) {
+                let next = _mm512_and_si512(*h, carry);
+                *h = _mm512_xor_si512(*h, carry);
+                carry = next;
+            }
+        }
+        bits[..4].copy_from_slice(&[ones, twos, fours, eights]);
+        bits[4..4 + levels].copy_from_slice(&hi[..levels]);
+    }
+
+    /// [`filter`] on 512-lane blocks with AVX-512 ternary logic (`planes` from
+    /// [`super::transpose_groups`]`::<8>`).
+    ///
+    /// # Safety
+    /// The CPU must have AVX-512F; `qm.len() == 64·w`, `planes.len()` a multiple of `512·w`,
+    /// and `w <= MAX_WORDS`.
+    #[target_feature(enable = "avx512f,popcnt")]
+    pub unsafe fn filter512<const W: usize>(
+        w: usize,
+        qm: &[[u64; 4]],
+        planes: &[u64],
+        base: u32,
+        limit: u32,
+        out: &mut Vec<Cand>,
+    ) {
+        let w = if W == 0 { w } else { W };
+        debug_assert!(
+            qm.len() == 64 * w && planes.len().is_multiple_of(LANES512 * w) && w <= super::MAX_WORDS
+        );
+        let nb = 4 + levels(w);
+        let z = _mm512_setzero_si512();
+        let every = _mm512_set1_epi64(-1);
+        let mut bits = [z; NB_MAX];
+        for (k, block) in planes.chunks_exact(LANES512 * w).enumerate() {
+            distance_bits512(w, qm.as_ptr(), block.as_ptr().cast(), &mut bits);
+            let lt = if u64::from(limit) >= 1u64 << nb {
+                every
+            } else {
+                let (mut lt, mut eq) = (z, every);
+                for b in (0..nb).rev() {
+                    let v = bits[b];
+                    if limit >> b & 1 == 1 {
+                        // lt |= eq & !v
+                        lt = _mm512_ternarylogic_epi64::<0xf2>(lt, v, eq);
+                        eq = _mm512_and_si512(eq, v);
+                    } else {
+                        eq = _mm512_andnot_si512(v, eq);
+                    }
+                }
+                lt
+            };
+            if _mm512_test_epi64_mask(lt, lt) == 0 {
+                continue;
+            }
+            let hits = words512(lt);
+            let mut lane_bits = [[0u64; 8]; NB_MAX];
+            for (v, &b) in lane_bits.iter_mut().zip(&bits).take(nb) {
+                *v = words512(b);
+            }
+            let first = base + (k * LANES512) as u32;
+            for (g, &word) in hits.iter().enumerate() {
+                let mut m = word;
+                while m != 0 {
+                    let i = m.trailing_zeros();
+                    m &= m - 1;
+                    let d = lane_distance(&lane_bits[..nb], g, i);
+                    out.push(Cand { idx: first + 64 * g as u32 + i, d });
+                }
+            }
+        }
+    }
+
+    /// The eight 64-lane words of a 512-lane mask.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn words512(v: __m512i) -> [u64; 8] {
+        let mut out = [0u64; 8];
+        // SAFETY: `out` is 64 bytes.
+        unsafe { _mm512_storeu_si512(out.as_mut_ptr().cast(), v) };
         out
     }
 }

@@ -8,7 +8,9 @@
 //! ~10^4 times slower, so there it runs only the 8- and 64-bit cases (where AVX-512 has loops
 //! of its own) and the other kernels' specialised loops only.
 
-use seqmodal_hamming::{distances_into, evaluate_with, knn, Codes, Engine, Kernel, LabelSet, Metric, Width};
+use seqmodal_hamming::{
+    distances_into, evaluate_with, knn, topk_path, Codes, Engine, Kernel, LabelSet, Metric, Width,
+};
 
 const PORTABLE: Engine = Engine { kernel: Kernel::Portable, width: Width::Generic };
 
@@ -92,8 +94,10 @@ fn case(rng: &mut Mix, bits: usize, classes: usize, n: usize) -> Case {
 #[test]
 fn every_kernel_gives_the_portable_results() {
     let mut rng = Mix(17);
-    // 263 items: one whole 256-code block for the bit-sliced filter plus a tail of 7, which is
-    // not a multiple of the 4-, 8- or 12-code vector loops either. Widths: 1, 2, 3 (no
+    // 527 items: one whole 512-code block for the AVX-512 bit-sliced filter (two 256-code ones
+    // for the AVX2 filter) plus a tail of 15: the AVX-512 per-code loop then runs its 32-code
+    // steps, one 8-code step and a scalar tail; 527 is not a multiple of the 4- or 12-code
+    // AVX2 loops either. Widths: 1, 2, 3 (no
     // specialised loop), 4 and 5 words; 320 bits packs the distance in 9 bits; 150 classes
     // take three label words.
     let all = [(8usize, 24usize), (64, 24), (64, 150), (128, 24), (192, 5), (256, 150), (320, 24)];
@@ -101,7 +105,7 @@ fn every_kernel_gives_the_portable_results() {
     let metrics = [Metric::Map, Metric::MapAt(10), Metric::PrecisionAt(10), Metric::PrecisionRadius(2)];
     let engines = engines();
     for &(bits, classes) in cases {
-        let c = case(&mut rng, bits, classes, 263);
+        let c = case(&mut rng, bits, classes, 527);
         let (q, db) = (c.q.view(), c.db.view());
         // A full ranking and a range search; natively also the shortest lists.
         let all = [(db.len(), None), (20, Some((bits / 4) as u32)), (1, None), (7, None)];
@@ -128,4 +132,31 @@ fn every_kernel_gives_the_portable_results() {
             assert_eq!(dist, want_dist, "{at}");
         }
     }
+}
+
+/// The AVX-512 kernels run natively where the CPU has them (in the test above, through
+/// `engines()`), and `Auto` takes the path measured fastest per width; elsewhere this test says
+/// it is skipped, and only Miri (`just test-miri`) runs those kernels.
+#[test]
+#[cfg_attr(miri, ignore)]
+fn avx512_kernels_run_natively_where_the_cpu_has_them() {
+    if !Kernel::Avx512.is_supported() {
+        eprintln!("skipped: this CPU has no AVX-512 VPOPCNTDQ (`just test-miri` checks those kernels)");
+        return;
+    }
+    let listed = engines();
+    for kernel in [Kernel::Avx512, Kernel::Sliced512] {
+        assert!(listed.iter().any(|e| e.kernel == kernel), "{kernel} is not tested natively");
+    }
+    assert_eq!(Kernel::Auto.resolve().unwrap(), Kernel::Avx512);
+    let path = |kernel, width, bits| topk_path(Engine { kernel, width }, bits).unwrap();
+    let (auto, spec, generic) = (Kernel::Auto, Width::Specialised, Width::Generic);
+    assert_eq!(path(auto, spec, 64), "vpopcntdq");
+    assert_eq!(path(auto, spec, 128), "vpopcntdq");
+    assert_eq!(path(auto, spec, 192), "sliced512");
+    assert_eq!(path(auto, spec, 256), "sliced512");
+    assert_eq!(path(auto, generic, 64), "sliced512");
+    assert_eq!(path(Kernel::Sliced512, spec, 64), "sliced512");
+    assert_eq!(path(Kernel::Sliced, spec, 64), "sliced");
+    assert_eq!(path(Kernel::Avx2, spec, 64), "avx2");
 }
