@@ -6,8 +6,8 @@ use crate::error::Result;
 use crate::render::render_both;
 use crate::style::{
     draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for, msg,
-    text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, GRID,
-    TEXT_PX, TICK_PX,
+    text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, GRID, TEXT_PX,
+    TICK_PX,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -320,9 +320,11 @@ fn heat_layout(m: &Heatmap) -> (u32, u32, u32, u32) {
     let ncols = m.panels.iter().map(|p| p.cols.len()).max().unwrap_or(1);
     let nrows = m.panels.iter().map(|p| p.rows.len()).max().unwrap_or(1);
     let (cw, ch, _, _) = cell_size(ncols);
-    let widest_row = m.panels.iter().flat_map(|p| &p.rows).map(|r| text_width(r, TICK_PX)).fold(0.0, f64::max);
+    let widest_row =
+        m.panels.iter().flat_map(|p| &p.rows).map(|r| text_width(r, TICK_PX)).fold(0.0, f64::max);
     let left = (widest_row.max(text_width(&m.row_desc, AXIS_PX)) as u32) + 24;
-    let widest_col = m.panels.iter().flat_map(|p| &p.cols).map(|c| text_width(c, TICK_PX)).fold(0.0, f64::max) as u32;
+    let widest_col =
+        m.panels.iter().flat_map(|p| &p.cols).map(|c| text_width(c, TICK_PX)).fold(0.0, f64::max) as u32;
     // Column labels turn vertical when they do not fit across a cell.
     let labels = if widest_col + 8 <= cw { 26 } else { widest_col + 16 };
     let caption = if m.panels.iter().any(|p| !p.caption.is_empty()) { 34 } else { 0 };
@@ -342,7 +344,10 @@ fn heat_size(m: &Heatmap) -> (u32, u32) {
     (w, header_height(m.subtitle.len()) + rows * ph + 10)
 }
 
-fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Heatmap) -> std::result::Result<(), String> {
+fn draw_heatmap<DB: DrawingBackend>(
+    root: &DrawingArea<DB, Shift>,
+    m: &Heatmap,
+) -> std::result::Result<(), String> {
     let body = draw_header(root, &m.title, &m.subtitle)?;
     let (left, top, pw, ph) = heat_layout(m);
     let ncols = m.panels.iter().map(|p| p.cols.len()).max().unwrap_or(1);
@@ -373,8 +378,12 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Heatmap) 
         ))
         .map_err(msg)?;
         // Row heading above the row labels: a rotated side label would crowd short matrices.
-        body.draw(&Text::new(m.row_desc.clone(), (x0 - 10, y0 - 8), desc.pos(Pos::new(HPos::Right, VPos::Bottom))))
-            .map_err(msg)?;
+        body.draw(&Text::new(
+            m.row_desc.clone(),
+            (x0 - 10, y0 - 8),
+            desc.pos(Pos::new(HPos::Right, VPos::Bottom)),
+        ))
+        .map_err(msg)?;
         for (j, c) in panel.cols.iter().enumerate() {
             let cx = x0 + j as i32 * cw as i32 + cw as i32 / 2;
             if vertical {
@@ -422,7 +431,8 @@ fn draw_heatmap<DB: DrawingBackend>(root: &DrawingArea<DB, Shift>, m: &Heatmap) 
         let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
         let ya = y0 + gh - (a * gh as f64) as i32;
         let yb = y0 + gh - (b * gh as f64) as i32;
-        body.draw(&Rectangle::new([(bx, yb), (bx + 22, ya)], viridis((a + b) / 2.0).filled())).map_err(msg)?;
+        body.draw(&Rectangle::new([(bx, yb), (bx + 22, ya)], viridis((a + b) / 2.0).filled()))
+            .map_err(msg)?;
     }
     for k in 0..=5 {
         let v = k as f64 / 5.0;

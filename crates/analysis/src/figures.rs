@@ -2,13 +2,13 @@
 //! ordering), as PNG and SVG, drawn with the toolkit's line chart and heatmap (`charts`)
 //! and, for bars, here.
 
-use crate::error::Result;
-use crate::render::render_both;
-use crate::matrix::AccuracyMatrix;
 use crate::charts::{heatmap, line_figure, unit_axis, Axis, HeatPanel, Heatmap, LineFigure, Panel, Series};
+use crate::error::Result;
+use crate::matrix::AccuracyMatrix;
+use crate::render::render_both;
 use crate::style::{
-    color, draw_header, draw_legend, header_height, legend_width_for, metric_label, msg,
-    series_style, Dash, KeyAxis, LegendEntry, Marker, SeriesStyle, FONT, GRID,
+    color, draw_header, draw_legend, header_height, legend_width_for, metric_label, msg, series_style, Dash,
+    KeyAxis, LegendEntry, Marker, SeriesStyle, FONT, GRID,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -65,7 +65,9 @@ pub fn forgetting_curves(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<
         let series = (0..m.pairs.len())
             .map(|p| {
                 let (q, d) = &m.pairs[p];
-                Series { label: format!("{q}→{d}"), style: pair_style(p, q == d), points: pair_points(m, p) }
+                Series {
+                    label: format!("{q}→{d}"), style: pair_style(p, q == d), points: pair_points(m, p)
+                }
             })
             .collect();
         (
@@ -84,14 +86,20 @@ pub fn forgetting_curves(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<
                     .filter(|&p| &m.pairs[p].0 == q)
                     .map(|p| {
                         let d = &m.pairs[p].1;
-                        Series { label: format!("→ {d}"), style: series_style(db_index(d)), points: pair_points(m, p) }
+                        Series {
+                            label: format!("→ {d}"),
+                            style: series_style(db_index(d)),
+                            points: pair_points(m, p),
+                        }
                     })
                     .collect(),
             })
             .collect();
         (
             panels,
-            format!("{metric} after each stage, one panel per query modality · line style: database modality"),
+            format!(
+                "{metric} after each stage, one panel per query modality · line style: database modality"
+            ),
             "database",
         )
     };
@@ -119,7 +127,11 @@ pub fn map_matrix_heatmap(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result
     let value = |q: &str, d: &str| m.pair_index(q, d).and_then(|p| last.get(p).copied()).unwrap_or(f64::NAN);
     let fig = Heatmap {
         title: title.into(),
-        subtitle: vec![format!("final {} after stage {} · rows: query, columns: database", metric_label(&m.metric), m.last_stage())],
+        subtitle: vec![format!(
+            "final {} after stage {} · rows: query, columns: database",
+            metric_label(&m.metric),
+            m.last_stage()
+        )],
         row_desc: "query".into(),
         col_desc: "database".into(),
         panels: vec![HeatPanel {

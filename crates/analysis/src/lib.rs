@@ -6,13 +6,13 @@
 //! [`cl_metrics`], the [`Summary`] (`summary.json`) and the figures.
 
 pub mod atomic;
+mod charts;
 pub mod cl_metrics;
 pub mod csv;
 pub mod error;
 pub mod figures;
 pub mod matrix;
 pub mod paper;
-mod charts;
 pub mod provenance;
 pub mod record;
 mod render;
@@ -33,5 +33,5 @@ pub use provenance::Provenance;
 pub use record::Record;
 pub use report::{learners_report, load_run, mean_std, RunData};
 pub use summary::{write_summary_json, Summary};
-pub use train_log::{loss_curves, read_train_log, EpochLine};
 pub use sweep::{aggregate as aggregate_sweep, CellStatus, SweepCell, SweepOutputs};
+pub use train_log::{loss_curves, read_train_log, EpochLine};

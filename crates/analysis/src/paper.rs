@@ -14,12 +14,13 @@ use polars::prelude::*;
 use seqmodal_hamming::PrPoint;
 
 use crate::atomic::atomic_write;
+use crate::charts::{
+    even_ticks, heatmap, line_figure, unit_axis, zoom_axis, Axis, HeatPanel, Heatmap, LineFigure, Panel,
+    Series,
+};
 use crate::cl_metrics;
 use crate::error::{AnalysisError, Result};
 use crate::figures::{sweep_bars_as, BarGroup, BarSeries};
-use crate::charts::{
-    even_ticks, heatmap, line_figure, unit_axis, zoom_axis, Axis, HeatPanel, Heatmap, LineFigure, Panel, Series,
-};
 use crate::provenance::Provenance;
 use crate::report::{fmt_num, fmt_stat, load_run, mean_std, RunData};
 use crate::style::{series_style, SeriesStyle};
@@ -188,8 +189,16 @@ enum Block {
     Heading(usize, String),
     Para(String),
     /// A table, also written as `tables/<stem>.csv` and `.tex` and linked under it.
-    Table { head: Vec<String>, rows: Vec<Vec<Cell>>, stem: String, caption: String },
-    Figure { stem: String, caption: String },
+    Table {
+        head: Vec<String>,
+        rows: Vec<Vec<Cell>>,
+        stem: String,
+        caption: String,
+    },
+    Figure {
+        stem: String,
+        caption: String,
+    },
     /// The table of contents: every heading below the title.
     Contents,
 }
@@ -397,8 +406,11 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
         let Some(reference) = sc.reference() else { continue };
         let m = &reference.matrix;
         blocks.push(Block::Heading(3, sc.name()));
-        let rows: Vec<String> =
-            crate::figures::stage_ticks(m).into_iter().enumerate().map(|(t, (_, n))| format!("{t} {n}")).collect();
+        let rows: Vec<String> = crate::figures::stage_ticks(m)
+            .into_iter()
+            .enumerate()
+            .map(|(t, (_, n))| format!("{t} {n}"))
+            .collect();
         for (l, rs) in &sc.learners {
             let stem = format!("{}-R-{}", sc.slug(), slug(l));
             let value = |t: usize, q: &str, d: &str| {
@@ -452,7 +464,9 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
         let curves: Vec<Curve> = sc
             .learners
             .iter()
-            .map(|(l, rs)| (l.clone(), style_of(l), rs.iter().filter_map(|r| r.train_log.as_deref()).collect()))
+            .map(|(l, rs)| {
+                (l.clone(), style_of(l), rs.iter().filter_map(|r| r.train_log.as_deref()).collect())
+            })
             .filter(|c: &Curve| !c.2.is_empty())
             .collect();
         let names: Vec<String> =
@@ -751,7 +765,11 @@ fn forgetting_figures(
     let schedule: Vec<String> =
         (0..m.stages()).map(|t| format!("{t} {}", m.trained[t].as_deref().unwrap_or("init"))).collect();
     let last = m.last_stage() as f64;
-    let x = Axis { range: -0.2..last + 0.2, ticks: crate::figures::stage_ticks(m), desc: "stage (modality trained)".into() };
+    let x = Axis {
+        range: -0.2..last + 0.2,
+        ticks: crate::figures::stage_ticks(m),
+        desc: "stage (modality trained)".into(),
+    };
     let band_note = "line: mean over seeds · band: ± std over seeds (stage 0 too: the random initialisation differs by seed)";
     let mut out = Vec::new();
 
@@ -1053,12 +1071,7 @@ fn fwt_defined(sc: &Scenario<'_>) -> bool {
 fn provenance_paragraphs(inputs: &ReportInputs) -> Vec<Block> {
     let mut out = Vec::new();
     if let Some(p) = &inputs.provenance {
-        out.push(Block::Para(format!(
-            "Written by {} with `{}` on {}.",
-            p.code(),
-            p.command,
-            p.machine()
-        )));
+        out.push(Block::Para(format!("Written by {} with `{}` on {}.", p.code(), p.command, p.machine())));
     }
     // Runs by the code that produced them, most runs first.
     let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -1070,12 +1083,17 @@ fn provenance_paragraphs(inputs: &ReportInputs) -> Vec<Block> {
         }
     }
     if !by.is_empty() || unknown > 0 {
-        let mut parts: Vec<(usize, String)> =
-            by.into_iter().map(|((code, cpu), n)| (n, format!("{} by {code} on {cpu}", crate::report::count(n, "run")))).collect();
+        let mut parts: Vec<(usize, String)> = by
+            .into_iter()
+            .map(|((code, cpu), n)| (n, format!("{} by {code} on {cpu}", crate::report::count(n, "run"))))
+            .collect();
         parts.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         let mut text: Vec<String> = parts.into_iter().map(|p| p.1).collect();
         if unknown > 0 {
-            text.push(format!("{} without a provenance record (written before seqmodal kept one)", crate::report::count(unknown, "run")));
+            text.push(format!(
+                "{} without a provenance record (written before seqmodal kept one)",
+                crate::report::count(unknown, "run")
+            ));
         }
         out.push(Block::Para(format!("Runs: {}.", text.join("; "))));
     }
@@ -1090,8 +1108,12 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
         ("BWT ↑", Better::Higher, 3, |r| cl_metrics::bwt(&r.matrix)),
         ("forgetting ↓", Better::Lower, 3, |r| cl_metrics::forgetting_max_prev(&r.matrix)),
         ("FWT ↑", Better::Higher, 3, |r| cl_metrics::fwt(&r.matrix)),
-        ("train s", Better::Unranked, 1, |r| r.facts.get("train_seconds").and_then(serde_json::Value::as_f64)),
-        ("compute ↓", Better::Lower, 2, |r| r.facts.get("compute_ratio").and_then(serde_json::Value::as_f64)),
+        ("train s", Better::Unranked, 1, |r| {
+            r.facts.get("train_seconds").and_then(serde_json::Value::as_f64)
+        }),
+        ("compute ↓", Better::Lower, 2, |r| {
+            r.facts.get("compute_ratio").and_then(serde_json::Value::as_f64)
+        }),
         ("memory (samples) ↓", Better::Lower, 0, |r| {
             r.facts.get("memory_samples").and_then(serde_json::Value::as_f64)
         }),
@@ -1201,8 +1223,15 @@ fn contents(blocks: &[Block]) -> Vec<(usize, String, String)> {
 /// (full precision), arrows dropped from the names.
 fn table_csv(head: &[String], rows: &[Vec<Cell>]) -> String {
     let clean = |h: &str| h.trim_end_matches(['↑', '↓', ' ']).to_string();
-    let quote = |s: &str| if s.contains([',', '"', '\n']) { format!("\"{}\"", s.replace('"', "\"\"")) } else { s.to_string() };
-    let numeric: Vec<bool> = (0..head.len()).map(|k| rows.iter().any(|r| r.get(k).is_some_and(|c| c.stat.is_some()))).collect();
+    let quote = |s: &str| {
+        if s.contains([',', '"', '\n']) {
+            format!("\"{}\"", s.replace('"', "\"\""))
+        } else {
+            s.to_string()
+        }
+    };
+    let numeric: Vec<bool> =
+        (0..head.len()).map(|k| rows.iter().any(|r| r.get(k).is_some_and(|c| c.stat.is_some()))).collect();
     let mut out = Vec::new();
     let mut names = Vec::new();
     for (k, h) in head.iter().enumerate() {
@@ -1261,10 +1290,15 @@ fn table_tex(head: &[String], rows: &[Vec<Cell>], caption: &str, label: &str) ->
     out.push_str("\\begin{table}[t]\n\\centering\n");
     out.push_str(&format!("\\caption{{{}}}\n\\label{{tab:{label}}}\n", tex(caption)));
     out.push_str(&format!("\\begin{{tabular}}{{{spec}}}\n\\toprule\n"));
-    out.push_str(&format!("{} \\\\\n\\midrule\n", head.iter().map(|h| tex(h)).collect::<Vec<_>>().join(" & ")));
+    out.push_str(&format!(
+        "{} \\\\\n\\midrule\n",
+        head.iter().map(|h| tex(h)).collect::<Vec<_>>().join(" & ")
+    ));
     for r in rows {
-        let cells: Vec<String> =
-            r.iter().map(|c| if c.bold { format!("\\textbf{{{}}}", tex(&c.text)) } else { tex(&c.text) }).collect();
+        let cells: Vec<String> = r
+            .iter()
+            .map(|c| if c.bold { format!("\\textbf{{{}}}", tex(&c.text)) } else { tex(&c.text) })
+            .collect();
         out.push_str(&format!("{} \\\\\n", cells.join(" & ")));
     }
     out.push_str("\\bottomrule\n\\end{tabular}\n\\end{table}\n");
@@ -1276,7 +1310,11 @@ fn write_tables(blocks: &[Block], dir: &Path) -> Result<Vec<PathBuf>> {
     let mut files = Vec::new();
     for b in blocks {
         if let Block::Table { head, rows, stem, caption } = b {
-            std::fs::create_dir_all(dir).map_err(|source| AnalysisError::Io { op: "create", path: dir.into(), source })?;
+            std::fs::create_dir_all(dir).map_err(|source| AnalysisError::Io {
+                op: "create",
+                path: dir.into(),
+                source,
+            })?;
             let (csv, texf) = (dir.join(format!("{stem}.csv")), dir.join(format!("{stem}.tex")));
             atomic_write(&csv, table_csv(head, rows).as_bytes())?;
             atomic_write(&texf, table_tex(head, rows, caption, stem).as_bytes())?;
@@ -1293,7 +1331,11 @@ fn to_markdown(blocks: &[Block]) -> String {
         match b {
             Block::Heading(level, text) => {
                 // An explicit anchor: renderers differ in how they derive heading ids.
-                let anchor = id.as_ref().filter(|_| *level > 1).map(|id| format!("<a id=\"{id}\"></a>\n")).unwrap_or_default();
+                let anchor = id
+                    .as_ref()
+                    .filter(|_| *level > 1)
+                    .map(|id| format!("<a id=\"{id}\"></a>\n"))
+                    .unwrap_or_default();
                 out.push_str(&format!("{anchor}{} {text}\n\n", "#".repeat(*level)))
             }
             Block::Para(text) => out.push_str(&format!("{text}\n\n")),
@@ -1314,7 +1356,9 @@ fn to_markdown(blocks: &[Block]) -> String {
                         .collect();
                     out.push_str(&format!("| {} |\n", cells.join(" | ")));
                 }
-                out.push_str(&format!("\n*{caption}* [CSV](tables/{stem}.csv) · [LaTeX](tables/{stem}.tex)\n\n"));
+                out.push_str(&format!(
+                    "\n*{caption}* [CSV](tables/{stem}.csv) · [LaTeX](tables/{stem}.tex)\n\n"
+                ));
             }
             Block::Figure { stem, caption } => out.push_str(&format!(
                 "![{caption}](figures/{stem}.png)\n\n*{caption}* [SVG](figures/{stem}.svg)\n\n"
@@ -1439,7 +1483,10 @@ mod tests {
             Block::Para("see `metrics.csv` and **bold**".into()),
             Block::Table {
                 head: vec!["learner".into(), "ACC ↑".into()],
-                rows: vec![vec![Cell::text("a<b"), Cell { text: "0.5".into(), bold: true, stat: Some((0.5, 0.0)) }]],
+                rows: vec![vec![
+                    Cell::text("a<b"),
+                    Cell { text: "0.5".into(), bold: true, stat: Some((0.5, 0.0)) },
+                ]],
                 stem: "x-learners".into(),
                 caption: "cap".into(),
             },
@@ -1562,7 +1609,10 @@ mod tests {
     fn tables_export_to_csv_and_booktabs() {
         let head: Vec<String> = vec!["learner".into(), "ACC ↑".into()];
         let rows = vec![
-            vec![Cell::text("er_x"), Cell { text: "0.500 ± 0.010".into(), bold: true, stat: Some((0.5, 0.01)) }],
+            vec![
+                Cell::text("er_x"),
+                Cell { text: "0.500 ± 0.010".into(), bold: true, stat: Some((0.5, 0.01)) },
+            ],
             vec![Cell::text("a,b"), Cell::text("–")],
         ];
         assert_eq!(table_csv(&head, &rows), "learner,ACC mean,ACC std\ner_x,0.5,0.01\n\"a,b\",,\n");
@@ -1589,7 +1639,10 @@ mod tests {
         assert!(md.contains("- [A](#a)\n  - [x (8 bits)](#x--8-bits-)\n"), "{md}");
         assert!(md.contains("<a id=\"x--8-bits--2\"></a>\n### x (8 bits)"), "{md}");
         let html = to_html("t", &blocks);
-        assert!(html.contains("<a href=\"#x--8-bits--2\">") && html.contains("id=\"x--8-bits--2\""), "{html}");
+        assert!(
+            html.contains("<a href=\"#x--8-bits--2\">") && html.contains("id=\"x--8-bits--2\""),
+            "{html}"
+        );
         assert_eq!(html.matches("<ul>").count(), html.matches("</ul>").count(), "{html}");
     }
 

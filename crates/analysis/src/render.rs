@@ -53,4 +53,3 @@ macro_rules! render_both {
     }};
 }
 pub(crate) use render_both;
-

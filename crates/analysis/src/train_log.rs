@@ -3,8 +3,8 @@
 
 use std::path::Path;
 
-use crate::error::{AnalysisError, Result};
 use crate::charts::{line_figure, Axis, LineFigure, Panel, Series};
+use crate::error::{AnalysisError, Result};
 use crate::style::SeriesStyle;
 
 /// The loss columns of `train_log.csv` drawn as panels: (column, panel caption).
@@ -43,7 +43,10 @@ pub fn read_train_log(path: &Path) -> Result<Vec<EpochLine>> {
     let mut lines = text.lines();
     let header: Vec<&str> = lines.next().unwrap_or("").split(',').collect();
     let index = |name: &str| {
-        header.iter().position(|h| *h == name).ok_or_else(|| schema(name, None, "missing from the header".into()))
+        header
+            .iter()
+            .position(|h| *h == name)
+            .ok_or_else(|| schema(name, None, "missing from the header".into()))
     };
     let (stage_i, epoch_i) = (index("stage")?, index("epoch")?);
     let loss_i: Vec<usize> = LOSS_PANELS.iter().map(|(c, _)| index(c)).collect::<Result<_>>()?;
@@ -58,7 +61,9 @@ pub fn read_train_log(path: &Path) -> Result<Vec<EpochLine>> {
             ));
         }
         let int = |i: usize| {
-            fields[i].parse::<usize>().map_err(|_| schema(header[i], Some(r + 1), format!("`{}` is not a whole number", fields[i])))
+            fields[i]
+                .parse::<usize>()
+                .map_err(|_| schema(header[i], Some(r + 1), format!("`{}` is not a whole number", fields[i])))
         };
         let mut losses = [0.0; 4];
         for (k, &i) in loss_i.iter().enumerate() {
@@ -89,7 +94,8 @@ fn loss_axis(max: f64, desc: &str) -> Axis {
 /// std of each loss column over `logs` (runs of one schedule; epochs missing from a log are
 /// left out of that epoch's mean).
 pub(crate) fn mean_curves(logs: &[&[EpochLine]]) -> [Vec<(f64, f64, f64)>; 4] {
-    let mut keys: Vec<(usize, usize)> = logs.iter().flat_map(|l| l.iter().map(|e| (e.stage, e.epoch))).collect();
+    let mut keys: Vec<(usize, usize)> =
+        logs.iter().flat_map(|l| l.iter().map(|e| (e.stage, e.epoch))).collect();
     keys.sort_unstable();
     keys.dedup();
     std::array::from_fn(|k| {
@@ -135,7 +141,8 @@ pub(crate) fn loss_figure(
     dir: &Path,
     stem: &str,
 ) -> Result<bool> {
-    let all: Vec<EpochLine> = curves.iter().flat_map(|c| c.2.iter().flat_map(|l| l.iter().cloned())).collect();
+    let all: Vec<EpochLine> =
+        curves.iter().flat_map(|c| c.2.iter().flat_map(|l| l.iter().cloned())).collect();
     if all.is_empty() {
         return Ok(false);
     }
@@ -153,7 +160,11 @@ pub(crate) fn loss_figure(
             series: curves
                 .iter()
                 .zip(&means)
-                .map(|((label, style, _), m)| Series { label: label.clone(), style: *style, points: m[k].clone() })
+                .map(|((label, style, _), m)| Series {
+                    label: label.clone(),
+                    style: *style,
+                    points: m[k].clone(),
+                })
                 .collect(),
         })
         .collect();
@@ -177,7 +188,8 @@ pub(crate) fn loss_figure(
 pub fn loss_curves(train_log: &Path, stage_names: &[String], title: &str, dir: &Path) -> Result<bool> {
     let lines = read_train_log(train_log)?;
     let curves = vec![("run".to_string(), crate::style::series_style(0), vec![lines.as_slice()])];
-    let subtitle = vec!["per epoch: mean over its batches (objective) or forward passes (terms, unweighted)".into()];
+    let subtitle =
+        vec!["per epoch: mean over its batches (objective) or forward passes (terms, unweighted)".into()];
     loss_figure(&curves, stage_names, &format!("Training loss · {title}"), subtitle, dir, "loss")
 }
 
@@ -185,7 +197,8 @@ pub fn loss_curves(train_log: &Path, stage_names: &[String], title: &str, dir: &
 mod tests {
     use super::*;
 
-    const LOG: &str = "stage,epoch,steps,loss,classification,pairwise,quantization,lr,samples_per_second,seconds
+    const LOG: &str =
+        "stage,epoch,steps,loss,classification,pairwise,quantization,lr,samples_per_second,seconds
 1,1,10,2.5,2,0.5,0.25,0.001,100.0,1.0
 1,2,20,1.5,1,0.4,0.2,0.001,100.0,1.0
 2,1,30,1.75,1.25,0.45,0.15,0.001,100.0,1.0
@@ -235,6 +248,8 @@ mod tests {
             assert!(a.range.end >= max && a.range.end <= max * 2.6, "{max}: {:?}", a.range);
             assert!(a.ticks.len() >= 3 && a.ticks.len() <= 12, "{max}: {:?}", a.ticks);
         }
-        assert_eq!(loss_axis(2.5, "l").ticks[1].1, "0.5");
+        assert_eq!(loss_axis(2.5, "l").ticks[1].1, "1");
+        assert_eq!(loss_axis(0.7, "l").ticks[1].1, "0.2");
+        assert_eq!(loss_axis(0.05, "l").ticks[1].1, "0.02");
     }
 }

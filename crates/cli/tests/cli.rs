@@ -148,7 +148,7 @@ fn a_second_writer_of_a_run_directory_is_refused_and_the_lock_is_released_on_exi
     // Released (as when that process exits or crashes): the run goes ahead, and its own lock
     // is gone once it exits, so the test can take it.
     drop(held);
-    let out = seqmodal(&[&args[..], &["--set", "model.hidden=32", "--set", "model.bits=16"]].concat());
+    let out = seqmodal(&[&args[..], &["--set", "model.hidden=32", "--set", "model.bits=16"][..]].concat());
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     std::fs::File::open(d.join("run.lock")).unwrap().try_lock().unwrap();
 }

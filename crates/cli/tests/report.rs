@@ -175,10 +175,16 @@ fn full_report_has_every_section_and_valid_figures() {
     assert_eq!(csv.lines().count(), 3, "{csv}");
     let tex = std::fs::read_to_string(out.join("tables/tiny-16bit-learners.tex")).unwrap();
     assert!(tex.contains("\\toprule") && tex.contains("\\bottomrule") && tex.contains("$\\pm$"), "{tex}");
-    assert!(md.contains("[CSV](tables/tiny-16bit-learners.csv) · [LaTeX](tables/tiny-16bit-learners.tex)"), "{md}");
+    assert!(
+        md.contains("[CSV](tables/tiny-16bit-learners.csv) · [LaTeX](tables/tiny-16bit-learners.tex)"),
+        "{md}"
+    );
     // R matrices: one panel per query modality, stages named by their modality.
     let r = std::fs::read_to_string(out.join("figures/tiny-16bit-R-finetune.svg")).unwrap();
-    assert!(r.contains("query: a") && r.contains("query: b") && r.contains("\n1 a\n") && r.contains("\n0 init\n"), "R grid");
+    assert!(
+        r.contains("query: a") && r.contains("query: b") && r.contains("\n1 a\n") && r.contains("\n0 init\n"),
+        "R grid"
+    );
 
     let links = figure_links(&md);
     for kind in [
