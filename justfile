@@ -103,7 +103,7 @@ sweep file *args:
 
 # Training throughput: the unified model vs a plain candle loop, same process.
 bench threads="1":
-    cargo run --release -- bench train --threads {{threads}}
+    cargo run --release -- bench train --train-threads {{threads}}
 
 # Exact Hamming search of .npy codes: just search --database DB.npy --queries Q.npy -k 100 --out DIR
 search *args:

@@ -1,11 +1,14 @@
-//! Figures of one run: forgetting curves and the final mAP matrix, as PNG and SVG.
+//! Figures of one run (forgetting curves, the final mAP matrix) and of sweeps (bars, curves per
+//! ordering), as PNG and SVG, drawn with the toolkit's line chart and heatmap (`charts`)
+//! and, for bars, here.
 
+use crate::charts::{heatmap, line_figure, unit_axis, Axis, HeatPanel, Heatmap, LineFigure, Panel, Series};
 use crate::error::Result;
 use crate::matrix::AccuracyMatrix;
+use crate::render::render_both;
 use crate::style::{
-    color, draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for,
-    metric_label, msg, render_both, series_style, text_width, viridis, Dash, KeyAxis, LegendEntry, Marker,
-    SeriesStyle, FONT, GRID,
+    color, draw_header, draw_legend, header_height, legend_width_for, metric_label, msg, series_style, Dash,
+    KeyAxis, LegendEntry, Marker, SeriesStyle, FONT, GRID,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -16,375 +19,130 @@ use std::path::Path;
 /// it (more than 9 pairs) the figure becomes one panel per query modality.
 const SINGLE_PANEL_MAX_MODALITIES: usize = 3;
 
-/// Stage tick label: "0 init", "1 image", ...
-fn stage_label(m: &AccuracyMatrix, stage: usize) -> String {
-    match m.trained.get(stage).and_then(|t| t.as_deref()) {
-        _ if stage == 0 => "0 init".to_string(),
-        Some(t) => format!("{stage} {t}"),
-        None => stage.to_string(),
-    }
+/// Width of the y tick-label area of the bar panels.
+const Y_LABEL_AREA: f64 = 64.0;
+
+/// Stage ticks: the trained modality of each stage ("init" for stage 0), so the x axis reads
+/// as the schedule.
+pub(crate) fn stage_ticks(m: &AccuracyMatrix) -> Vec<(f64, String)> {
+    (0..m.stages())
+        .map(|t| {
+            let name = match m.trained.get(t).and_then(|x| x.as_deref()) {
+                _ if t == 0 => "init".to_string(),
+                Some(x) => x.to_string(),
+                None => t.to_string(),
+            };
+            (t as f64, name)
+        })
+        .collect()
 }
 
-/// x axis of the forgetting curves: tick labels and axis description.
-struct StageAxis {
-    labels: Vec<String>,
-    desc: String,
-    /// Extra subtitle line spelling out the schedule when the ticks are bare numbers.
-    schedule: Option<String>,
-}
-
-/// "0 init", "1 image", ... ticks when they fit in `plot_width` pixels; bare
-/// stage numbers plus a schedule line in the subtitle when they would overlap.
-fn stage_axis(m: &AccuracyMatrix, plot_width: f64, px: f64) -> StageAxis {
-    let labels: Vec<String> = (0..m.stages()).map(|t| stage_label(m, t)).collect();
-    let spacing = plot_width / (m.stages() as f64 - 0.5).max(1.0);
-    let widest = labels.iter().map(|l| text_width(l, px)).fold(0.0, f64::max);
-    if widest + 10.0 <= spacing {
-        StageAxis { labels, desc: "stage (trained modality)".into(), schedule: None }
-    } else {
-        StageAxis {
-            schedule: Some(format!("stages: {}", labels.join(" · "))),
-            labels: (0..m.stages()).map(|t| t.to_string()).collect(),
-            desc: "stage (trained modality: see schedule above)".into(),
-        }
-    }
-}
-
-/// Upper end of the mAP axis: the full 0..1 scale unless all values are small.
-fn y_max(m: &AccuracyMatrix) -> f64 {
-    let max = m.values.iter().flatten().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
-    if max > 0.5 {
-        1.0
-    } else {
-        ((max * 1.15 * 10.0).ceil() / 10.0).max(0.1)
-    }
-}
-
-/// Line style of a pair: dashed with hollow markers when query = database, so the
-/// cross-modal curves (the point of the study) stand out.
-/// Markers still vary with `i`, so curves of similar grey differ in print.
+/// Line style of a pair: dashed when query = database, so the cross-modal curves (the point
+/// of the study) stand out; markers still vary with `i`, so curves of similar grey differ in print.
 fn pair_style(i: usize, intra: bool) -> SeriesStyle {
     let marker = series_style(i).marker;
-    if intra {
-        SeriesStyle { color: color(i), dash: Dash::Dashed, marker }
-    } else {
-        SeriesStyle { color: color(i), dash: Dash::Solid, marker }
-    }
+    SeriesStyle { color: color(i), dash: if intra { Dash::Dashed } else { Dash::Solid }, marker }
 }
 
-/// One curve: a pair's values over all stages.
-struct Curve {
-    label: String,
-    style: SeriesStyle,
-    intra: bool,
-    points: Vec<(f64, f64)>,
-}
-
-fn curve(m: &AccuracyMatrix, p: usize, label: String, style: SeriesStyle) -> Curve {
-    let (q, d) = &m.pairs[p];
-    Curve {
-        label,
-        style,
-        intra: q == d,
-        points: m
-            .values
-            .iter()
-            .enumerate()
-            .filter(|(_, row)| row[p].is_finite())
-            .map(|(t, row)| (t as f64, row[p]))
-            .collect(),
-    }
-}
-
-/// Draw one line chart of curves into `area`.
-fn draw_curves_panel<DB: DrawingBackend>(
-    area: &DrawingArea<DB, Shift>,
-    m: &AccuracyMatrix,
-    caption: Option<&str>,
-    curves: &[Curve],
-    axis: &StageAxis,
-    font_scale: f64,
-) -> std::result::Result<(), String> {
-    let last = m.last_stage() as f64;
-    let ymax = y_max(m);
-    let mut builder = ChartBuilder::on(area);
-    builder
-        .margin(10)
-        .x_label_area_size((50.0 * font_scale) as u32)
-        .y_label_area_size((Y_LABEL_AREA * font_scale) as u32);
-    if let Some(c) = caption {
-        builder.caption(c, (FONT, 20.0 * font_scale).into_font().style(FontStyle::Bold));
-    }
-    let x_keys: Vec<f64> = (0..m.stages()).map(|t| t as f64).collect();
-    let mut chart =
-        builder.build_cartesian_2d(KeyAxis::new(-0.25..last + 0.25, x_keys), 0.0..ymax).map_err(msg)?;
-    let label_font = (FONT, 15.0 * font_scale).into_font();
-    let desc_font = (FONT, 17.0 * font_scale).into_font();
-    chart
-        .configure_mesh()
-        .x_labels(m.stages())
-        .y_labels(11)
-        .x_label_formatter(&|x| {
-            let t = x.round();
-            if t >= 0.0 && (x - t).abs() < 1e-6 {
-                axis.labels.get(t as usize).cloned().unwrap_or_default()
-            } else {
-                String::new()
-            }
-        })
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .x_desc(axis.desc.as_str())
-        .y_desc(metric_label(&m.metric))
-        .label_style(label_font)
-        .axis_desc_style(desc_font)
-        .light_line_style(WHITE.mix(0.0))
-        .bold_line_style(GRID)
-        .draw()
-        .map_err(msg)?;
-    // Intra-modal curves first so the cross-modal ones (the point of the study) lie on top.
-    for c in curves.iter().filter(|c| c.intra).chain(curves.iter().filter(|c| !c.intra)) {
-        let stroke = (2.5 * font_scale).max(1.5) as u32;
-        draw_series_styled(&chart, &c.points, &c.style, stroke, 4)?;
-    }
-    Ok(())
-}
-
-/// Legend column width in pixels.
-const LEGEND_W: u32 = 230;
-/// Width of the y tick-label area of a curves panel at font scale 1.
-const Y_LABEL_AREA: f64 = 64.0;
-/// Font scale of the small-multiple panels.
-const PANEL_SCALE: f64 = 0.85;
-
-fn forgetting_size(m: &AccuracyMatrix) -> (u32, u32) {
-    let n = m.modalities.len();
-    let (w, body_h) = if n <= SINGLE_PANEL_MAX_MODALITIES {
-        (1100, 580)
-    } else {
-        let (cols, rows) = grid(n);
-        (cols as u32 * 440 + LEGEND_W, rows as u32 * 380)
-    };
-    let lines = 1 + usize::from(forgetting_axis(m, w).schedule.is_some());
-    (w, body_h + header_height(lines))
-}
-
-/// Stage axis of a forgetting figure `w` pixels wide (single panel or one of the grid).
-fn forgetting_axis(m: &AccuracyMatrix, w: u32) -> StageAxis {
-    let plot_w = w.saturating_sub(LEGEND_W) as f64;
-    let n = m.modalities.len();
-    let (panel_w, scale) = if n <= SINGLE_PANEL_MAX_MODALITIES {
-        (plot_w, 1.0)
-    } else {
-        (plot_w / grid(n).0 as f64, PANEL_SCALE)
-    };
-    stage_axis(m, panel_w - Y_LABEL_AREA * scale - 30.0, 15.0 * scale)
-}
-
-/// Panel grid (columns, rows) for `n` panels: at most 3 columns.
-fn grid(n: usize) -> (usize, usize) {
-    let cols = n.clamp(1, 3);
-    (cols, n.div_ceil(cols))
-}
-
-fn draw_forgetting<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    m: &AccuracyMatrix,
-    title: &str,
-) -> std::result::Result<(), String> {
-    let n = m.modalities.len();
-    let single = n <= SINGLE_PANEL_MAX_MODALITIES;
-    let metric = metric_label(&m.metric);
-    let mut subtitle = vec![if single {
-        format!("{metric} of every (query → database) pair after each stage · solid: cross-modal, dashed: same modality")
-    } else {
-        format!("{metric} after each stage, one panel per query modality · line style (colour, dash, marker): database modality")
-    }];
-    let (w, _) = root.dim_in_pixel();
-    let axis = forgetting_axis(m, w);
-    subtitle.extend(axis.schedule.clone());
-    let body = draw_header(root, title, &subtitle)?;
-    let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
-    if single {
-        let curves: Vec<Curve> = (0..m.pairs.len())
-            .map(|p| {
-                let (q, d) = &m.pairs[p];
-                curve(m, p, format!("{q}→{d}"), pair_style(p, q == d))
-            })
-            .collect();
-        draw_curves_panel(&plot, m, None, &curves, &axis, 1.0)?;
-        let entries: Vec<_> = curves
-            .iter()
-            .map(|c| LegendEntry { label: c.label.clone(), style: c.style, line: true })
-            .collect();
-        draw_legend(&legend, "query → database", &entries, &[])?;
-    } else {
-        let (cols, rows) = grid(n);
-        let panels = plot.split_evenly((rows, cols));
-        let db_index = |d: &str| m.modalities.iter().position(|x| x == d).unwrap_or(0);
-        for (qi, q) in m.modalities.iter().enumerate() {
-            let Some(panel) = panels.get(qi) else { break };
-            let curves: Vec<Curve> = (0..m.pairs.len())
-                .filter(|&p| &m.pairs[p].0 == q)
-                .map(|p| {
-                    let d = &m.pairs[p].1;
-                    curve(m, p, format!("{q}→{d}"), series_style(db_index(d)))
-                })
-                .collect();
-            let caption = format!("query: {q}");
-            draw_curves_panel(panel, m, Some(&caption), &curves, &axis, PANEL_SCALE)?;
-        }
-        let entries: Vec<_> = m
-            .modalities
-            .iter()
-            .enumerate()
-            .map(|(i, d)| LegendEntry { label: format!("→ {d}"), style: series_style(i), line: true })
-            .collect();
-        draw_legend(&legend, "database", &entries, &[])?;
-    }
-    Ok(())
+/// Pair `p`'s values over the stages (no band: one run).
+fn pair_points(m: &AccuracyMatrix, p: usize) -> Vec<(f64, f64, f64)> {
+    m.values
+        .iter()
+        .enumerate()
+        .filter(|(_, row)| row[p].is_finite())
+        .map(|(t, row)| (t as f64, row[p], 0.0))
+        .collect()
 }
 
 /// Forgetting curves: every pair's metric across stages, written to dir/forgetting.png and dir/forgetting.svg.
 ///
-/// Up to three modalities (nine pairs) share one panel, with a legend right of
-/// the plot; with more, there is one panel per query modality, coloured by
-/// database modality, so 36 curves stay readable.
+/// Up to three modalities (nine pairs) share one panel; with more, there is one panel per
+/// query modality, styled by database modality, so 36 curves stay readable.
 pub fn forgetting_curves(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<()> {
-    render_both!(dir, "forgetting", forgetting_size(m), draw_forgetting(m, title))
-}
-
-/// Cell edge in pixels for an `n`×`n` heatmap.
-fn cell_px(n: usize) -> u32 {
-    if n <= 3 {
-        130
-    } else {
-        95
-    }
-}
-
-/// Heatmap layout in pixels: label areas, top margin, gap and width of the colour bar.
-const HEAT_Y_LABELS: u32 = 100;
-const HEAT_X_LABELS: u32 = 64;
-const HEAT_TOP: u32 = 8;
-const HEAT_GAP: u32 = 30;
-const HEAT_BAR_W: u32 = 70;
-
-fn heatmap_size(m: &AccuracyMatrix) -> (u32, u32) {
-    let side = m.modalities.len().max(1) as u32 * cell_px(m.modalities.len());
-    let w = side + HEAT_Y_LABELS + HEAT_GAP + HEAT_BAR_W + 120;
-    let h = header_height(1) + side + HEAT_X_LABELS + HEAT_TOP + 30;
-    (w.max(640), h)
-}
-
-fn draw_heatmap<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    m: &AccuracyMatrix,
-    title: &str,
-) -> std::result::Result<(), String> {
     let n = m.modalities.len();
-    let last = m.last_stage();
-    let subtitle = [format!(
-        "{} after the last stage ({}) · rows: query, columns: database",
-        metric_label(&m.metric),
-        stage_label(m, last)
-    )];
-    let body = draw_header(root, title, &subtitle)?;
-    let (w, _) = body.dim_in_pixel();
-    let side = n.max(1) as u32 * cell_px(n);
-    let (chart_w, chart_h) = (side + HEAT_Y_LABELS, side + HEAT_X_LABELS + HEAT_TOP);
-    // Centre grid + colour bar horizontally.
-    let left = w.saturating_sub(chart_w + HEAT_GAP + HEAT_BAR_W) / 2;
-    let matrix_area = body.clone().shrink((left, 0), (chart_w, chart_h));
-    let bar_area = body.shrink((left + chart_w + HEAT_GAP, HEAT_TOP), (HEAT_BAR_W, side));
-    let nf = n as f64;
-    let centres: Vec<f64> = (0..n).map(|i| i as f64 + 0.5).collect();
-    let name = |v: f64, flip: bool| -> String {
-        let i = (v - 0.5).round();
-        if i < 0.0 || (v - 0.5 - i).abs() > 1e-6 {
-            return String::new();
-        }
-        let i = i as usize;
-        // Rows are drawn bottom-up, so the first query modality sits at the top.
-        let row = if flip { n.checked_sub(i + 1) } else { Some(i) };
-        row.and_then(|r| m.modalities.get(r)).cloned().unwrap_or_default()
+    let metric = metric_label(&m.metric);
+    let (panels, subtitle, legend) = if n <= SINGLE_PANEL_MAX_MODALITIES {
+        let series = (0..m.pairs.len())
+            .map(|p| {
+                let (q, d) = &m.pairs[p];
+                Series {
+                    label: format!("{q}→{d}"), style: pair_style(p, q == d), points: pair_points(m, p)
+                }
+            })
+            .collect();
+        (
+            vec![Panel { caption: String::new(), series }],
+            format!("{metric} of every (query → database) pair after each stage · solid: cross-modal, dashed: same modality"),
+            "query → database",
+        )
+    } else {
+        let db_index = |d: &str| m.modalities.iter().position(|x| x == d).unwrap_or(0);
+        let panels = m
+            .modalities
+            .iter()
+            .map(|q| Panel {
+                caption: format!("query: {q}"),
+                series: (0..m.pairs.len())
+                    .filter(|&p| &m.pairs[p].0 == q)
+                    .map(|p| {
+                        let d = &m.pairs[p].1;
+                        Series {
+                            label: format!("→ {d}"),
+                            style: series_style(db_index(d)),
+                            points: pair_points(m, p),
+                        }
+                    })
+                    .collect(),
+            })
+            .collect();
+        (
+            panels,
+            format!(
+                "{metric} after each stage, one panel per query modality · line style: database modality"
+            ),
+            "database",
+        )
     };
-    let mut chart = ChartBuilder::on(&matrix_area)
-        .x_label_area_size(HEAT_X_LABELS)
-        .y_label_area_size(HEAT_Y_LABELS)
-        .margin_top(HEAT_TOP)
-        .build_cartesian_2d(KeyAxis::new(0.0..nf, centres.clone()), KeyAxis::new(0.0..nf, centres))
-        .map_err(msg)?;
-    chart
-        .configure_mesh()
-        .disable_mesh()
-        .x_labels(n)
-        .y_labels(n)
-        .x_label_formatter(&|x| name(*x, false))
-        .y_label_formatter(&|y| name(*y, true))
-        .x_desc("database")
-        .y_desc("query")
-        // Cells carry the grid; axis lines would only add a stray frame.
-        .axis_style(TRANSPARENT)
-        .label_style((FONT, 16))
-        .axis_desc_style((FONT, 18).into_font().style(FontStyle::Bold))
-        .draw()
-        .map_err(msg)?;
-    let value_font = if n <= 3 { 24 } else { 19 };
-    for (qi, q) in m.modalities.iter().enumerate() {
-        for (di, d) in m.modalities.iter().enumerate() {
-            let (x, y) = (di as f64, (n - 1 - qi) as f64);
-            let value = m.get(last, q, d);
-            let (fill, text) = match value {
-                Some(v) if v.is_finite() => (viridis(v), format!("{v:.3}")),
-                Some(_) => (RGBColor(200, 200, 200), "nan".to_string()),
-                None => (RGBColor(235, 235, 235), "–".to_string()),
-            };
-            chart
-                .draw_series([
-                    Rectangle::new([(x, y), (x + 1.0, y + 1.0)], fill.filled()),
-                    Rectangle::new([(x, y), (x + 1.0, y + 1.0)], WHITE.stroke_width(2)),
-                ])
-                .map_err(msg)?;
-            let ink = match value {
-                Some(v) if v.is_finite() => ink_on_viridis(v),
-                _ => BLACK,
-            };
-            chart
-                .draw_series(std::iter::once(Text::new(
-                    text,
-                    (x + 0.5, y + 0.5),
-                    (FONT, value_font).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
-                )))
-                .map_err(msg)?;
-        }
-    }
-    // Colour bar: fixed 0..1 so heatmaps of different runs compare by colour.
-    let mut bar = ChartBuilder::on(&bar_area)
-        .y_label_area_size(0)
-        .right_y_label_area_size(HEAT_BAR_W - 22)
-        .build_cartesian_2d(0.0..1.0, 0.0..1.0)
-        .map_err(msg)?;
-    bar.configure_mesh()
-        .disable_mesh()
-        .disable_x_axis()
-        .y_labels(6)
-        .y_label_formatter(&|y| format!("{y:.1}"))
-        .label_style((FONT, 14))
-        .draw()
-        .map_err(msg)?;
-    let steps = 100;
-    bar.draw_series((0..steps).map(|i| {
-        let lo = i as f64 / steps as f64;
-        let hi = (i + 1) as f64 / steps as f64;
-        Rectangle::new([(0.0, lo), (1.0, hi)], viridis((lo + hi) / 2.0).filled())
-    }))
-    .map_err(msg)?;
-    Ok(())
+    let max = m.values.iter().flatten().copied().filter(|v| v.is_finite()).fold(0.0f64, f64::max);
+    let fig = LineFigure {
+        title: title.into(),
+        subtitle: vec![subtitle],
+        cols: panels.len().min(3),
+        panels,
+        x: Axis {
+            range: -0.2..m.last_stage() as f64 + 0.2,
+            ticks: stage_ticks(m),
+            desc: "stage (modality trained)".into(),
+        },
+        y: unit_axis(max, &metric),
+        legend: legend.into(),
+        band_from: f64::INFINITY,
+    };
+    line_figure(&fig, dir, "forgetting")
 }
 
-/// Final-stage metric of every (query, database) pair as a heatmap, written to dir/map_matrix.png and dir/map_matrix.svg.
+/// The final query × database matrix of a run, written to dir/map_matrix.png and .svg.
 pub fn map_matrix_heatmap(m: &AccuracyMatrix, title: &str, dir: &Path) -> Result<()> {
-    render_both!(dir, "map_matrix", heatmap_size(m), draw_heatmap(m, title))
+    let last = m.values.last().cloned().unwrap_or_default();
+    let value = |q: &str, d: &str| m.pair_index(q, d).and_then(|p| last.get(p).copied()).unwrap_or(f64::NAN);
+    let fig = Heatmap {
+        title: title.into(),
+        subtitle: vec![format!(
+            "final {} after stage {} · rows: query, columns: database",
+            metric_label(&m.metric),
+            m.last_stage()
+        )],
+        row_desc: "query".into(),
+        col_desc: "database".into(),
+        panels: vec![HeatPanel {
+            caption: String::new(),
+            rows: m.modalities.clone(),
+            cols: m.modalities.clone(),
+            values: m.modalities.iter().map(|q| m.modalities.iter().map(|d| value(q, d)).collect()).collect(),
+        }],
+        cols: 1,
+    };
+    heatmap(&fig, dir, "map_matrix")
 }
 
 /// One learner's bars in the sweep bar chart.
@@ -605,82 +363,47 @@ fn bar_legend_entry(label: &str, i: usize) -> LegendEntry {
     }
 }
 
-fn curves_size(panels: &[CurvePanel]) -> (u32, u32) {
-    let (cols, rows) = grid(panels.len());
-    ((cols as u32 * 460 + LEGEND_W).max(900), rows as u32 * 380 + header_height(2))
-}
-
-fn draw_sweep_curves<DB: DrawingBackend>(
-    root: &DrawingArea<DB, Shift>,
-    panels: &[CurvePanel],
-    title: &str,
-) -> std::result::Result<(), String> {
-    let labels = labels_in_order(panels.iter().flat_map(|p| p.series.iter().map(|s| s.label.as_str())));
-    let subtitle = [
-        "mean mAP over all pairs of the modalities learned so far, after each stage".to_string(),
-        "line: mean over seeds, band: ± std · one panel per stage ordering".to_string(),
-    ];
-    let body = draw_header(root, title, &subtitle)?;
-    let (w, _) = body.dim_in_pixel();
-    let (plot, legend) = body.split_horizontally(w.saturating_sub(LEGEND_W));
-    let (cols, rows) = grid(panels.len());
-    let areas = plot.split_evenly((rows, cols));
-    let top = panels
-        .iter()
-        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|&(_, m, sd)| m + sd)))
-        .fold(0.0f64, f64::max);
-    let top = if top > 0.5 { 1.0 } else { ((top * 1.15 * 10.0).ceil() / 10.0).max(0.1) };
-    for (panel, area) in panels.iter().zip(&areas) {
-        let t = panel.stage_labels.len().max(1);
-        let keys: Vec<f64> = (1..=t).map(|s| s as f64).collect();
-        let mut chart = ChartBuilder::on(area)
-            .margin(10)
-            .caption(&panel.caption, (FONT, 16).into_font().style(FontStyle::Bold))
-            .x_label_area_size(42)
-            .y_label_area_size((Y_LABEL_AREA * PANEL_SCALE) as u32)
-            .build_cartesian_2d(KeyAxis::new(0.75..t as f64 + 0.25, keys), 0.0..top)
-            .map_err(msg)?;
-        chart
-            .configure_mesh()
-            .x_labels(t)
-            .y_labels(6)
-            .x_label_formatter(&|x| format!("{}", x.round() as i64))
-            .y_label_formatter(&|y| format!("{y:.1}"))
-            .x_desc("stage")
-            .label_style((FONT, 13))
-            .axis_desc_style((FONT, 14))
-            .light_line_style(WHITE.mix(0.0))
-            .bold_line_style(GRID)
-            .draw()
-            .map_err(msg)?;
-        for s in &panel.series {
-            let li = labels.iter().position(|l| *l == s.label).unwrap_or(0);
-            let style = series_style(li);
-            let color = style.color;
-            let band: Vec<(f64, f64)> = s
-                .points
-                .iter()
-                .map(|&(x, m, sd)| (x as f64, (m + sd).min(top)))
-                .chain(s.points.iter().rev().map(|&(x, m, sd)| (x as f64, (m - sd).max(0.0))))
-                .collect();
-            chart.draw_series(std::iter::once(Polygon::new(band, color.mix(0.18).filled()))).map_err(msg)?;
-            let line: Vec<(f64, f64)> = s.points.iter().map(|&(x, m, _)| (x as f64, m)).collect();
-            draw_series_styled(&chart, &line, &style, 2, 4)?;
-        }
-    }
-    let entries: Vec<_> = labels
-        .iter()
-        .enumerate()
-        .map(|(i, l)| LegendEntry { label: l.clone(), style: series_style(i), line: true })
-        .collect();
-    draw_legend(&legend, "learner", &entries, &[])?;
-    Ok(())
-}
-
 /// Sweep curves per stage ordering (mean ± std over seeds), written to dir/orderings.png and
 /// dir/orderings.svg.
 pub fn sweep_curves(panels: &[CurvePanel], title: &str, dir: &Path) -> Result<()> {
-    render_both!(dir, "orderings", curves_size(panels), draw_sweep_curves(panels, title))
+    let labels = labels_in_order(panels.iter().flat_map(|p| p.series.iter().map(|s| s.label.as_str())));
+    let t = panels.iter().map(|p| p.stage_labels.len()).max().unwrap_or(1).max(1);
+    let max = panels
+        .iter()
+        .flat_map(|p| p.series.iter().flat_map(|s| s.points.iter().map(|&(_, m, sd)| m + sd)))
+        .fold(0.0f64, f64::max);
+    let fig = LineFigure {
+        title: title.into(),
+        subtitle: vec![
+            "mean mAP over all pairs of the modalities learned so far, after each stage".into(),
+            "line: mean over seeds, band: ± std · one panel per stage ordering (its caption)".into(),
+        ],
+        cols: panels.len().clamp(1, 3),
+        panels: panels
+            .iter()
+            .map(|p| Panel {
+                caption: p.caption.clone(),
+                series: p
+                    .series
+                    .iter()
+                    .map(|s| Series {
+                        label: s.label.clone(),
+                        style: series_style(labels.iter().position(|l| *l == s.label).unwrap_or(0)),
+                        points: s.points.iter().map(|&(x, m, sd)| (x as f64, m, sd)).collect(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        x: Axis {
+            range: 0.75..t as f64 + 0.25,
+            ticks: (1..=t).map(|s| (s as f64, s.to_string())).collect(),
+            desc: "stage".into(),
+        },
+        y: unit_axis(max, "mean mAP"),
+        legend: "learner".into(),
+        band_from: f64::NEG_INFINITY,
+    };
+    line_figure(&fig, dir, "orderings")
 }
 
 #[cfg(test)]

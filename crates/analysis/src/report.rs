@@ -27,6 +27,8 @@ pub struct RunData {
     pub bits: usize,
     /// summary.json as written by the run (run facts).
     pub facts: serde_json::Value,
+    /// train_log.csv, when the run wrote one (runs before it existed did not).
+    pub train_log: Option<Vec<crate::train_log::EpochLine>>,
 }
 
 /// Reads `dir/metrics.csv` and `dir/summary.json`.
@@ -44,6 +46,8 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         source,
     })?;
     let facts = serde_json::from_str(&text).map_err(|source| AnalysisError::Json { path, source })?;
+    let log = dir.join("train_log.csv");
+    let train_log = if log.is_file() { Some(crate::train_log::read_train_log(&log)?) } else { None };
     Ok(RunData {
         dir: dir.into(),
         matrix,
@@ -52,6 +56,7 @@ pub fn load_run(dir: &Path) -> Result<RunData> {
         seed: first.seed,
         bits: first.bits,
         facts,
+        train_log,
     })
 }
 

@@ -28,6 +28,7 @@ mod threads;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, Subcommand};
 
 // candle allocates a fresh buffer for every tensor op; glibc malloc hands large freed
@@ -38,20 +39,79 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Continual (sequential) cross-modal retrieval experiments: one unified hashing model
 /// learns modality after modality; every query→database pair is evaluated after every stage.
+///
+/// Threads: `--threads` (-j) is always retrieval (Hamming search and evaluation) threads,
+/// `--train-threads` candle's training threads.
 #[derive(Parser, Debug)]
-#[command(name = "seqmodal", version, about, long_about = None)]
+#[command(name = "seqmodal", version = VERSION.as_str(), about, long_about = None)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Log level for messages on stderr (error, warn, info, debug, trace).
-    #[arg(long, global = true, default_value = "info")]
-    log: String,
+    /// Log level for messages on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogLevel::Info)]
+    log: LogLevel,
+    /// More log messages: -v is --log debug, -vv --log trace.
+    #[arg(short = 'v', long = "verbose", global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
+}
+
+/// `--version`: the version and the git commit this binary was built from.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(version);
+
+fn version() -> String {
+    let (commit, dirty) = (env!("SEQMODAL_GIT_COMMIT"), env!("SEQMODAL_GIT_DIRTY"));
+    match (commit.get(..12), dirty) {
+        (Some(c), "true") => format!("{} (commit {c}, uncommitted changes)", env!("CARGO_PKG_VERSION")),
+        (Some(c), _) => format!("{} (commit {c})", env!("CARGO_PKG_VERSION")),
+        (None, _) => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// Log levels of `--log`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum LogLevel {
+    /// Errors only.
+    Error,
+    /// Errors and warnings.
+    Warn,
+    /// Progress of a run (the default).
+    Info,
+    /// Details for debugging.
+    Debug,
+    /// Everything.
+    Trace,
+}
+
+impl LogLevel {
+    /// This level raised by `steps` (-v, -vv).
+    fn raised(self, steps: u8) -> LogLevel {
+        let all = [LogLevel::Error, LogLevel::Warn, LogLevel::Info, LogLevel::Debug, LogLevel::Trace];
+        let at = all.iter().position(|l| *l == self).unwrap_or(2);
+        let floor = match steps {
+            0 => 0,
+            1 => 3,
+            _ => 4,
+        };
+        all[at.max(floor)]
+    }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
 }
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Train and evaluate an experiment: writes config.toml, metrics.csv, summary.json,
-    /// figures/ and checkpoints/ to the output directory.
+    /// Train and evaluate an experiment file.
+    ///
+    /// Writes config.toml, metrics.csv, summary.json, train_log.csv, figures/ and checkpoints/
+    /// to the output directory. One run at a time per directory (a lock file, run.lock).
     Run {
         /// Experiment file (TOML), e.g. experiments/wiki.toml [default with --resume: DIR/config.toml].
         #[arg(required_unless_present = "resume")]
@@ -63,7 +123,7 @@ enum Command {
         resume: Option<PathBuf>,
         /// Output directory [default: runs/<name>/]. A run of the same resolved experiment there
         /// is replaced; a different one is refused unless --overwrite.
-        #[arg(long)]
+        #[arg(short = 'o', long)]
         out: Option<PathBuf>,
         /// Replace a run of a different experiment in the output directory (its config,
         /// checkpoints, metrics, summary and figures).
@@ -74,26 +134,35 @@ enum Command {
         #[arg(long = "set", value_name = "KEY=VALUE")]
         set: Vec<String>,
         /// Do not draw progress bars.
-        #[arg(long)]
+        #[arg(short = 'q', long)]
         quiet: bool,
         /// Threads for candle's training kernels (one is fastest at these model sizes).
-        #[arg(long, default_value_t = 1)]
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
         train_threads: usize,
         /// Threads for retrieval evaluation [default: all cores].
-        #[arg(long, default_value_t = 0, hide_default_value = true)]
+        #[arg(
+            short = 'j',
+            long,
+            visible_alias = "eval-threads",
+            default_value_t = 0,
+            hide_default_value = true
+        )]
         threads: usize,
     },
-    /// Run a sweep file (a base experiment x axes: keys, orderings, learners, seeds): each cell
-    /// a run directory under DIR/cells/, then DIR/sweep.csv, DIR/summary.csv and DIR/figures/.
-    /// Finished cells are skipped and cells stopped part-way continue from their last checkpoint (resume); a failing cell is recorded and the others go on.
+    /// Run a sweep file: one run per cell of a grid of keys, orderings, learners and seeds.
+    ///
+    /// A sweep is a base experiment x axes (keys, orderings, learners, seeds): each cell a run
+    /// directory under DIR/cells/, then DIR/sweep.csv, DIR/summary.csv and DIR/figures/.
+    /// Finished cells are skipped and cells stopped part-way continue from their last checkpoint
+    /// (resume); a failing cell is recorded and the others go on.
     Sweep {
         /// Sweep file (TOML), e.g. sweeps/ablation-wiki.toml; format in docs/sweeps.md.
         sweep: PathBuf,
         /// Sweep directory [default: runs/sweeps/<name>/].
-        #[arg(long)]
+        #[arg(short = 'o', long)]
         out: Option<PathBuf>,
         /// Cells run at once (each trains on one thread).
-        #[arg(long, default_value_t = 1)]
+        #[arg(short = 'j', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
         jobs: usize,
         /// Run only cell I (0-based), e.g. as a Slurm array task; no aggregation.
         #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
@@ -106,18 +175,21 @@ enum Command {
         #[arg(long)]
         collect: bool,
         /// Do not draw the progress bar.
-        #[arg(long)]
+        #[arg(short = 'q', long)]
         quiet: bool,
     },
-    /// Measure speed side by side in one process: training throughput against a plain candle
-    /// loop (`train`), or Hamming search against a naive reference (`search`).
+    /// Measure training or search speed against a plain reference in the same process.
+    ///
+    /// `train`: training throughput against a plain candle loop; `search`: Hamming search
+    /// against a naive reference.
     Bench {
         /// What to measure.
         #[arg(value_enum)]
         what: BenchWhat,
-        /// Threads for candle's CPU kernels.
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
+        /// Threads for candle's training kernels (`bench train`); `--threads` is accepted
+        /// for older scripts.
+        #[arg(long, alias = "threads", default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+        train_threads: usize,
         /// Optimiser steps per loop.
         #[arg(long, default_value_t = 300)]
         steps: usize,
@@ -128,14 +200,19 @@ enum Command {
         #[arg(long, value_enum, default_value = "cpu")]
         backend: search::Backend,
     },
-    /// Exact Hamming top-k (or range) search of .npy packed codes: writes ids.npy and
-    /// distances.npy, sorted by (distance, database index), and prints one JSON line of timing.
+    /// Exact Hamming top-k or range search of .npy packed codes.
+    ///
+    /// Writes ids.npy and distances.npy, sorted by (distance, database index), and prints one
+    /// JSON line of timing.
     Search(search::SearchArgs),
-    /// Retrieval metrics (map, map@K, p@K, p@r2) and the PR curve by Hamming radius for .npy
-    /// codes and labels; prints one JSON object.
+    /// Retrieval metrics and the PR curve of .npy codes and labels.
+    ///
+    /// Metrics: map, map@K, p@K, p@r2 and the PR curve by Hamming radius; prints one JSON object.
     Eval(search::EvalArgs),
-    /// List every learner: its role (reference, lower bound, strategy), its [learner] keys
-    /// with type, range, default, tuning range and a one-line doc.
+    /// Every learner: its role and its [learner] keys.
+    ///
+    /// Role (reference, lower bound, strategy); each key with type, range, default, tuning
+    /// range and a one-line doc.
     Learners {
         /// Print one markdown table instead (the one docs/learners.md embeds).
         #[arg(long, conflicts_with = "names")]
@@ -144,17 +221,20 @@ enum Command {
         #[arg(long)]
         names: bool,
     },
-    /// Aggregate finished runs (directories with metrics.csv, searched recursively) and sweeps
+    /// Tables and a full report (figures, HTML) from finished runs and sweeps.
+    ///
+    /// Aggregates finished runs (directories with metrics.csv, searched recursively) and sweeps
     /// (with sweep.csv). --out FILE.md: a markdown table per scenario, learners x (ACC, BWT,
     /// forgetting, FWT, intransigence, time, memory). --out DIR: a full report, DIR/index.md and
-    /// DIR/index.html with figures (PNG + SVG) in DIR/figures/.
+    /// DIR/index.html with figures (PNG + SVG) in DIR/figures/ and each table as CSV and LaTeX
+    /// in DIR/tables/.
     Report {
         /// Run or sweep directories or folders containing them, e.g. runs/sweeps/wiki-shared.
         #[arg(required = true)]
         runs: Vec<PathBuf>,
         /// Markdown file (ending in .md: the learner tables) or report directory to write (the
-        /// full report: index.md, index.html, figures/), e.g. --out reports/learners.md.
-        #[arg(long)]
+        /// full report: index.md, index.html, figures/, tables/), e.g. --out reports/learners.md.
+        #[arg(short = 'o', long)]
         out: PathBuf,
         /// Title of the report.
         #[arg(long, default_value = "Learners across scenarios")]
@@ -162,6 +242,14 @@ enum Command {
         /// Full report: skip the precision–recall curves (recomputed from each run's final checkpoint).
         #[arg(long)]
         no_pr: bool,
+    },
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    ///
+    /// e.g. `seqmodal completions bash > ~/.local/share/bash-completion/completions/seqmodal`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
     },
 }
 
@@ -184,8 +272,7 @@ enum BenchWhat {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_new(&cli.log)
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = tracing_subscriber::EnvFilter::new(cli.log.raised(cli.verbose).as_str());
     // Colour only on a terminal: a log redirected to a file should be plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     tracing_subscriber::fmt()
@@ -206,7 +293,7 @@ fn main() -> ExitCode {
             threads: eval_threads,
         } => {
             threads::configure(train_threads, eval_threads);
-            match run::run(experiment, resume, out, overwrite, &set, quiet) {
+            match run::run(experiment, resume, out, overwrite, &set, quiet, train_threads) {
                 Err(e) if run::interrupted(&e) => {
                     eprintln!("error: {e:#}");
                     return ExitCode::from(130);
@@ -230,8 +317,13 @@ fn main() -> ExitCode {
         Command::Eval(args) => search::eval(&args),
         Command::Bench { what: BenchWhat::Search, backend, .. } => bench_search::bench_search(backend),
         Command::Report { runs, out, title, no_pr } => report::report(&runs, &out, &title, !no_pr),
-        Command::Bench { what: BenchWhat::Train, threads, steps, data, .. } => {
-            bench::bench_train(&data, threads, steps)
+        Command::Bench { what: BenchWhat::Train, train_threads, steps, data, .. } => {
+            bench::bench_train(&data, train_threads, steps)
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "seqmodal", &mut std::io::stdout());
+            Ok(())
         }
     };
     match result {

@@ -4,8 +4,8 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use seqmodal_analysis::{
-    forgetting_curves, map_matrix_heatmap, write_metrics_csv, write_summary_json, AccuracyMatrix, Record,
-    Summary,
+    forgetting_curves, map_matrix_heatmap, write_metrics_csv, write_summary_json, AccuracyMatrix, Provenance,
+    Record, Summary,
 };
 use seqmodal_learner::{Experiment, RunResult};
 
@@ -29,8 +29,29 @@ pub fn records(exp: &Experiment, result: &RunResult) -> Vec<Record> {
         .collect()
 }
 
+/// This process's provenance: the binary's version and commit (captured by build.rs), the
+/// command line, the CPU, and the threads (`train_threads`; evaluation: rayon's pool).
+pub fn provenance(train_threads: usize) -> Provenance {
+    let nonempty = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    Provenance {
+        version: env!("CARGO_PKG_VERSION").into(),
+        commit: nonempty(env!("SEQMODAL_GIT_COMMIT")),
+        dirty: nonempty(env!("SEQMODAL_GIT_DIRTY")).map(|d| d == "true"),
+        command: seqmodal_analysis::provenance::command_line(),
+        cpu: seqmodal_analysis::provenance::cpu_model(),
+        train_threads: train_threads.max(1),
+        eval_threads: rayon::current_num_threads(),
+        available_threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+    }
+}
+
 /// Writes metrics.csv, summary.json and figures/ into `dir`; returns the summary.
-pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result<Summary> {
+pub fn write_outputs(
+    exp: &Experiment,
+    result: &RunResult,
+    dir: &Path,
+    provenance: &Provenance,
+) -> Result<Summary> {
     let recs = records(exp, result);
     write_metrics_csv(&recs, &dir.join("metrics.csv"))?;
     // Every summary figure is derived from the stored records, never kept separately.
@@ -58,12 +79,18 @@ pub fn write_outputs(exp: &Experiment, result: &RunResult, dir: &Path) -> Result
     summary.extra.insert("learner_role".into(), serde_json::json!(exp.learner.role().as_str()));
     summary.extra.insert("database".into(), serde_json::json!(exp.database.as_str()));
     summary.extra.insert("adapter".into(), serde_json::json!(exp.model.adapter.as_str()));
+    summary.extra.insert("provenance".into(), serde_json::to_value(provenance)?);
     write_summary_json(&summary, &dir.join("summary.json"))?;
     let figures = dir.join("figures");
     std::fs::create_dir_all(&figures).with_context(|| format!("cannot create {}", figures.display()))?;
     let title = format!("{} ({}, {} bits, seed {})", exp.name, exp.learner.name(), exp.model.bits, exp.seed);
     forgetting_curves(&matrix, &title, &figures)?;
     map_matrix_heatmap(&matrix, &title, &figures)?;
+    let log = dir.join("train_log.csv");
+    if log.is_file() {
+        let stages: Vec<String> = exp.stages.iter().map(|s| s.modality.clone()).collect();
+        seqmodal_analysis::loss_curves(&log, &stages, &title, &figures)?;
+    }
     Ok(summary)
 }
 

@@ -90,14 +90,17 @@ fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<(
         pr: curves,
         pr_note,
         sources: roots.iter().map(|p| p.display().to_string()).collect(),
+        // The report renders no model: candle's training threads do not apply.
+        provenance: Some(crate::output::provenance(1)),
     };
     let files = seqmodal_analysis::write_report(&inputs, out)
         .with_context(|| format!("writing the report to {}", out.display()))?;
     say!(
-        "{} and {} ({} figure files) from {} and {}",
+        "{} and {} ({} figure files, {} table files) from {} and {}",
         files.markdown.display(),
         files.html.display(),
         files.figures.len(),
+        files.tables.len(),
         seqmodal_analysis::report::count(inputs.runs.len(), "run"),
         seqmodal_analysis::report::count(inputs.sweeps.len(), "sweep")
     );

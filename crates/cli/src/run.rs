@@ -19,7 +19,9 @@ pub fn run(
     overwrite: bool,
     overrides: &[String],
     quiet: bool,
+    train_threads: usize,
 ) -> Result<()> {
+    let provenance = output::provenance(train_threads);
     let path = match (&experiment, &resume) {
         (Some(p), _) => p.clone(),
         (None, Some(dir)) => dir.join("config.toml"),
@@ -66,13 +68,18 @@ pub fn run(
         exp.stages.len(),
         dir.display()
     );
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
+    // Held until this function returns; the OS releases it if the process dies.
+    let _lock = lock_run_dir(&dir)?;
     if resume.is_none() {
         replace_previous_run(&dir, &config, overwrite)?;
     }
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create output directory {}", dir.display()))?;
     if resume.is_none() {
-        seqmodal_analysis::atomic_write(&config_path, config.as_bytes())?;
+        // Provenance as comments: the file still parses to the same experiment, and
+        // comparisons (`difference`) skip them.
+        let text = format!("{}{config}", provenance.toml_header());
+        seqmodal_analysis::atomic_write(&config_path, text.as_bytes())?;
     }
     let interrupt = Arc::new(AtomicBool::new(false));
     let flag = interrupt.clone();
@@ -89,6 +96,7 @@ pub fn run(
         checkpoint_dir: Some(dir.join("checkpoints")),
         resume: resume.is_some(),
         interrupt: Some(interrupt),
+        train_log: Some(dir.join("train_log.csv")),
     };
     let result = run_experiment(&exp, &ds, &opts, &mut progress);
     progress.finish();
@@ -103,10 +111,38 @@ pub fn run(
         .context(Interrupted),
         e => anyhow::Error::from(e),
     })?;
-    let summary = output::write_outputs(&exp, &result, &dir)?;
+    let summary = output::write_outputs(&exp, &result, &dir, &provenance)?;
     say!("{}", output::summary_line(&summary));
     say!("outputs: {}", dir.display());
     Ok(())
+}
+
+/// Name of the lock file in a run directory.
+pub const LOCK_FILE: &str = "run.lock";
+
+/// Takes the run directory's exclusive lock (an OS file lock on `dir/run.lock`, not a PID
+/// file: a crashed run leaves no stale lock), so a second `seqmodal run` into the same
+/// directory stops with a clear error instead of mixing two runs' files.
+fn lock_run_dir(dir: &Path) -> Result<std::fs::File> {
+    let path = dir.join(LOCK_FILE);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open the lock file {}", path.display()))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => anyhow::bail!(
+            "{} is in use by another `seqmodal run` (it holds {}); wait for it to finish, or pass \
+             --out for another directory",
+            dir.display(),
+            path.display()
+        ),
+        Err(std::fs::TryLockError::Error(e)) => {
+            Err(e).with_context(|| format!("cannot lock {}", path.display()))
+        }
+    }
 }
 
 /// Marker context of an interrupted run (exit status 130, like a shell's SIGINT).
@@ -141,7 +177,7 @@ fn replace_previous_run(dir: &Path, config: &str, overwrite: bool) -> Result<()>
     }
     tracing::info!("replacing the earlier run in {}", dir.display());
     // config.toml is rewritten by the new run itself.
-    for name in ["checkpoints", "figures", "metrics.csv", "summary.json"] {
+    for name in ["checkpoints", "figures", "metrics.csv", "summary.json", "train_log.csv"] {
         let p = dir.join(name);
         let removed = if p.is_dir() { std::fs::remove_dir_all(&p) } else { std::fs::remove_file(&p) };
         match removed {
@@ -154,7 +190,9 @@ fn replace_previous_run(dir: &Path, config: &str, overwrite: bool) -> Result<()>
     Ok(())
 }
 
-/// Where a stored `config.toml` first differs from the run's resolved `config`, if it does.
+/// Where a stored `config.toml` (its provenance comments aside) first differs from the run's
+/// resolved `config`, if it does.
 fn difference(stored: &str, config: &str) -> Option<String> {
+    let stored = seqmodal_analysis::provenance::strip_comment_header(stored);
     (stored != config).then(|| seqmodal_learner::checkpoint::first_difference(stored, config))
 }

@@ -38,8 +38,8 @@ pub struct Common {
     /// Backend to run on.
     #[arg(long, value_enum, default_value = "cpu")]
     pub backend: Backend,
-    /// CPU threads (0: all cores) [default: all cores].
-    #[arg(long, default_value_t = 0, hide_default_value = true)]
+    /// CPU threads for search and evaluation (0: all cores) [default: all cores].
+    #[arg(short = 'j', long, visible_alias = "eval-threads", default_value_t = 0, hide_default_value = true)]
     pub threads: usize,
     /// CPU popcount kernel: auto, portable, popcnt, avx2, sliced, avx512, sliced512 (for comparisons).
     #[arg(long, default_value = "auto")]
@@ -102,7 +102,7 @@ pub struct SearchArgs {
     #[arg(long)]
     radius: Option<u32>,
     /// Output directory for ids.npy (int64 Q×K) and distances.npy (int32 Q×K).
-    #[arg(long)]
+    #[arg(short = 'o', long)]
     out: PathBuf,
 }
 

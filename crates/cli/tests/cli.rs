@@ -47,9 +47,17 @@ fn run_writes_every_output_and_is_byte_identical_per_seed() {
         "figures/map_matrix.svg",
         "checkpoints/stage-1.safetensors",
         "checkpoints/stage-2.safetensors",
+        "train_log.csv",
+        "figures/loss.png",
+        "figures/loss.svg",
     ] {
         assert!(a.join(f).is_file(), "missing {f}");
     }
+    // One training-log line per epoch: 2 stages x 2 epochs.
+    let log = std::fs::read_to_string(a.join("train_log.csv")).unwrap();
+    let keys: Vec<String> =
+        log.lines().skip(1).map(|l| l.split(',').take(2).collect::<Vec<_>>().join(",")).collect();
+    assert_eq!(keys, ["1,1", "1,2", "2,1", "2,2"], "{log}");
     let csv = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
     let mut lines = csv.lines();
     assert_eq!(
@@ -76,6 +84,17 @@ fn run_writes_every_output_and_is_byte_identical_per_seed() {
 
     let resolved = std::fs::read_to_string(a.join("config.toml")).unwrap();
     assert!(resolved.contains("bits = 16") && resolved.contains("epochs = 2"), "{resolved}");
+    // Provenance: comments atop config.toml, an object in summary.json.
+    let header: Vec<&str> = resolved.lines().take_while(|l| l.starts_with('#')).collect();
+    assert_eq!(header.len(), 3, "{resolved}");
+    assert!(header[0].starts_with("# written by seqmodal ") && header[0].contains("commit"), "{resolved}");
+    assert!(header[1].starts_with("# command: ") && header[1].contains("--set train.epochs=2"), "{resolved}");
+    assert!(header[2].starts_with("# machine: ") && header[2].contains("threads: train 1"), "{resolved}");
+    let p = &summary["provenance"];
+    assert_eq!(p["version"], env!("CARGO_PKG_VERSION"), "{summary}");
+    assert_eq!(p["train_threads"], 1);
+    assert!(p["eval_threads"].as_u64().unwrap() >= 1 && p["cpu"].as_str().is_some_and(|c| !c.is_empty()));
+    assert!(p["command"].as_str().unwrap().contains("experiments/wiki.toml"), "{summary}");
 
     let out = short_run(&b);
     assert!(out.status.success());
@@ -110,6 +129,68 @@ fn a_fresh_run_replaces_its_own_experiment_and_refuses_another_without_overwrite
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let config = std::fs::read_to_string(d.join("config.toml")).unwrap();
     assert!(config.contains("epochs = 1"), "{config}");
+}
+
+#[test]
+fn a_second_writer_of_a_run_directory_is_refused_and_the_lock_is_released_on_exit() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = tmp.path().join("locked");
+    std::fs::create_dir_all(&d).unwrap();
+    // Another process's run holds the lock (the same OS lock `seqmodal run` takes).
+    let held = std::fs::File::create(d.join("run.lock")).unwrap();
+    held.try_lock().unwrap();
+    let args = ["run", "experiments/wiki.toml", "-q", "-o", d.to_str().unwrap(), "--set", "train.epochs=1"];
+    let out = seqmodal(&args);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("in use by another `seqmodal run`") && err.contains("run.lock"), "{err}");
+    assert!(!d.join("config.toml").exists(), "the refused run wrote into the directory");
+    // Released (as when that process exits or crashes): the run goes ahead, and its own lock
+    // is gone once it exits, so the test can take it.
+    drop(held);
+    let out = seqmodal(&[&args[..], &["--set", "model.hidden=32", "--set", "model.bits=16"][..]].concat());
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    std::fs::File::open(d.join("run.lock")).unwrap().try_lock().unwrap();
+}
+
+#[test]
+fn command_line_polish() {
+    // One line per command in the top-level help.
+    let out = seqmodal(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    let commands: Vec<&str> = help
+        .lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .collect();
+    assert!(commands.len() >= 7, "{help}");
+    assert!(
+        commands.iter().all(|l| l.starts_with("  ") && !l.starts_with("   ")),
+        "continuation lines:\n{help}"
+    );
+    // Values are checked, with the valid ones listed.
+    let out = seqmodal(&["--log", "verbose", "report", "x", "--out", "y.md"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("'verbose'") && err.contains("error, warn, info, debug, trace"), "{err}");
+    let out = seqmodal(&["sweep", "x.toml", "--jobs", "0"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--jobs"), "{out:?}");
+    // A mistyped command gets a suggestion.
+    let out = seqmodal(&["rn", "experiments/wiki.toml"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("similar subcommand") && err.contains("'run'"), "{err}");
+    // Shell completions name the commands and flags.
+    let out = seqmodal(&["completions", "bash"]);
+    let script = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && script.contains("_seqmodal()") && script.contains("--train-threads"),
+        "{script}"
+    );
+    // The version names the commit when built from git.
+    let out = seqmodal(&["--version"]);
+    let v = String::from_utf8_lossy(&out.stdout);
+    assert!(v.starts_with(&format!("seqmodal {}", env!("CARGO_PKG_VERSION"))), "{v}");
 }
 
 #[test]

@@ -161,8 +161,34 @@ fn full_report_has_every_section_and_valid_figures() {
         "{md}"
     );
 
+    // Provenance in the header, then the contents linking every section into the page.
+    assert!(md.contains("Written by seqmodal ") && md.contains("Runs: 4 runs by seqmodal "), "{md}");
+    assert!(md.contains("**Contents**") && md.contains("- [R matrices](#r-matrices)"), "{md}");
+    assert!(md.contains("<a id=\"r-matrices\"></a>") && html.contains("<a href=\"#r-matrices\">"), "{md}");
+    // Two stages: FWT would measure stage 1 alone, so it is left out; wall time is shown but
+    // not ranked, compute beside it.
+    assert!(!md.contains("FWT ↑ |") && md.contains("FWT is left out"), "{md}");
+    assert!(md.contains("| train s | compute ↓ |") && md.contains("overlaps the best's"), "{md}");
+    // Every table as CSV (means and stds) and LaTeX (booktabs), linked under it.
+    let csv = std::fs::read_to_string(out.join("tables/tiny-16bit-learners.csv")).unwrap();
+    assert!(csv.starts_with("learner,seeds,ACC mean,ACC std,BWT mean,BWT std,"), "{csv}");
+    assert_eq!(csv.lines().count(), 3, "{csv}");
+    let tex = std::fs::read_to_string(out.join("tables/tiny-16bit-learners.tex")).unwrap();
+    assert!(tex.contains("\\toprule") && tex.contains("\\bottomrule") && tex.contains("$\\pm$"), "{tex}");
+    assert!(
+        md.contains("[CSV](tables/tiny-16bit-learners.csv) · [LaTeX](tables/tiny-16bit-learners.tex)"),
+        "{md}"
+    );
+    // R matrices: one panel per query modality, stages named by their modality.
+    let r = std::fs::read_to_string(out.join("figures/tiny-16bit-R-finetune.svg")).unwrap();
+    assert!(
+        r.contains("query: a") && r.contains("query: b") && r.contains("\n1 a\n") && r.contains("\n0 init\n"),
+        "R grid"
+    );
+
     let links = figure_links(&md);
     for kind in [
+        "-loss.png",
         "-forgetting-mean.png",
         "-forgetting.png",
         "-R-finetune.png",

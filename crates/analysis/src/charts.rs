@@ -1,11 +1,13 @@
-//! Figures of a generated report: line charts with ± std bands in small multiples
-//! (forgetting curves, PR curves, mAP against code length) and the stage × pair R matrix.
+//! The figure toolkit: one line-chart renderer (small multiples with ± std bands: forgetting
+//! curves, PR curves, mAP against code length, loss curves, sweep curves) and one heatmap
+//! renderer (panels on one 0..1 colour scale: R matrices, a run's final mAP matrix).
 
 use crate::error::Result;
+use crate::render::render_both;
 use crate::style::{
     draw_header, draw_legend, draw_series_styled, header_height, ink_on_viridis, legend_width_for, msg,
-    render_both, text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, GRID,
-    TEXT_PX, TICK_PX,
+    text_width, viridis, KeyAxis, LegendEntry, SeriesStyle, AXIS_PX, CAPTION_PX, FONT, GRID, TEXT_PX,
+    TICK_PX,
 };
 use plotters::coord::Shift;
 use plotters::prelude::*;
@@ -271,124 +273,170 @@ pub(crate) fn line_figure(fig: &LineFigure, dir: &Path, stem: &str) -> Result<()
     render_both!(dir, stem, line_size(fig), draw_line_figure(fig))
 }
 
-/// The R matrix of one learner: rows = stages, columns = (query, database) pairs.
+/// One panel of a [`Heatmap`]: a labelled matrix of values in 0..1.
 #[derive(Clone, Debug)]
-pub(crate) struct StageMatrix {
-    /// Title.
-    pub title: String,
-    /// Subtitle lines.
-    pub subtitle: Vec<String>,
+pub(crate) struct HeatPanel {
+    /// Caption above the panel (empty: none).
+    pub caption: String,
     /// Row labels ("0 init", "1 image", ...).
     pub rows: Vec<String>,
-    /// Column labels ("image→text", ...).
+    /// Column labels.
     pub cols: Vec<String>,
     /// `values[row][col]`; NaN is drawn grey.
     pub values: Vec<Vec<f64>>,
 }
 
-/// Cell size: wide cells with 3 decimals for few pairs, narrow with 2 for many.
+/// Heatmaps on a fixed 0..1 colour scale (one colour bar), panels in a grid: the R matrix of a
+/// learner (a panel per query modality, rows = stages, columns = databases) or a run's final
+/// query × database matrix (one panel).
+#[derive(Clone, Debug)]
+pub(crate) struct Heatmap {
+    /// Title.
+    pub title: String,
+    /// Subtitle lines.
+    pub subtitle: Vec<String>,
+    /// Heading above the row labels (e.g. "stage").
+    pub row_desc: String,
+    /// Heading above the column labels (e.g. "database").
+    pub col_desc: String,
+    /// Panels, filled row by row.
+    pub panels: Vec<HeatPanel>,
+    /// Panels per row.
+    pub cols: usize,
+}
+
+/// Cell size: wide cells with 3 decimals for few columns, narrow with 2 for many.
 fn cell_size(cols: usize) -> (u32, u32, f64, usize) {
     if cols <= 9 {
-        (120, 46, 17.0, 3)
+        (86, 40, 16.0, 3)
     } else {
         (48, 36, 12.0, 2)
     }
 }
 
-/// Layout of the stage matrix: (left label width, top label height, grid width, grid height).
-fn matrix_layout(m: &StageMatrix) -> (u32, u32, u32, u32) {
-    let (cw, ch, _, _) = cell_size(m.cols.len());
-    let left = m.rows.iter().map(|r| text_width(r, TICK_PX)).fold(0.0, f64::max) as u32 + 70;
-    let widest_col = m.cols.iter().map(|c| text_width(c, TICK_PX)).fold(0.0, f64::max) as u32;
+/// Pixel layout shared by every panel: (left label width, top label height, panel width,
+/// panel height), a panel including its caption and labels.
+fn heat_layout(m: &Heatmap) -> (u32, u32, u32, u32) {
+    let ncols = m.panels.iter().map(|p| p.cols.len()).max().unwrap_or(1);
+    let nrows = m.panels.iter().map(|p| p.rows.len()).max().unwrap_or(1);
+    let (cw, ch, _, _) = cell_size(ncols);
+    let widest_row =
+        m.panels.iter().flat_map(|p| &p.rows).map(|r| text_width(r, TICK_PX)).fold(0.0, f64::max);
+    let left = (widest_row.max(text_width(&m.row_desc, AXIS_PX)) as u32) + 24;
+    let widest_col =
+        m.panels.iter().flat_map(|p| &p.cols).map(|c| text_width(c, TICK_PX)).fold(0.0, f64::max) as u32;
     // Column labels turn vertical when they do not fit across a cell.
-    let top = if widest_col + 8 <= cw { 56 } else { widest_col + 46 };
-    (left, top, m.cols.len() as u32 * cw, m.rows.len() as u32 * ch)
+    let labels = if widest_col + 8 <= cw { 26 } else { widest_col + 16 };
+    let caption = if m.panels.iter().any(|p| !p.caption.is_empty()) { 34 } else { 0 };
+    let top = caption + 28 + labels;
+    let pw = (left + ncols as u32 * cw + 30).max(text_width(&m.col_desc, AXIS_PX) as u32 + left + 30);
+    (left, top, pw, top + nrows as u32 * ch + 24)
 }
 
 /// Width of the colour bar and its labels.
 const BAR_W: u32 = 110;
 
-fn matrix_size(m: &StageMatrix) -> (u32, u32) {
-    let (left, top, gw, gh) = matrix_layout(m);
-    let w = (left + gw + BAR_W + 30).max(text_width(&m.title, 26.0) as u32 + 40).max(560);
-    (w, header_height(m.subtitle.len()) + top + gh + 30)
+fn heat_size(m: &Heatmap) -> (u32, u32) {
+    let (_, _, pw, ph) = heat_layout(m);
+    let cols = m.cols.clamp(1, m.panels.len().max(1)) as u32;
+    let rows = m.panels.len().div_ceil(cols as usize).max(1) as u32;
+    let w = (cols * pw + BAR_W + 30).max(text_width(&m.title, 26.0) as u32 + 40).max(480);
+    (w, header_height(m.subtitle.len()) + rows * ph + 10)
 }
 
-fn draw_stage_matrix<DB: DrawingBackend>(
+fn draw_heatmap<DB: DrawingBackend>(
     root: &DrawingArea<DB, Shift>,
-    m: &StageMatrix,
+    m: &Heatmap,
 ) -> std::result::Result<(), String> {
     let body = draw_header(root, &m.title, &m.subtitle)?;
-    let (left, top, gw, gh) = matrix_layout(m);
-    let (cw, ch, value_px, digits) = cell_size(m.cols.len());
-    let (w, _) = body.dim_in_pixel();
-    let x0 = ((w.saturating_sub(left + gw + BAR_W)) / 2 + left) as i32;
-    let y0 = top as i32;
+    let (left, top, pw, ph) = heat_layout(m);
+    let ncols = m.panels.iter().map(|p| p.cols.len()).max().unwrap_or(1);
+    let (cw, ch, value_px, digits) = cell_size(ncols);
+    let grid_cols = m.cols.clamp(1, m.panels.len().max(1));
     let tick = (FONT, TICK_PX).into_font().color(&BLACK);
     let desc = (FONT, AXIS_PX).into_font().style(FontStyle::Bold).color(&BLACK);
-    body.draw(&Text::new(
-        "query → database".to_string(),
-        (x0 + gw as i32 / 2, 4),
-        desc.pos(Pos::new(HPos::Center, VPos::Top)),
-    ))
-    .map_err(msg)?;
-    // Row heading above the row labels: a rotated side label would crowd short matrices.
-    body.draw(&Text::new(
-        "stage".to_string(),
-        (x0 - 10, y0 - 8),
-        desc.pos(Pos::new(HPos::Right, VPos::Bottom)),
-    ))
-    .map_err(msg)?;
-    let vertical = top > 56;
-    for (j, c) in m.cols.iter().enumerate() {
-        let cx = x0 + j as i32 * cw as i32 + cw as i32 / 2;
-        if vertical {
+    let caption_font = (FONT, CAPTION_PX).into_font().style(FontStyle::Bold).color(&BLACK);
+    let labels_h = top - 28 - if m.panels.iter().any(|p| !p.caption.is_empty()) { 34 } else { 0 };
+    let vertical = labels_h > 26;
+    for (k, panel) in m.panels.iter().enumerate() {
+        let (px, py) = ((k % grid_cols) as i32 * pw as i32, (k / grid_cols) as i32 * ph as i32);
+        let x0 = px + left as i32;
+        let y0 = py + top as i32;
+        let gw = panel.cols.len() as i32 * cw as i32;
+        if !panel.caption.is_empty() {
             body.draw(&Text::new(
-                c.clone(),
-                (cx, y0 - 6),
-                tick.transform(FontTransform::Rotate270).pos(Pos::new(HPos::Left, VPos::Center)),
+                panel.caption.clone(),
+                (x0 + gw / 2, py + 4),
+                caption_font.pos(Pos::new(HPos::Center, VPos::Top)),
             ))
-        } else {
-            body.draw(&Text::new(c.clone(), (cx, y0 - 8), tick.pos(Pos::new(HPos::Center, VPos::Bottom))))
+            .map_err(msg)?;
         }
+        body.draw(&Text::new(
+            m.col_desc.clone(),
+            (x0 + gw / 2, y0 - labels_h as i32 - 6),
+            desc.pos(Pos::new(HPos::Center, VPos::Bottom)),
+        ))
         .map_err(msg)?;
-    }
-    for (i, r) in m.rows.iter().enumerate() {
-        let cy = y0 + i as i32 * ch as i32 + ch as i32 / 2;
-        body.draw(&Text::new(r.clone(), (x0 - 10, cy), tick.pos(Pos::new(HPos::Right, VPos::Center))))
+        // Row heading above the row labels: a rotated side label would crowd short matrices.
+        body.draw(&Text::new(
+            m.row_desc.clone(),
+            (x0 - 10, y0 - 8),
+            desc.pos(Pos::new(HPos::Right, VPos::Bottom)),
+        ))
+        .map_err(msg)?;
+        for (j, c) in panel.cols.iter().enumerate() {
+            let cx = x0 + j as i32 * cw as i32 + cw as i32 / 2;
+            if vertical {
+                body.draw(&Text::new(
+                    c.clone(),
+                    (cx, y0 - 6),
+                    tick.transform(FontTransform::Rotate270).pos(Pos::new(HPos::Left, VPos::Center)),
+                ))
+            } else {
+                body.draw(&Text::new(c.clone(), (cx, y0 - 8), tick.pos(Pos::new(HPos::Center, VPos::Bottom))))
+            }
             .map_err(msg)?;
-        for (j, v) in m.values.get(i).into_iter().flatten().enumerate() {
-            let (cx0, cy0) = (x0 + j as i32 * cw as i32, y0 + i as i32 * ch as i32);
-            let fill = if v.is_finite() { viridis(*v) } else { RGBColor(200, 200, 200) };
-            // Inset by a pixel on the white page: the white grid lines without a second rectangle.
-            body.draw(&Rectangle::new(
-                [(cx0 + 1, cy0 + 1), (cx0 + cw as i32, cy0 + ch as i32)],
-                fill.filled(),
-            ))
-            .map_err(msg)?;
-            let text = if v.is_finite() { format!("{v:.digits$}") } else { "–".into() };
-            let ink = if v.is_finite() { ink_on_viridis(*v) } else { BLACK };
-            body.draw(&Text::new(
-                text,
-                (cx0 + cw as i32 / 2, cy0 + ch as i32 / 2),
-                (FONT, value_px).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
-            ))
-            .map_err(msg)?;
+        }
+        for (i, r) in panel.rows.iter().enumerate() {
+            let cy = y0 + i as i32 * ch as i32 + ch as i32 / 2;
+            body.draw(&Text::new(r.clone(), (x0 - 10, cy), tick.pos(Pos::new(HPos::Right, VPos::Center))))
+                .map_err(msg)?;
+            for (j, v) in panel.values.get(i).into_iter().flatten().enumerate() {
+                let (cx0, cy0) = (x0 + j as i32 * cw as i32, y0 + i as i32 * ch as i32);
+                let fill = if v.is_finite() { viridis(*v) } else { RGBColor(200, 200, 200) };
+                // Inset by a pixel on the white page: the white grid lines without a second rectangle.
+                body.draw(&Rectangle::new(
+                    [(cx0 + 1, cy0 + 1), (cx0 + cw as i32, cy0 + ch as i32)],
+                    fill.filled(),
+                ))
+                .map_err(msg)?;
+                let text = if v.is_finite() { format!("{v:.digits$}") } else { "–".into() };
+                let ink = if v.is_finite() { ink_on_viridis(*v) } else { BLACK };
+                body.draw(&Text::new(
+                    text,
+                    (cx0 + cw as i32 / 2, cy0 + ch as i32 / 2),
+                    (FONT, value_px).into_font().color(&ink).pos(Pos::new(HPos::Center, VPos::Center)),
+                ))
+                .map_err(msg)?;
+            }
         }
     }
     // Colour bar on a fixed 0..1 scale, so matrices of different learners compare by colour.
-    let bx = x0 + gw as i32 + 24;
+    let nrows = m.panels.iter().map(|p| p.rows.len()).max().unwrap_or(1);
+    let gh = (nrows as u32 * ch).max(120) as i32;
+    let bx = grid_cols as i32 * pw as i32 + 16;
+    let y0 = top as i32;
     let steps = 100;
     for k in 0..steps {
         let (a, b) = (k as f64 / steps as f64, (k + 1) as f64 / steps as f64);
-        let ya = y0 + gh as i32 - (a * gh as f64) as i32;
-        let yb = y0 + gh as i32 - (b * gh as f64) as i32;
+        let ya = y0 + gh - (a * gh as f64) as i32;
+        let yb = y0 + gh - (b * gh as f64) as i32;
         body.draw(&Rectangle::new([(bx, yb), (bx + 22, ya)], viridis((a + b) / 2.0).filled()))
             .map_err(msg)?;
     }
     for k in 0..=5 {
         let v = k as f64 / 5.0;
-        let y = y0 + gh as i32 - (v * gh as f64) as i32;
+        let y = y0 + gh - (v * gh as f64) as i32;
         body.draw(&PathElement::new(vec![(bx + 22, y), (bx + 27, y)], BLACK.stroke_width(1))).map_err(msg)?;
         body.draw(&Text::new(format!("{v:.1}"), (bx + 31, y), tick.pos(Pos::new(HPos::Left, VPos::Center))))
             .map_err(msg)?;
@@ -402,9 +450,9 @@ fn draw_stage_matrix<DB: DrawingBackend>(
     Ok(())
 }
 
-/// Writes a [`StageMatrix`] to dir/`stem`.png and .svg.
-pub(crate) fn stage_matrix(m: &StageMatrix, dir: &Path, stem: &str) -> Result<()> {
-    render_both!(dir, stem, matrix_size(m), draw_stage_matrix(m))
+/// Writes a [`Heatmap`] to dir/`stem`.png and .svg.
+pub(crate) fn heatmap(m: &Heatmap, dir: &Path, stem: &str) -> Result<()> {
+    render_both!(dir, stem, heat_size(m), draw_heatmap(m))
 }
 
 #[cfg(test)]
