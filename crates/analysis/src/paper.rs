@@ -211,23 +211,49 @@ enum Better {
     Unranked,
 }
 
-/// Learners that are upper-bound references, not continual learners: `joint` retrains on all
-/// data seen so far and `paired` trains on aligned rows of every seen modality.
-fn is_reference(learner: &str) -> bool {
-    matches!(learner, "joint" | "paired")
+/// Each learner's role as its runs recorded it (`learner_role` in summary.json): reports order,
+/// rank and group learners by role, never by name. A run written before roles existed counts
+/// as a strategy.
+#[derive(Clone, Debug, Default)]
+struct Roles(BTreeMap<String, String>);
+
+impl Roles {
+    fn of<'a>(runs: impl Iterator<Item = &'a RunData>) -> Self {
+        Roles(runs.filter_map(|r| Some((r.learner.clone(), r.role()?.to_string()))).collect())
+    }
+
+    /// Report order of a learner's role: the lower bound, then references, then strategies.
+    fn rank(&self, learner: &str) -> u8 {
+        match self.0.get(learner).map(String::as_str) {
+            Some("lower bound") => 0,
+            Some("reference") => 1,
+            _ => 2,
+        }
+    }
+
+    /// Not a strategy: the lower bound and the references, drawn on every page of a split grid.
+    fn is_context(&self, learner: &str) -> bool {
+        self.rank(learner) < 2
+    }
+
+    /// Learners in report order: by role, then by name.
+    fn order<'a>(&self, names: impl Iterator<Item = &'a str>) -> Vec<String> {
+        let mut v: Vec<String> = names.map(String::from).collect();
+        v.sort_by_key(|n| (self.rank(n), n.clone()));
+        v.dedup();
+        v
+    }
+}
+
+/// Runs of a learner that is a reference (outside the scenario's rules, e.g. trained on all
+/// data so far): shown beside the ranked learners, never ranked.
+fn is_reference(runs: &[&RunData]) -> bool {
+    runs.first().and_then(|r| r.role()) == Some("reference")
 }
 
 /// A file-name-safe version of `s`.
 fn slug(s: &str) -> String {
     s.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '-' }).collect()
-}
-
-/// Learners in report order: finetune and joint (the two references) first, then by name.
-fn learner_order<'a>(names: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut v: Vec<String> = names.map(String::from).collect();
-    v.sort_by_key(|n| (n != "finetune", n != "joint", n.clone()));
-    v.dedup();
-    v
 }
 
 /// Mean ± std over seeds of the values of stage `t` of `pair` in `runs`.
@@ -272,7 +298,8 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
         path: fig_dir.clone(),
         source,
     })?;
-    let order = learner_order(
+    let roles = Roles::of(inputs.runs.iter());
+    let order = roles.order(
         inputs
             .runs
             .iter()
@@ -301,7 +328,7 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
             let (bits, learners) = by_bits
                 .iter()
                 .max_by_key(|(b, ls)| (ls.values().map(Vec::len).sum::<usize>(), std::cmp::Reverse(**b)))?;
-            let names = learner_order(learners.keys().copied());
+            let names = roles.order(learners.keys().copied());
             Some(Scenario {
                 experiment: exp.to_string(),
                 bits: *bits,
@@ -536,7 +563,7 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
         }
         let stem = format!("{}-code-length", slug(exp));
         let bits: Vec<usize> = by_bits.keys().copied().collect();
-        let names = learner_order(by_bits.values().flat_map(|ls| ls.keys().copied()));
+        let names = roles.order(by_bits.values().flat_map(|ls| ls.keys().copied()));
         let series: Vec<Series> = names
             .iter()
             .map(|l| Series {
@@ -665,68 +692,26 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
 /// Learners per page of the per-pair forgetting grid: more than this and the grid is split.
 const GRID_LEARNERS: usize = 7;
 
-/// Learners drawn on every page of a split grid, when present: the lower bound, the upper
-/// bound and the flagship.
-const GRID_CONTEXT: [&str; 3] = ["finetune", "joint", "meta"];
-
 /// Pages of the per-pair forgetting grid: (stem suffix, what the page adds, its learners in report
-/// order). One page with every learner when they are few; else the learners of each family
-/// (regularisation, replay, the rest) go on a page with the [`GRID_CONTEXT`] learners, a family
-/// sharing a page with another when both fit, so a panel holds at most [`GRID_LEARNERS`] lines
-/// instead of a dozen.
-fn grid_pages(learners: &[String]) -> Vec<(String, String, Vec<String>)> {
+/// order). One page with every learner when they are few; else the strategies, in report order,
+/// go on pages of at most [`GRID_LEARNERS`] lines together with the learners that are not
+/// strategies (the lower bound and the references, see [`Roles`]), drawn on every page.
+fn grid_pages(learners: &[String], roles: &Roles) -> Vec<(String, String, Vec<String>)> {
     if learners.len() <= GRID_LEARNERS {
         return vec![(String::new(), String::new(), learners.to_vec())];
     }
-    let family = |l: &str| match l {
-        "ewc" | "si" | "lwf" | "mas" => 0,
-        "er" | "agem" | "gem" | "der" | "mer" => 1,
-        _ => 2,
-    };
-    const NAMES: [&str; 3] = ["regularisation", "replay", "other"];
-    let context = learners.iter().filter(|l| GRID_CONTEXT.contains(&l.as_str())).count();
+    let context = learners.iter().filter(|l| roles.is_context(l)).count();
     let room = GRID_LEARNERS.saturating_sub(context).max(1);
-    // Per page: its (family, members) groups and how many members they hold; first fit.
-    type Groups<'a> = Vec<(&'a str, Vec<&'a String>)>;
-    let mut pages: Vec<(Groups, usize)> = Vec::new();
-    for (f, name) in NAMES.iter().enumerate() {
-        let members: Vec<&String> =
-            learners.iter().filter(|l| !GRID_CONTEXT.contains(&l.as_str()) && family(l) == f).collect();
-        for chunk in members.chunks(room) {
-            match pages.iter_mut().find(|(_, n)| n + chunk.len() <= room) {
-                Some((groups, n)) => {
-                    groups.push((name, chunk.to_vec()));
-                    *n += chunk.len();
-                }
-                None => pages.push((vec![(name, chunk.to_vec())], chunk.len())),
-            }
-        }
-    }
-    let mut seen: Vec<String> = Vec::new();
-    pages
-        .into_iter()
-        .map(|(groups, _)| {
-            let mut suffix: String = groups.iter().map(|(name, _)| format!("-{name}")).collect();
-            // A family split over pages: number the later ones.
-            let base = suffix.clone();
-            let mut k = 1;
-            while seen.contains(&suffix) {
-                k += 1;
-                suffix = format!("{base}-{k}");
-            }
-            seen.push(suffix.clone());
-            let what = groups
-                .iter()
-                .map(|(name, ls)| {
-                    format!("{name}: {}", ls.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "))
-                })
-                .collect::<Vec<_>>()
-                .join(" · ");
-            let on_page = learners
-                .iter()
-                .filter(|l| GRID_CONTEXT.contains(&l.as_str()) || groups.iter().any(|(_, ls)| ls.contains(l)))
-                .cloned()
-                .collect();
+    let strategies: Vec<&String> = learners.iter().filter(|l| !roles.is_context(l)).collect();
+    strategies
+        .chunks(room)
+        .enumerate()
+        .map(|(k, chunk)| {
+            let suffix = if k == 0 { "-strategies".to_string() } else { format!("-strategies-{}", k + 1) };
+            let what =
+                format!("strategies: {}", chunk.iter().map(|l| l.as_str()).collect::<Vec<_>>().join(", "));
+            let on_page =
+                learners.iter().filter(|l| roles.is_context(l) || chunk.contains(l)).cloned().collect();
             (suffix, what, on_page)
         })
         .collect()
@@ -861,7 +846,8 @@ fn forgetting_figures(
         .filter(|v| v.is_finite())
         .fold(0.0, f64::max);
     let names: Vec<String> = sc.learners.iter().map(|(l, _)| l.clone()).collect();
-    let pages = grid_pages(&names);
+    let roles = Roles::of(sc.learners.iter().flat_map(|(_, rs)| rs.iter().copied()));
+    let pages = grid_pages(&names, &roles);
     let split = pages.len() > 1;
     for (suffix, what, on_page) in &pages {
         let panels: Vec<Panel> = m
@@ -904,7 +890,7 @@ fn forgetting_figures(
         line_figure(&fig, fig_dir, &stem)?;
         let page = if split {
             let context: Vec<&str> =
-                GRID_CONTEXT.iter().copied().filter(|c| on_page.iter().any(|l| l == c)).collect();
+                on_page.iter().filter(|l| roles.is_context(l)).map(String::as_str).collect();
             format!(" Learners {what}, with {} for reference.", context.join(", "))
         } else {
             String::new()
@@ -1132,7 +1118,7 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
                 .learners
                 .iter()
                 .zip(&values)
-                .filter(|((l, _), _)| !is_reference(l))
+                .filter(|((_, rs), _)| !is_reference(rs))
                 .filter_map(|(_, v)| mean_std(&v[k]));
             match cols[k].1 {
                 Better::Higher => stats.max_by(|a, b| a.0.total_cmp(&b.0)),
@@ -1141,7 +1127,7 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
             }
         })
         .collect();
-    let ranked = sc.learners.iter().filter(|(l, _)| !is_reference(l)).count();
+    let ranked = sc.learners.iter().filter(|(_, rs)| !is_reference(rs)).count();
     let mut head = vec!["learner".to_string(), "seeds".to_string()];
     head.extend(cols.iter().map(|c| c.0.to_string()));
     let rows = sc
@@ -1155,7 +1141,7 @@ fn learner_table(sc: &Scenario<'_>) -> Block {
                 let stat = mean_std(&v[k]);
                 // "Best" needs a comparison: with one ranked learner nothing is bold.
                 let bold = ranked > 1
-                    && !is_reference(l)
+                    && !is_reference(rs)
                     && matches!((stat, best[k]), (Some(a), Some(b)) if ties_with_best(a, b, c.2));
                 row.push(Cell { text, bold, stat });
             }
@@ -1504,39 +1490,52 @@ mod tests {
         assert!(twice.contains("id=\"a-b\"") && twice.contains("id=\"a-b-2\""), "{twice}");
     }
 
+    /// Roles as the shipped learners record them (tests may name learners).
+    fn roles() -> Roles {
+        let role = |l: &str| match l {
+            "finetune" => "lower bound",
+            "joint" | "paired" => "reference",
+            _ => "strategy",
+        };
+        let names = ["finetune", "joint", "paired", "ewc", "si", "lwf", "er", "agem", "der", "mer", "meta"];
+        Roles(names.iter().map(|l| (l.to_string(), role(l).to_string())).collect())
+    }
+
     #[test]
     fn forgetting_grid_pages_hold_few_learners_and_every_learner() {
         let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let roles = roles();
         let few = names(&["finetune", "joint", "ewc"]);
-        assert_eq!(grid_pages(&few), vec![(String::new(), String::new(), few.clone())]);
-        let all = learner_order(
+        assert_eq!(grid_pages(&few, &roles), vec![(String::new(), String::new(), few.clone())]);
+        let all = roles.order(
             ["finetune", "joint", "paired", "ewc", "si", "lwf", "er", "agem", "der", "mer", "meta"]
                 .into_iter(),
         );
-        let pages = grid_pages(&all);
+        let pages = grid_pages(&all, &roles);
         let suffixes: Vec<&str> = pages.iter().map(|p| p.0.as_str()).collect();
-        assert_eq!(suffixes, ["-regularisation-other", "-replay"]);
-        assert_eq!(pages[0].1, "regularisation: ewc, lwf, si · other: paired");
+        assert_eq!(suffixes, ["-strategies", "-strategies-2"]);
+        assert_eq!(pages[0].1, "strategies: agem, der, er, ewc");
         for (_, _, on_page) in &pages {
             assert!(on_page.len() <= GRID_LEARNERS, "{on_page:?}");
-            for c in GRID_CONTEXT {
+            // The lower bound and the references are on every page.
+            for c in ["finetune", "joint", "paired"] {
                 assert!(on_page.iter().any(|l| l == c), "{c} missing from {on_page:?}");
             }
         }
         for l in &all {
             assert!(pages.iter().any(|p| p.2.contains(l)), "{l} on no page");
         }
-        // Unknown learners only: chunks of the room left beside the context, numbered.
+        // Runs without a recorded role are strategies: chunks of the whole room, numbered.
         let many = names(&["a", "b", "c", "d", "e", "f", "g", "h", "i"]);
-        let pages = grid_pages(&many);
-        assert_eq!(pages.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["-other", "-other-2"]);
+        let pages = grid_pages(&many, &Roles::default());
+        assert_eq!(pages.iter().map(|p| p.0.as_str()).collect::<Vec<_>>(), ["-strategies", "-strategies-2"]);
         assert_eq!(pages[0].2.len(), GRID_LEARNERS);
     }
 
     #[test]
-    fn learners_order_references_first() {
-        let v = learner_order(["meta", "joint", "er", "finetune", "er"].into_iter());
-        assert_eq!(v, ["finetune", "joint", "er", "meta"]);
+    fn learners_order_by_role_then_name() {
+        let v = roles().order(["meta", "joint", "er", "finetune", "er", "paired"].into_iter());
+        assert_eq!(v, ["finetune", "joint", "paired", "er", "meta"]);
     }
 
     #[test]
@@ -1557,7 +1556,7 @@ mod tests {
             learner: learner.into(),
             seed: 1,
             bits: 16,
-            facts: serde_json::json!({}),
+            facts: serde_json::json!({ "learner_role": roles().0.get(learner).cloned() }),
             train_log: None,
         };
         let bolds = |runs: &[RunData]| {

@@ -31,6 +31,14 @@ pub struct RunData {
     pub train_log: Option<Vec<crate::train_log::EpochLine>>,
 }
 
+impl RunData {
+    /// The learner's role as the run recorded it (`learner_role` in summary.json: `lower bound`,
+    /// `reference` or `strategy`); none for runs written before roles existed.
+    pub fn role(&self) -> Option<&str> {
+        self.facts.get("learner_role").and_then(serde_json::Value::as_str)
+    }
+}
+
 /// Reads `dir/metrics.csv` and `dir/summary.json`.
 pub fn load_run(dir: &Path) -> Result<RunData> {
     let records = read_metrics_csv(&dir.join("metrics.csv"))?;
@@ -105,8 +113,9 @@ pub(crate) fn fmt_num(v: f64, digits: usize) -> String {
 }
 
 /// Markdown tables, one per (scenario, bits): a row per learner with ACC, BWT,
-/// forgetting, FWT, intransigence (against the `joint` runs of the same seed),
-/// ACC relative to joint, training time, memory and compute, mean ± std over seeds.
+/// forgetting, FWT, intransigence (against the reference's runs of the same seed: the first
+/// learner whose runs record the `reference` role, e.g. joint), ACC relative to that reference,
+/// training time, memory and compute, mean ± std over seeds.
 pub fn learners_report(runs: &[RunData]) -> String {
     let mut groups: BTreeMap<(String, usize), BTreeMap<String, Vec<&RunData>>> = BTreeMap::new();
     for r in runs {
@@ -119,17 +128,27 @@ pub fn learners_report(runs: &[RunData]) -> String {
     }
     let mut out = String::new();
     for ((scenario, bits), learners) in &groups {
+        // The reference the relative columns compare with: the first learner (by name) whose runs
+        // say they are a reference (`learner_role`), e.g. joint training on all data so far.
+        let reference =
+            learners.iter().find(|(_, rs)| rs.first().and_then(|r| r.role()) == Some("reference"));
+        let reference_name = reference.map_or("reference", |(n, _)| n.as_str());
         let joint: BTreeMap<u64, &RunData> =
-            learners.get("joint").map(|v| v.iter().map(|r| (r.seed, *r)).collect()).unwrap_or_default();
+            reference.map(|(_, v)| v.iter().map(|r| (r.seed, *r)).collect()).unwrap_or_default();
         let joint_acc: Vec<f64> = joint.values().filter_map(|r| cl_metrics::acc(&r.matrix)).collect();
         let joint_mean = mean_std(&joint_acc).map(|(m, _)| m);
         out.push_str(&format!(
             "\n## {scenario} ({bits} bits)\n\n| learner | seeds | ACC | BWT | forgetting (max prev) | FWT | \
-             intransigence | ACC / joint | train s | memory | compute |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
+             intransigence | ACC / {reference_name} | train s | memory | compute |\n|---|---|---|---|---|---|---|---|---|---|---|\n"
         ));
         let mut names: Vec<&String> = learners.keys().collect();
-        // finetune and joint first: the two references.
-        names.sort_by_key(|n| (n.as_str() != "finetune", n.as_str() != "joint", n.to_string()));
+        // By role: the lower bound, the references, then the strategies; by name within a role.
+        let rank = |n: &str| match learners[n].first().and_then(|r| r.role()) {
+            Some("lower bound") => 0,
+            Some("reference") => 1,
+            _ => 2,
+        };
+        names.sort_by_key(|n| (rank(n), n.to_string()));
         for name in names {
             let rs = &learners[name];
             let col = |f: &dyn Fn(&RunData) -> Option<f64>| -> Vec<f64> {
@@ -198,7 +217,13 @@ mod tests {
         }
         std::fs::create_dir_all(dir).unwrap();
         write_metrics_csv(&recs, &dir.join("metrics.csv")).unwrap();
-        std::fs::write(dir.join("summary.json"), r#"{"train_seconds": 2.0, "memory_samples": 10}"#).unwrap();
+        let role = match learner {
+            "finetune" => "lower bound",
+            "joint" => "reference",
+            _ => "strategy",
+        };
+        let summary = format!(r#"{{"train_seconds": 2.0, "memory_samples": 10, "learner_role": "{role}"}}"#);
+        std::fs::write(dir.join("summary.json"), summary).unwrap();
     }
 
     #[test]
