@@ -67,6 +67,44 @@ fn version() -> String {
     }
 }
 
+/// An unknown command gets the nearest one as a tip: clap's own suggestion needs a Jaro
+/// similarity above 0.7, which short typos (`rn` for `run`) miss; an edit distance of at most
+/// two catches them.
+fn with_suggestion(mut e: clap::Error) -> clap::Error {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some() {
+        return e;
+    }
+    let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else { return e };
+    let typed = typed.clone();
+    let cmd = <Cli as clap::CommandFactory>::command();
+    let nearest = cmd
+        .get_subcommands()
+        .map(|c| (edit_distance(&typed, c.get_name()), c.get_name().to_string()))
+        .filter(|(d, name)| *d <= 2 && *d < name.len())
+        .min();
+    if let Some((_, name)) = nearest {
+        e.insert(ContextKind::SuggestedSubcommand, ContextValue::Strings(vec![name]));
+    }
+    e
+}
+
+/// Levenshtein distance between `a` and `b`.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = (prev + usize::from(ca != *cb)).min(row[j] + 1).min(cur + 1);
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
 /// Log levels of `--log`.
 #[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum LogLevel {
@@ -271,7 +309,7 @@ enum BenchWhat {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::try_parse().unwrap_or_else(|e| with_suggestion(e).exit());
     let filter = tracing_subscriber::EnvFilter::new(cli.log.raised(cli.verbose).as_str());
     // Colour only on a terminal: a log redirected to a file should be plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
