@@ -341,7 +341,9 @@ fn heat_size(m: &Heatmap) -> (u32, u32) {
     let cols = m.cols.clamp(1, m.panels.len().max(1)) as u32;
     let rows = m.panels.len().div_ceil(cols as usize).max(1) as u32;
     let w = (cols * pw + BAR_W + 30).max(text_width(&m.title, 26.0) as u32 + 40).max(480);
-    (w, header_height(m.subtitle.len()) + rows * ph + 10)
+    // The colour bar is at least 120 px tall: a one- or two-row matrix must leave it room.
+    let (_, top, _, _) = heat_layout(m);
+    (w, header_height(m.subtitle.len()) + (rows * ph).max(top + 120 + 24) + 10)
 }
 
 fn draw_heatmap<DB: DrawingBackend>(
