@@ -24,6 +24,7 @@ mod run;
 mod search;
 mod sweep;
 mod threads;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -106,6 +107,34 @@ enum Command {
         #[arg(long)]
         collect: bool,
         /// Do not draw the progress bar.
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Tune each learner's keys on a validation split drawn from the training rows (an equal
+    /// trial budget per learner); writes trials.csv, best.csv and one tuned experiment file
+    /// per learner. Resumable; parallel; Slurm like `sweep` (see docs/tuning.md).
+    Tune {
+        /// The tune file (TOML: base, learners, trials, sampler, seed, validation, seeds, [set], [ranges]).
+        tune: PathBuf,
+        /// Tune directory [default: runs/tunes/<name>].
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Cells (trial × seed) run at once.
+        #[arg(long, default_value_t = 1)]
+        jobs: usize,
+        /// Run only cell I (a Slurm array task).
+        #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
+        cell: Option<usize>,
+        /// Write a Slurm job-array script instead of running.
+        #[arg(long, value_enum, conflicts_with = "collect")]
+        emit: Option<Emit>,
+        /// Only collect what the cells wrote into the tables and experiment files.
+        #[arg(long)]
+        collect: bool,
+        /// Folder of the tuned experiment files [default: experiments/tuned/<base name>].
+        #[arg(long, value_name = "DIR")]
+        write_experiments: Option<PathBuf>,
+        /// No progress bar.
         #[arg(long)]
         quiet: bool,
     },
@@ -222,6 +251,18 @@ fn main() -> ExitCode {
                 cell,
                 emit_slurm: matches!(emit, Some(Emit::Slurm)),
                 collect,
+                quiet,
+            })
+        }
+        Command::Tune { tune: file, out, jobs, cell, emit, collect, write_experiments, quiet } => {
+            tune::tune(&tune::TuneArgs {
+                tune: file,
+                out,
+                jobs,
+                cell,
+                emit_slurm: matches!(emit, Some(Emit::Slurm)),
+                collect,
+                write_experiments,
                 quiet,
             })
         }
