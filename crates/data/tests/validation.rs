@@ -8,7 +8,10 @@ fn split(rows: usize, base: f32) -> Split {
     let cols = 2;
     let data = (0..rows).flat_map(|i| [base + i as f32; 2]).collect();
     let ids: Vec<usize> = (0..rows).map(|i| i % 3).collect();
-    Split { features: Matrix::new(rows, cols, data).unwrap(), labels: Labels::from_class_ids(&ids, 3).unwrap() }
+    Split {
+        features: Matrix::new(rows, cols, data).unwrap(),
+        labels: Labels::from_class_ids(&ids, 3).unwrap(),
+    }
 }
 
 /// Two modalities: training rows 0..train (values 0..), test rows (values 1000..).
