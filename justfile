@@ -101,6 +101,13 @@ sweep file *args:
     cargo build --release --workspace
     ./target/release/seqmodal sweep {{file}} --jobs {{env_var_or_default("JOBS", num_cpus())}} {{args}}
 
+# Tune each learner on a validation split (docs/tuning.md), one cell per core; writes
+# runs/tunes/<name>/trials.csv, best.csv and experiments/tuned/<scenario>/<learner>.toml.
+# JOBS=1 just tune ... runs one cell at a time; rerunning continues where a tune stopped.
+tune file *args:
+    cargo build --release -p seqmodal
+    ./target/release/seqmodal tune {{file}} --jobs {{env_var_or_default("JOBS", num_cpus())}} {{args}}
+
 # Training throughput: the unified model vs a plain candle loop, same process.
 bench threads="1":
     cargo run --release -- bench train --train-threads {{threads}}

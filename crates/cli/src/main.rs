@@ -24,6 +24,7 @@ mod run;
 mod search;
 mod sweep;
 mod threads;
+mod tune;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -216,6 +217,35 @@ enum Command {
         #[arg(short = 'q', long)]
         quiet: bool,
     },
+    /// Tune each learner's keys on a validation split of the training rows.
+    ///
+    /// An equal trial budget per learner; writes trials.csv, best.csv and one tuned experiment
+    /// file per learner. Resumable; parallel; Slurm like `sweep` (see docs/tuning.md).
+    Tune {
+        /// The tune file (TOML: base, learners, trials, sampler, seed, validation, seeds, [set], [ranges]).
+        tune: PathBuf,
+        /// Tune directory [default: runs/tunes/<name>].
+        #[arg(short = 'o', long)]
+        out: Option<PathBuf>,
+        /// Cells (trial × seed) run at once.
+        #[arg(short = 'j', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
+        jobs: usize,
+        /// Run only cell I (a Slurm array task).
+        #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
+        cell: Option<usize>,
+        /// Write a Slurm job-array script instead of running.
+        #[arg(long, value_enum, conflicts_with = "collect")]
+        emit: Option<Emit>,
+        /// Only collect what the cells wrote into the tables and experiment files.
+        #[arg(long)]
+        collect: bool,
+        /// Folder of the tuned experiment files [default: experiments/tuned/<base name>].
+        #[arg(long, value_name = "DIR")]
+        write_experiments: Option<PathBuf>,
+        /// Do not draw the progress bar.
+        #[arg(short = 'q', long)]
+        quiet: bool,
+    },
     /// Measure training or search speed against a plain reference in the same process.
     ///
     /// `train`: training throughput against a plain candle loop; `search`: Hamming search
@@ -347,6 +377,18 @@ fn main() -> ExitCode {
                 cell,
                 emit_slurm: matches!(emit, Some(Emit::Slurm)),
                 collect,
+                quiet,
+            })
+        }
+        Command::Tune { tune: file, out, jobs, cell, emit, collect, write_experiments, quiet } => {
+            tune::tune(&tune::TuneArgs {
+                tune: file,
+                out,
+                jobs,
+                cell,
+                emit_slurm: matches!(emit, Some(Emit::Slurm)),
+                collect,
+                write_experiments,
                 quiet,
             })
         }

@@ -10,6 +10,8 @@ use crate::matrix::{Labels, Matrix};
 
 /// Salt of the training-subset draw, so it is not the query draw of the same seed.
 const TRAIN_DRAW: u64 = 0x7452_4149_4e5f_5355;
+/// Salt of the validation draw, so it is neither the query nor the training-subset draw.
+const VALIDATION_DRAW: u64 = 0x5641_4c49_4441_5445;
 
 /// One split (train or test) of one modality: features and their labels.
 #[derive(Clone, Debug, PartialEq)]
@@ -184,6 +186,59 @@ impl Dataset {
         Ok(())
     }
 
+    /// Replaces the evaluation protocol by a validation one drawn from the training rows only:
+    /// a seeded `fraction` of each modality's training rows becomes its queries, the other
+    /// training rows are both what learners train on and the retrieval database, and the
+    /// test split (and any larger database) is dropped, so nothing of it can be seen. On an
+    /// aligned dataset every modality gets the same row indices (rows stay paired); otherwise
+    /// each modality has its own draw. Errors (`dataset.validation`) when `fraction` is not in
+    /// (0, 1) or leaves a modality without a query or without a training row.
+    pub fn validation_split(&mut self, fraction: f64, seed: u64) -> Result<()> {
+        if !(fraction.is_finite() && fraction > 0.0 && fraction < 1.0) {
+            return Err(DataError::Setting {
+                key: "validation".into(),
+                message: format!("must be a fraction in (0, 1), got {fraction}"),
+            });
+        }
+        let rows: Vec<usize> = self.modalities.iter().map(|m| m.train.features.rows()).collect();
+        if self.aligned && rows.windows(2).any(|w| w[0] != w[1]) {
+            return Err(DataError::Setting {
+                key: "validation".into(),
+                message: format!(
+                    "dataset '{}' is aligned but its modalities have different training rows ({rows:?})",
+                    self.name
+                ),
+            });
+        }
+        for (m, &n) in self.modalities.iter().zip(&rows) {
+            let k = validation_rows(n, fraction);
+            if k == 0 || k == n {
+                return Err(DataError::Setting {
+                    key: "validation".into(),
+                    message: format!(
+                        "{fraction} of the {n} training rows of modality '{}' (dataset '{}') is {k} queries, \
+                         leaving {} training rows: both must be at least 1",
+                        m.name,
+                        self.name,
+                        n - k
+                    ),
+                });
+            }
+        }
+        for (i, (m, &n)) in self.modalities.iter_mut().zip(&rows).enumerate() {
+            // Aligned: one draw for all (same n, same seed); otherwise one draw per modality.
+            let salt = if self.aligned { 0 } else { i as u64 + 1 };
+            let queries = draw_rows(n, validation_rows(n, fraction), seed ^ VALIDATION_DRAW ^ salt);
+            let mut is_query = vec![false; n];
+            queries.iter().for_each(|&r| is_query[r] = true);
+            let rest: Vec<usize> = (0..n).filter(|&r| !is_query[r]).collect();
+            m.test = m.train.select(&queries);
+            m.train = m.train.select(&rest);
+            m.database = None;
+        }
+        Ok(())
+    }
+
     /// Standardises every modality to zero mean and unit variance per feature, with
     /// statistics fitted on the training split only (test and database rows use the train
     /// statistics, so no test information leaks into training). Constant features get scale 1.
@@ -197,6 +252,11 @@ impl Dataset {
             }
         }
     }
+}
+
+/// Validation queries of `n` training rows at `fraction`: rounded to the nearest row.
+fn validation_rows(n: usize, fraction: f64) -> usize {
+    (n as f64 * fraction).round() as usize
 }
 
 /// Per-column mean and 1/std (population std, f64 accumulation).

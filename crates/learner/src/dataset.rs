@@ -9,7 +9,9 @@ use crate::error::{LearnerError, Result};
 use crate::experiment::Experiment;
 
 impl Experiment {
-    /// Loads (or generates) the dataset, standardised when the file asks for it. A split
+    /// Loads (or generates) the dataset, standardised when the file asks for it; with
+    /// `validation`, the queries and database come from the training rows only
+    /// ([`seqmodal_data::Dataset::validation_split`]). A split
     /// key that does not fit the data (`queries + train` more than the rows, `queries` on a
     /// file with its own queries) is an error naming the file, the line and the key.
     pub fn load_dataset(&self) -> Result<Dataset> {
@@ -34,6 +36,20 @@ impl Experiment {
                     other => other.into(),
                 })?,
         };
+        if let Some((fraction, line)) = self.dataset.validation {
+            // Drawn with the dataset seed, so every learner and run seed of a tune sees the
+            // same validation rows; standardisation below then fits on the remaining rows.
+            let seed = self.dataset.synthetic.as_ref().map_or(self.dataset.load.seed, |p| p.seed);
+            ds.validation_split(fraction, seed).map_err(|e| match e {
+                seqmodal_data::DataError::Setting { key, message } => LearnerError::Invalid {
+                    path: self.source.clone(),
+                    line,
+                    key: format!("dataset.{key}"),
+                    message,
+                },
+                other => other.into(),
+            })?;
+        }
         if self.dataset.standardize {
             ds.standardize();
         }

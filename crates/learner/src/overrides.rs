@@ -32,6 +32,26 @@ pub fn apply(text: &str, overrides: &[String], path: &Path) -> Result<String> {
     Ok(doc.to_string())
 }
 
+/// Replaces the `[learner]` table's keys by `kind = learner` alone (the table's comments
+/// stay), so the learner runs with its own defaults whatever the file's learner was.
+pub fn reset_learner(text: &str, learner: &str, path: &Path) -> Result<String> {
+    let mut doc: DocumentMut = text.parse().map_err(|e: toml_edit::TomlError| LearnerError::Syntax {
+        path: path.into(),
+        message: e.to_string(),
+    })?;
+    let table =
+        doc.get_mut("learner").and_then(Item::as_table_like_mut).ok_or_else(|| LearnerError::Override {
+            assignment: format!("learner.kind={learner}"),
+            message: "no [learner] table".into(),
+        })?;
+    let keys: Vec<String> = table.iter().map(|(k, _)| k.to_string()).filter(|k| k != "kind").collect();
+    for k in keys {
+        table.remove(&k);
+    }
+    table.insert("kind", Item::Value(Value::from(learner)));
+    Ok(doc.to_string())
+}
+
 /// Sets `parts` (dotted path) inside `table`, creating missing tables on the way.
 fn set_in(table: &mut dyn TableLike, parts: &[&str], value: Value) -> std::result::Result<(), String> {
     let part = parts[0];

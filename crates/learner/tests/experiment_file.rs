@@ -180,3 +180,63 @@ fn class_filter_out_of_range_is_reported() {
     let msg = e.check_dataset(&wiki()).unwrap_err().to_string();
     assert!(msg.contains("stages[1].classes") && msg.contains("class id 10"), "{msg}");
 }
+
+/// `GOOD` reading the repository's wiki files, with `extra` lines in `[dataset]`.
+fn wiki_text(extra: &str) -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets/wiki");
+    GOOD.replace(
+        "path = \"datasets/wiki\"",
+        &format!("path = {:?}\nstandardize = false\n{extra}", dir.display()),
+    )
+}
+
+/// Rows of `m` as bit patterns, to look rows up exactly.
+fn rows(m: &seqmodal_data::Matrix) -> Vec<Vec<u32>> {
+    (0..m.rows()).map(|i| m.row(i).iter().map(|x| x.to_bits()).collect()).collect()
+}
+
+#[test]
+fn validation_queries_come_from_training_rows_never_test_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let full = Experiment::load(&write(tmp.path(), &wiki_text("")), &[]).unwrap().load_dataset().unwrap();
+    let e = Experiment::load(&write(tmp.path(), &wiki_text("validation = 0.25\nseed = 4")), &[]).unwrap();
+    assert!(e.to_toml().contains("validation = 0.25"), "{}", e.to_toml());
+    let val = e.load_dataset().unwrap();
+    assert!(val.aligned);
+    for (m, f) in val.modalities.iter().zip(&full.modalities) {
+        let train = rows(&f.train.features);
+        let test = rows(&f.test.features);
+        let q = rows(&m.test.features);
+        let t = rows(&m.train.features);
+        assert_eq!(q.len(), (train.len() as f64 * 0.25).round() as usize);
+        assert_eq!(q.len() + t.len(), train.len());
+        // Queries and remaining rows together are the training rows, each once (as a
+        // multiset: wiki has repeated feature rows, so rows are compared by count).
+        let mut both: Vec<Vec<u32>> = q.iter().chain(&t).cloned().collect();
+        let mut want = train.clone();
+        both.sort();
+        want.sort();
+        assert_eq!(both, want);
+        // So no query is a test-only row.
+        assert!(q.iter().all(|r| !test.contains(r) || train.contains(r)));
+        assert_eq!(rows(&m.database().features), t);
+    }
+    // Aligned wiki: image and text queries are the same items (their labels agree row by row).
+    assert_eq!(val.modalities[0].test.labels, val.modalities[1].test.labels);
+}
+
+#[test]
+fn bad_validation_fractions_name_file_line_and_key() {
+    for bad in ["0.0", "1.0", "-0.5", "nan"] {
+        let e = load_err(&wiki_text(&format!("validation = {bad}")), &[]);
+        assert!(e.contains("exp.toml:8: dataset.validation: must be a fraction in (0, 1)"), "{e}");
+    }
+    // Valid in the file, but no query left at load time: still file, line and key.
+    let tmp = tempfile::tempdir().unwrap();
+    let e = Experiment::load(&write(tmp.path(), &wiki_text("validation = 1e-5")), &[]).unwrap();
+    let err = e.load_dataset().unwrap_err().to_string();
+    assert!(
+        err.contains("exp.toml:8: dataset.validation:") && err.contains("both must be at least 1"),
+        "{err}"
+    );
+}

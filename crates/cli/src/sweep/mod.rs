@@ -47,7 +47,7 @@ pub struct SweepArgs {
 }
 
 /// How one cell ended in this invocation.
-enum Outcome {
+pub(crate) enum Outcome {
     /// Finished earlier (summary.json exists): not run again.
     Skipped,
     /// Ran and finished.
@@ -56,7 +56,7 @@ enum Outcome {
     Failed(String),
 }
 
-fn cell_dir(dir: &Path, cell: &Cell) -> PathBuf {
+pub(crate) fn cell_dir(dir: &Path, cell: &Cell) -> PathBuf {
     dir.join("cells").join(&cell.id)
 }
 
@@ -66,7 +66,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs/sweeps").join(&spec.name));
     let n = spec.cells.len();
     if args.emit_slurm {
-        let script = slurm::emit(&spec, &args.sweep, &dir)?;
+        let script = slurm::emit(&spec, "sweep", &args.sweep, &dir)?;
         say!("{n} cells: wrote {}", script.display());
         say!("submit:  sbatch {}", script.display());
         say!("collect: seqmodal sweep {} --out {} --collect", args.sweep.display(), dir.display());
@@ -93,35 +93,40 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
         std::fs::read(&args.sweep).with_context(|| format!("cannot read {}", args.sweep.display()))?;
     atomic_write(&dir.join("sweep.toml"), &sweep_text)?;
     if let Some((i, cell)) = one {
-        // Under Slurm, evaluate on the task's allocation, not on every core of a shared node.
-        let threads = std::env::var("SLURM_CPUS_PER_TASK")
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-        return match run_cell(cell, &dir, threads)? {
-            Outcome::Skipped => {
-                say!("cell {i} ({}) finished earlier: skipped", cell.id);
-                Ok(())
-            }
-            Outcome::Done(s) => {
-                say!("cell {i} ({}) done in {s:.1} s", cell.id);
-                Ok(())
-            }
-            Outcome::Failed(why) => {
-                bail!(
-                    "cell {i} ({}) failed: {why} (see {})",
-                    cell.id,
-                    cell_dir(&dir, cell).join("error.txt").display()
-                )
-            }
-        };
+        return run_one(i, cell, &dir);
     }
     run_all(&spec, &dir, args.jobs.max(1), args.quiet)
 }
 
+/// `--cell I`: runs cell `i` alone (a Slurm task); an error if it fails.
+pub(crate) fn run_one(i: usize, cell: &Cell, dir: &Path) -> Result<()> {
+    // Under Slurm, evaluate on the task's allocation, not on every core of a shared node.
+    let threads = std::env::var("SLURM_CPUS_PER_TASK")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    match run_cell(cell, dir, threads)? {
+        Outcome::Skipped => {
+            say!("cell {i} ({}) finished earlier: skipped", cell.id);
+            Ok(())
+        }
+        Outcome::Done(s) => {
+            say!("cell {i} ({}) done in {s:.1} s", cell.id);
+            Ok(())
+        }
+        Outcome::Failed(why) => {
+            bail!(
+                "cell {i} ({}) failed: {why} (see {})",
+                cell.id,
+                cell_dir(dir, cell).join("error.txt").display()
+            )
+        }
+    }
+}
+
 /// Refuses to mix results: a finished cell whose experiment.toml differs from what the sweep
 /// file now gives was run from another version of the sweep.
-fn check_finished_cells_match(spec: &Sweep, dir: &Path) -> Result<()> {
+pub(crate) fn check_finished_cells_match(spec: &Sweep, dir: &Path) -> Result<()> {
     let stale: Vec<&str> = spec
         .cells
         .iter()
@@ -146,7 +151,7 @@ fn check_finished_cells_match(spec: &Sweep, dir: &Path) -> Result<()> {
 }
 
 /// Runs one cell as a child `seqmodal run` process; skips it if it finished before.
-fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
+pub(crate) fn run_cell(cell: &Cell, dir: &Path, eval_threads: usize) -> Result<Outcome> {
     let cdir = cell_dir(dir, cell);
     if cdir.join("summary.json").is_file() {
         return Ok(Outcome::Skipped);
@@ -240,11 +245,33 @@ fn log_tail(path: &Path, lines: usize) -> String {
 /// Runs every unfinished cell, `jobs` at a time, then aggregates.
 fn run_all(spec: &Sweep, dir: &Path, jobs: usize, quiet: bool) -> Result<()> {
     let n = spec.cells.len();
+    let failed = run_pending(spec, dir, jobs, quiet, "sweep")?;
+    aggregate(spec, dir)?;
+    if !failed.is_empty() {
+        bail!(
+            "{} of {n} cells failed (error.txt in each cell directory): {}",
+            failed.len(),
+            failed.join("; ")
+        );
+    }
+    Ok(())
+}
+
+/// Runs every unfinished cell of `spec`, `jobs` at a time (`what` names the command in the
+/// first line); returns the failed cells as `id (first error line)`.
+pub(crate) fn run_pending(
+    spec: &Sweep,
+    dir: &Path,
+    jobs: usize,
+    quiet: bool,
+    what: &str,
+) -> Result<Vec<String>> {
+    let n = spec.cells.len();
     let pending: Vec<&Cell> =
         spec.cells.iter().filter(|c| !cell_dir(dir, c).join("summary.json").is_file()).collect();
     let skipped = n - pending.len();
     say!(
-        "sweep {} (base {}): {n} cells, {skipped} finished earlier, {} to run, {jobs} at a time -> {}",
+        "{what} {} (base {}): {n} cells, {skipped} finished earlier, {} to run, {jobs} at a time -> {}",
         spec.name,
         spec.base.display(),
         pending.len(),
@@ -312,15 +339,7 @@ fn run_all(spec: &Sweep, dir: &Path, jobs: usize, quiet: bool) -> Result<()> {
         start.elapsed().as_secs_f64(),
         failed.len()
     );
-    aggregate(spec, dir)?;
-    if !failed.is_empty() {
-        bail!(
-            "{} of {n} cells failed (error.txt in each cell directory): {}",
-            failed.len(),
-            failed.join("; ")
-        );
-    }
-    Ok(())
+    Ok(failed)
 }
 
 /// `--collect`: aggregates what the cells (e.g. Slurm tasks) wrote; fails, after writing the

@@ -1,5 +1,5 @@
-//! `seqmodal sweep SWEEP --emit slurm`: a Slurm job-array script in which task `i` runs
-//! `seqmodal sweep SWEEP --out DIR --cell i`.
+//! `seqmodal sweep SWEEP --emit slurm` (and `seqmodal tune`): a Slurm job-array script in
+//! which task `i` runs `seqmodal sweep SWEEP --out DIR --cell i`.
 //!
 //! Every path in the script is absolute (the binary, the sweep file, the sweep directory), so
 //! it runs from whatever directory Slurm starts tasks in, as long as the cluster shares the
@@ -25,9 +25,10 @@ fn quote(s: &Path) -> String {
     format!("'{}'", s.to_string_lossy().replace('\'', r"'\''"))
 }
 
-/// Writes `DIR/slurm/sweep.sbatch` (and creates `DIR/slurm/` for the task logs, which Slurm
-/// does not create itself); returns the script's path.
-pub fn emit(spec: &Sweep, sweep_file: &Path, dir: &Path) -> Result<PathBuf> {
+/// Writes `DIR/slurm/<command>.sbatch` (and creates `DIR/slurm/` for the task logs, which
+/// Slurm does not create itself) for the subcommand `command` (`sweep` or `tune`) of
+/// `sweep_file`; returns the script's path.
+pub fn emit(spec: &Sweep, command: &str, sweep_file: &Path, dir: &Path) -> Result<PathBuf> {
     let logs = dir.join("slurm");
     std::fs::create_dir_all(&logs).with_context(|| format!("cannot create {}", logs.display()))?;
     let dir = absolute(dir)?;
@@ -42,9 +43,9 @@ pub fn emit(spec: &Sweep, sweep_file: &Path, dir: &Path) -> Result<PathBuf> {
     }
     let mut lines = vec![
         "#!/bin/bash".to_string(),
-        format!("# seqmodal sweep {}: {} cells, one array task each.", spec.name, spec.cells.len()),
-        format!("# Submit: sbatch {}", quote(&logs.join("sweep.sbatch"))),
-        format!("# Then:   {} sweep {} --out {} --collect", quote(&exe), quote(&sweep_file), quote(&dir)),
+        format!("# seqmodal {command} {}: {} cells, one array task each.", spec.name, spec.cells.len()),
+        format!("# Submit: sbatch {}", quote(&logs.join(format!("{command}.sbatch")))),
+        format!("# Then:   {} {command} {} --out {} --collect", quote(&exe), quote(&sweep_file), quote(&dir)),
         format!("#SBATCH --job-name=seqmodal-{}", spec.name),
         format!("#SBATCH --array={array}"),
         format!("#SBATCH --output={}", logs.join("%A_%a.out").display()),
@@ -65,12 +66,12 @@ pub fn emit(spec: &Sweep, sweep_file: &Path, dir: &Path) -> Result<PathBuf> {
     }
     lines.push("set -euo pipefail".into());
     lines.push(format!(
-        "exec {} sweep {} --out {} --cell \"$SLURM_ARRAY_TASK_ID\" --quiet",
+        "exec {} {command} {} --out {} --cell \"$SLURM_ARRAY_TASK_ID\" --quiet",
         quote(&exe),
         quote(&sweep_file),
         quote(&dir)
     ));
-    let script = logs.join("sweep.sbatch");
+    let script = logs.join(format!("{command}.sbatch"));
     atomic_write(&script, (lines.join("\n") + "\n").as_bytes())?;
     Ok(script)
 }

@@ -149,7 +149,7 @@ impl At<'_> {
 }
 
 /// TOML value as an override's right-hand side and as a readable label.
-fn value_strings(v: &toml::Value) -> (String, String) {
+pub(crate) fn value_strings(v: &toml::Value) -> (String, String) {
     let toml_text = v.to_string();
     let label = match v {
         toml::Value::String(s) => s.clone(),
@@ -159,7 +159,10 @@ fn value_strings(v: &toml::Value) -> (String, String) {
 }
 
 /// Parses and checks experiment text (`path` only for messages).
-fn check_text(text: &str, path: &Path) -> std::result::Result<Experiment, seqmodal_learner::LearnerError> {
+pub(crate) fn check_text(
+    text: &str,
+    path: &Path,
+) -> std::result::Result<Experiment, seqmodal_learner::LearnerError> {
     ExperimentFile::parse(text, path)?.check(text, path)
 }
 
@@ -490,7 +493,7 @@ fn sanitize(part: &str) -> String {
 /// for the base file (working directory, then the base file's folders), so the cell file works
 /// from the sweep directory wherever that is. None when there is no relative path to fix or it
 /// does not exist (the run will then say so).
-fn absolute_dataset_path(text: &str, base: &Path) -> Option<String> {
+pub(crate) fn absolute_dataset_path(text: &str, base: &Path) -> Option<String> {
     let table: toml::Table = text.parse().ok()?;
     let p = PathBuf::from(table.get("dataset")?.get("path")?.as_str()?);
     if p.is_absolute() {

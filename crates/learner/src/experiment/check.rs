@@ -187,6 +187,20 @@ impl ExperimentFile {
     /// Checks `[dataset]`: a path for file formats, generator keys only for `synthetic`.
     fn check_dataset_section(&self, kind: DatasetKind, ck: &Checker<'_>) -> Result<DatasetSpec> {
         let d = &self.dataset;
+        let validation = match &d.validation {
+            None => None,
+            Some(v) => {
+                let f = *v.get_ref();
+                if !(f.is_finite() && f > 0.0 && f < 1.0) {
+                    return Err(ck.err(
+                        v.span(),
+                        "dataset.validation",
+                        format!("must be a fraction in (0, 1) of the training rows, got {f}"),
+                    ));
+                }
+                Some((f, line_of(ck.text, v.span().start)))
+            }
+        };
         let synthetic_keys: [(&str, Option<std::ops::Range<usize>>); 10] = [
             ("modalities", d.modalities.as_ref().map(Spanned::span)),
             ("dims", d.dims.as_ref().map(Spanned::span)),
@@ -248,6 +262,7 @@ impl ExperimentFile {
                 synthetic: None,
                 load,
                 split_lines: (line(&d.queries), line(&d.train)),
+                validation,
             });
         }
         if let Some(p) = &d.path {
@@ -303,6 +318,7 @@ impl ExperimentFile {
             synthetic: Some(params),
             load: LoadOptions::default(),
             split_lines: (0, 0),
+            validation,
         })
     }
 }

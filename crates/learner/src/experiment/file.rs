@@ -71,6 +71,10 @@ pub struct DatasetSection {
     /// `synthetic`: seed of the generated data; file kinds: seed of the query and training
     /// draws (default 0; independent of the run seed).
     pub seed: Option<u64>,
+    /// Fraction of each modality's training rows drawn as validation queries (the rest is
+    /// the training set and the database; the test split is not used). Any kind.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub validation: Option<Spanned<f64>>,
 }
 
 /// `[model]` section.

@@ -82,6 +82,9 @@ pub struct DatasetSpec {
     pub load: LoadOptions,
     /// Lines of the `queries` and `train` keys (0 when absent), for errors found on loading.
     pub split_lines: (usize, usize),
+    /// `validation`: fraction of the training rows drawn as validation queries, and its
+    /// line (for errors found on loading); `None`: evaluate on the test split.
+    pub validation: Option<(f64, usize)>,
 }
 
 /// Most stages one `[[stages]]` entry may expand into with `repeat`.
@@ -256,6 +259,7 @@ impl Experiment {
             noise: None,
             nonlinearity: None,
             seed: None,
+            validation: d.validation.map(|(f, _)| Spanned::new(0..0, f)),
         };
         if let Some(p) = &d.synthetic {
             let int = |v: usize| Some(Spanned::new(0..0, v as i64));
@@ -278,7 +282,7 @@ impl Experiment {
             s.queries = int(d.load.queries);
             s.train = int(d.load.train);
             // The draw seed matters only when something is drawn.
-            if d.kind == DatasetKind::Mat73 || d.load.train.is_some() {
+            if d.kind == DatasetKind::Mat73 || d.load.train.is_some() || d.validation.is_some() {
                 s.seed = Some(d.load.seed);
             }
         }
