@@ -30,6 +30,11 @@ pub enum KeyKind {
     },
     /// `true` or `false`.
     Flag,
+    /// One of these names.
+    Choice {
+        /// The allowed names.
+        options: &'static [&'static str],
+    },
 }
 
 /// A key's value when the file does not give it.
@@ -41,6 +46,8 @@ pub enum KeyDefault {
     Float(f64),
     /// This flag.
     Bool(bool),
+    /// This name (of a [`KeyKind::Choice`] key).
+    Name(&'static str),
     /// The experiment's `[train] batch`.
     TrainBatch,
     /// The experiment's `[train] lr`.
@@ -105,6 +112,16 @@ impl Key {
         Key::new(name, KeyKind::Flag, KeyDefault::Bool(default), doc)
     }
 
+    /// A key naming one of `options`.
+    pub const fn choice(
+        name: &'static str,
+        options: &'static [&'static str],
+        default: &'static str,
+        doc: &'static str,
+    ) -> Key {
+        Key::new(name, KeyKind::Choice { options }, KeyDefault::Name(default), doc)
+    }
+
     const fn new(name: &'static str, kind: KeyKind, default: KeyDefault, doc: &'static str) -> Key {
         Key { name, kind, default, doc, search: Search::Fixed, zero_means_none: false }
     }
@@ -135,6 +152,9 @@ impl Key {
             KeyKind::Number { strictly_positive: true } => "number > 0".into(),
             KeyKind::Number { strictly_positive: false } => "number >= 0".into(),
             KeyKind::Flag => "true or false".into(),
+            KeyKind::Choice { options } => {
+                options.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(" or ")
+            }
         }
     }
 
@@ -144,6 +164,7 @@ impl Key {
             KeyDefault::Int(v) => v.to_string(),
             KeyDefault::Float(v) => format!("{v:?}"),
             KeyDefault::Bool(v) => v.to_string(),
+            KeyDefault::Name(v) => format!("\"{v}\""),
             KeyDefault::TrainBatch => "[train] batch".into(),
             KeyDefault::TrainLr => "[train] lr".into(),
         }
@@ -210,6 +231,8 @@ pub enum Value {
     Float(f64),
     /// A flag.
     Bool(bool),
+    /// One of a choice key's names.
+    Name(&'static str),
 }
 
 /// What `[train]` gives keys that default to it.
@@ -276,6 +299,14 @@ impl Values {
         }
     }
 
+    /// A declared choice key: the name it holds.
+    pub fn choice(&self, name: &str) -> Result<&'static str> {
+        match self.find(name)?.1 {
+            Value::Name(v) => Ok(v),
+            _ => Err(self.wrong(name, "a choice")),
+        }
+    }
+
     /// Where `name` was given (line 0: defaulted), for errors found later (e.g. against the data).
     pub fn at(&self, name: &str) -> At {
         let line = self.entries.iter().find(|e| e.0 == name).map_or(0, |e| e.2);
@@ -297,6 +328,7 @@ impl Values {
                     Value::Int(i) => toml::Value::Integer(i),
                     Value::Float(x) => toml::Value::Float(x),
                     Value::Bool(b) => toml::Value::Boolean(b),
+                    Value::Name(n) => toml::Value::String(n.to_string()),
                 };
                 (Spanned::new(0..0, name.to_string()), Spanned::new(0..0, v))
             })
@@ -373,6 +405,19 @@ pub fn check(
             (KeyKind::Number { .. }, _) => return Err(bad_type("a number")),
             (KeyKind::Flag, toml::Value::Boolean(b)) => Value::Bool(*b),
             (KeyKind::Flag, _) => return Err(bad_type("true or false")),
+            (KeyKind::Choice { options }, toml::Value::String(s)) => {
+                match options.iter().find(|o| **o == s.as_str()) {
+                    Some(o) => Value::Name(o),
+                    None => {
+                        let known = options.join(", ");
+                        let message = format!("unknown value '{s}' (known: {known})");
+                        return Err(ck.err(span.clone(), &full(name), message));
+                    }
+                }
+            }
+            (KeyKind::Choice { options }, _) => {
+                return Err(bad_type(&format!("one of {}", options.join(", "))))
+            }
         };
         given.push((key.name, value, ck.line(k.span())));
     }
@@ -385,6 +430,7 @@ pub fn check(
                     KeyDefault::Int(i) => Value::Int(i),
                     KeyDefault::Float(x) => Value::Float(x),
                     KeyDefault::Bool(b) => Value::Bool(b),
+                    KeyDefault::Name(n) => Value::Name(n),
                     KeyDefault::TrainBatch => Value::Int(train.batch as i64),
                     KeyDefault::TrainLr => Value::Float(train.lr),
                 };
@@ -405,10 +451,11 @@ mod tests {
 
     use super::*;
 
-    const KEYS: [Key; 3] = [
+    const KEYS: [Key; 4] = [
         Key::count("steps", 1, 1, "steps"),
         Key::number("rate", 0.5, true, "rate").search(Search::Log(1e-3, 1.0)),
         Key::flag("on", true, "on"),
+        Key::choice("mode", &["fast", "slow"], "fast", "mode"),
     ];
 
     fn section(text: &str) -> LearnerSection {
@@ -436,7 +483,10 @@ mod tests {
         assert_eq!(v.at("rate").err("x".into()).to_string(), "x.toml:3: learner.rate: x");
         assert!(v.float("steps").is_err() && v.count("nope").is_err());
         let s = toml::to_string(&v.to_section()).unwrap();
-        assert_eq!(s, "kind = \"t\"\nsteps = 1\nrate = 2.0\non = true\n");
+        assert_eq!(s, "kind = \"t\"\nsteps = 1\nrate = 2.0\non = true\nmode = \"fast\"\n");
+        let v = checked("[learner]\nkind = \"t\"\nmode = \"slow\"\n").unwrap();
+        assert_eq!(v.choice("mode").unwrap(), "slow");
+        assert!(v.flag("mode").is_err());
     }
 
     #[test]
@@ -460,7 +510,15 @@ mod tests {
         );
         assert_eq!(
             e("[learner]\nkind = \"t\"\nlambda = 3\n"),
-            "x.toml:3: learner.lambda: not a key of learner 't' (its keys: steps, rate, on)"
+            "x.toml:3: learner.lambda: not a key of learner 't' (its keys: steps, rate, on, mode)"
+        );
+        assert_eq!(
+            e("[learner]\nkind = \"t\"\nmode = \"quick\"\n"),
+            "x.toml:3: learner.mode: unknown value 'quick' (known: fast, slow)"
+        );
+        assert_eq!(
+            e("[learner]\nkind = \"t\"\nmode = 1\n"),
+            "x.toml:3: learner.mode: must be one of fast, slow, got integer"
         );
         assert!(e("[learner]\nkind = \"t\"\nmomentum = 3\n").contains("unknown key on line 3"));
         // Another learner's key that means "none" at 0 is accepted.
