@@ -68,12 +68,12 @@ fn version() -> String {
     }
 }
 
-/// An unknown command gets the nearest one as a tip: clap's own suggestion needs a Jaro
-/// similarity above 0.7, which short typos (`rn` for `run`) miss; an edit distance of at most
-/// two catches them.
+/// An unknown command gets the nearest one as a tip: clap's own suggestion ranks by Jaro
+/// similarity, which misses or misranks short typos (`rn` for `run` got `learners`); a
+/// command within an edit distance of two replaces it.
 fn with_suggestion(mut e: clap::Error) -> clap::Error {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
-    if e.kind() != ErrorKind::InvalidSubcommand || e.get(ContextKind::SuggestedSubcommand).is_some() {
+    if e.kind() != ErrorKind::InvalidSubcommand {
         return e;
     }
     let Some(ContextValue::String(typed)) = e.get(ContextKind::InvalidSubcommand) else { return e };
