@@ -74,7 +74,7 @@ impl<'a> View<'a> {
     }
 
     /// The view starting at row `r`.
-    fn from_row(self, r: usize) -> Self {
+    fn at_row(self, r: usize) -> Self {
         let start = (r * self.rs).min(self.data.len());
         Self { data: &self.data[start..], ..self }
     }
@@ -125,7 +125,7 @@ fn gemm(dst: &mut [f32], m: usize, n: usize, k: usize, a: View, b: View) {
 fn gemm_split(par: Option<&rayon::ThreadPool>, dst: &mut [f32], n: usize, k: usize, a: View, b: View) {
     each_block(par, dst, CHUNK_ROWS * n, |i, block| {
         let rows = block.len() / n.max(1);
-        gemm(block, rows, n, k, a.from_row(i * CHUNK_ROWS), b);
+        gemm(block, rows, n, k, a.at_row(i * CHUNK_ROWS), b);
     });
 }
 
@@ -219,7 +219,7 @@ impl CustomOp3 for Linear {
         let act = self.0;
         each_block(pool(), &mut y, CHUNK_ROWS * o, |i, block| {
             let rows = block.len() / o.max(1);
-            gemm(block, rows, o, d, View::rows(x, d).from_row(i * CHUNK_ROWS), View::rows(w, d).t());
+            gemm(block, rows, o, d, View::rows(x, d).at_row(i * CHUNK_ROWS), View::rows(w, d).t());
             for row in block.chunks_mut(o.max(1)) {
                 for (v, &bias) in row.iter_mut().zip(b) {
                     *v = act.apply(*v + bias);
@@ -555,7 +555,7 @@ mod tests {
             let gr = reference.backward()?;
             let go = ours.get(k)?.backward()?;
             for (name, v) in [("h", &h), ("logits", &z)] {
-                let r = gr.get(v).map(Tensor::clone).unwrap_or(v.zeros_like()?);
+                let r = gr.get(v).cloned().unwrap_or(v.zeros_like()?);
                 let g = go.get(v).expect("fused grad");
                 let scale = r.abs()?.max_all()?.to_scalar::<f32>()?.max(1e-3);
                 assert!(
