@@ -129,6 +129,13 @@ faiss-compare:
     cargo build --release
     bench/faiss_compare.sh
 
+# seqmodal training throughput beside PyTorch (../shared/bench/torch_train.py), 1 and 2 threads,
+# tight loop and real-run loop, alternated, best of 5; prints the ratios (needs torch in a venv:
+# TORCH_PYTHON=/path/to/venv/bin/python). Not part of CI.
+bench-train-vs-torch:
+    cargo build --release
+    bench/train_vs_torch.sh
+
 # Fuzz one target for a number of seconds (needs the nightly toolchain; installs
 # cargo-fuzz when missing). Targets: experiment, npy, npz, wiki_mat, mfeat_csv.
 # The corpus starts from the repo's own files and grows in fuzz/corpus/ (not committed).

@@ -267,12 +267,53 @@ fn bench_train_reports_both_rates_and_their_ratio() {
     let out = seqmodal(&["bench", "train", "--steps", "2"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let text = String::from_utf8_lossy(&out.stdout);
-    for needle in
-        ["1 thread(s)", "seqmodal unified model", "plain candle loop", "ratio seqmodal / plain candle"]
-    {
+    for needle in [
+        "1 thread(s)",
+        "seqmodal unified model",
+        "seqmodal real-run loop",
+        "plain candle loop",
+        "ratio seqmodal tight / plain candle",
+    ] {
         assert!(text.contains(needle), "{text}");
+    }
+    // The last line is JSON for bench/train_vs_torch.sh, every rate positive.
+    let json: serde_json::Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
+    assert_eq!(json["framework"], "seqmodal");
+    for key in ["tight_samples_per_s", "epoch_samples_per_s", "plain_candle_samples_per_s"] {
+        assert!(json[key].as_f64().is_some_and(|v| v > 0.0), "{key}: {json}");
     }
     let out = seqmodal(&["bench", "train", "--data", "/no/such/wiki"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/no/such/wiki"));
+}
+
+/// Training splits each batch into fixed blocks and sums in one fixed order, so a shipped
+/// experiment (short settings, replay learner, blocks big enough to be split) writes the
+/// same metrics.csv bytes on one training thread and on two.
+#[test]
+fn metrics_are_byte_identical_across_training_threads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut csv = Vec::new();
+    for threads in ["1", "2"] {
+        let out_dir = tmp.path().join(threads);
+        let out = seqmodal(&[
+            "run",
+            "experiments/forgetting/mfeat-shared.toml",
+            "--quiet",
+            "--train-threads",
+            threads,
+            "--out",
+            out_dir.to_str().unwrap(),
+            "--set",
+            "learner.kind=er",
+            "--set",
+            "train.epochs=1",
+            "--set",
+            "model.hidden=192",
+        ]);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        csv.push(std::fs::read(out_dir.join("metrics.csv")).unwrap());
+    }
+    assert!(csv[0].len() > 100);
+    assert!(csv[0] == csv[1], "metrics.csv differs between 1 and 2 training threads");
 }

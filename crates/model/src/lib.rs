@@ -7,6 +7,7 @@
 
 mod config;
 mod error;
+mod fused;
 pub mod loss;
 mod network;
 mod optim;

@@ -10,7 +10,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::config::{AdapterKind, ModelConfig};
 use crate::error::{ModelError, Result};
-use crate::loss;
+use crate::fused::{self, Act};
 
 /// Rows of one modality inside a training batch.
 #[derive(Clone, Debug)]
@@ -139,7 +139,7 @@ impl UnifiedModel {
         &self.device
     }
 
-    /// Hidden features of the input layer for one modality's rows.
+    /// Hidden features (after the ReLU) of the input layer for one modality's rows.
     fn input(&self, modality: &str, x: &Tensor) -> Result<Tensor> {
         let dim = *self.dims.get(modality).ok_or_else(|| ModelError::UnknownModality(modality.into()))?;
         let cols = x.dim(1)?;
@@ -150,10 +150,10 @@ impl UnifiedModel {
             });
         }
         match self.cfg.adapter {
-            AdapterKind::PerModality => self.linear(&adapter_name(modality), x),
+            AdapterKind::PerModality => self.linear(&adapter_name(modality), x, Act::Relu),
             AdapterKind::SharedPad => {
                 let padded = x.pad_with_zeros(1, 0, self.cfg.pad_dim - dim)?;
-                self.linear(SHARED_IN, &padded)
+                self.linear(SHARED_IN, &padded, Act::Relu)
             }
         }
     }
@@ -163,28 +163,30 @@ impl UnifiedModel {
         let mut hidden = Vec::with_capacity(parts.len());
         let mut labels = Vec::with_capacity(parts.len());
         for p in parts {
-            hidden.push(self.input(&p.modality, &p.x)?.relu()?);
+            hidden.push(self.input(&p.modality, &p.x)?);
             labels.push(p.labels.clone());
         }
         let z = Tensor::cat(&hidden, 0)?;
         let labels = Tensor::cat(&labels, 0)?;
-        let z = self.linear("trunk", &z)?.relu()?;
-        let h = self.linear("hash", &z)?.tanh()?;
-        let logits = self.linear("classifier", &h)?;
+        let z = self.linear("trunk", &z, Act::Relu)?;
+        let h = self.linear("hash", &z, Act::Tanh)?;
+        let logits = self.linear("classifier", &h, Act::Identity)?;
         Ok(Output { h, logits, labels })
     }
 
-    /// The weighted loss of a forward output (pairs taken within the batch).
+    /// The weighted loss of a forward output (pairs taken within the batch): the terms of
+    /// [`crate::loss`], computed by one fused op.
     pub fn loss(&self, out: &Output) -> Result<LossParts> {
         let w = self.cfg.loss;
-        let cls = loss::classification(&out.logits, &out.labels)?;
-        let s = loss::similarity(&out.labels, &out.labels)?;
-        let pair = loss::pairwise(&out.h, &out.h, &s, self.cfg.bits)?;
-        let quant = loss::quantization(&out.h)?;
-        let total = ((cls.affine(w.classification, 0.0)? + pair.affine(w.pairwise, 0.0)?)?
-            + quant.affine(w.quantization, 0.0)?)?;
+        let op = fused::Loss::new(&out.labels, [w.classification, w.pairwise, w.quantization])?;
+        let all = out.h.apply_op2(&out.logits, op)?;
         // Terms stay tensors: reading them out would cost three syncs on every step.
-        Ok(LossParts { total, classification: cls, pairwise: pair, quantization: quant })
+        Ok(LossParts {
+            total: all.get(0)?,
+            classification: all.get(1)?,
+            pairwise: all.get(2)?,
+            quantization: all.get(3)?,
+        })
     }
 
     /// tanh codes (row-major, rows x bits) of `rows` samples of `modality`, in chunks.
@@ -202,9 +204,9 @@ impl UnifiedModel {
         while start < rows {
             let n = CHUNK.min(rows - start);
             let x = Tensor::from_slice(&data[start * dim..(start + n) * dim], (n, dim), &self.device)?;
-            let z = self.input(modality, &x)?.relu()?;
-            let z = self.linear("trunk", &z)?.relu()?;
-            let h = self.linear("hash", &z)?.tanh()?;
+            let z = self.input(modality, &x)?;
+            let z = self.linear("trunk", &z, Act::Relu)?;
+            let h = self.linear("hash", &z, Act::Tanh)?;
             out.extend(h.flatten_all()?.to_vec1::<f32>()?);
             start += n;
         }
@@ -271,11 +273,11 @@ impl UnifiedModel {
         Ok(UnifiedModel { cfg: self.cfg.clone(), device: self.device.clone(), vars, dims: self.dims.clone() })
     }
 
-    /// `x W^T + b` with the named layer.
-    fn linear(&self, name: &str, x: &Tensor) -> Result<Tensor> {
+    /// `act(x W^T + b)` with the named layer (one fused op, forward and backward).
+    fn linear(&self, name: &str, x: &Tensor, act: Act) -> Result<Tensor> {
         let w = self.var(&format!("{name}.weight"))?;
         let b = self.var(&format!("{name}.bias"))?;
-        Ok(x.matmul(&w.as_tensor().t()?)?.broadcast_add(b.as_tensor())?)
+        Ok(fused::linear(x, w.as_tensor(), b.as_tensor(), act)?)
     }
 
     fn var(&self, name: &str) -> Result<&Var> {

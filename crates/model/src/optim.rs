@@ -11,6 +11,7 @@ use std::sync::Mutex;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
+use rayon::prelude::*;
 
 /// AdamW with decoupled weight decay, bias-corrected moments; CPU, f32 parameters.
 pub struct FusedAdamW {
@@ -66,12 +67,27 @@ impl InplaceOp2 for Update<'_> {
             *m = vec![0.0; theta.len()];
             *v = vec![0.0; theta.len()];
         }
-        let (b1, b2) = (self.beta1, self.beta2);
-        for (((t, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-            *m = *m * b1 + g * (1.0 - b1);
-            *v = *v * b2 + g * g * (1.0 - b2);
-            let step = (*m * self.scale_m) / ((*v * self.scale_v).sqrt() + self.eps);
-            *t = *t * self.decay - step * self.lr;
+        let update = |theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]| {
+            let (b1, b2) = (self.beta1, self.beta2);
+            for (((t, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                *m = *m * b1 + g * (1.0 - b1);
+                *v = *v * b2 + g * g * (1.0 - b2);
+                let step = (*m * self.scale_m) / ((*v * self.scale_v).sqrt() + self.eps);
+                *t = *t * self.decay - step * self.lr;
+            }
+        };
+        // Elementwise, so any split gives the same bits; big parameters go in blocks.
+        const BLOCK: usize = 1 << 15;
+        match crate::fused::pool() {
+            Some(p) if theta.len() > BLOCK => p.install(|| {
+                theta
+                    .par_chunks_mut(BLOCK)
+                    .zip(grad.par_chunks(BLOCK))
+                    .zip(m.par_chunks_mut(BLOCK))
+                    .zip(v.par_chunks_mut(BLOCK))
+                    .for_each(|(((t, g), m), v)| update(t, g, m, v))
+            }),
+            _ => update(theta, grad, m, v),
         }
         Ok(())
     }
