@@ -17,7 +17,7 @@ use seqmodal_hamming::Metric;
 use seqmodal_model::{AdapterKind, LossWeights};
 
 use crate::error::{LearnerError, Result};
-use crate::learners::LearnerKind;
+use crate::learners::{LearnerKind, MetaObjective};
 
 /// Raw experiment file, as written by a user (every optional key may be absent).
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -133,10 +133,15 @@ pub struct LearnerSection {
     pub inner_steps: Option<Spanned<i64>>,
     /// Slow (outer) learning rate of `meta`.
     pub meta_lr: Option<Spanned<f64>>,
-    /// `meta`: first-order meta-gradient (true; second order is not available in candle).
+    /// `meta`: first-order meta-gradient (true); false adds the Hessian term of `maml`
+    /// by finite-difference Hessian-vector products.
     pub first_order: Option<Spanned<bool>>,
     /// `meta`: std of Gaussian noise added to replayed (standardised) features.
     pub replay_noise: Option<Spanned<f64>>,
+    /// `meta`: take the meta step (true); false is the ablation θ' = θ.
+    pub meta_step: Option<Spanned<bool>>,
+    /// `meta`: the meta objective, `"maml"` or `"alternating"`.
+    pub meta_objective: Option<Spanned<String>>,
 }
 
 /// `[train]` section.
@@ -341,6 +346,10 @@ pub struct LearnerSpec {
     pub first_order: bool,
     /// Replay feature noise.
     pub replay_noise: f64,
+    /// Meta step on (false: the ablation θ' = θ).
+    pub meta_step: bool,
+    /// Meta objective.
+    pub meta_objective: MetaObjective,
 }
 
 /// Checked `[train]`.
@@ -1042,7 +1051,9 @@ impl ExperimentFile {
         let keys = kind.keys();
         let ck = Checker { text, path };
         let invalid = |span, key: &str, message| ck.err(span, &format!("learner.{key}"), message);
-        let given: [(&str, Option<std::ops::Range<usize>>); 15] = [
+        let given: [(&str, Option<std::ops::Range<usize>>); 17] = [
+            ("meta_step", l.meta_step.as_ref().map(Spanned::span)),
+            ("meta_objective", l.meta_objective.as_ref().map(Spanned::span)),
             ("replay_noise", l.replay_noise.as_ref().map(Spanned::span)),
             ("replay_batch", l.replay_batch.as_ref().map(Spanned::span)),
             ("lambda", l.lambda.as_ref().map(Spanned::span)),
@@ -1080,13 +1091,29 @@ impl ExperimentFile {
         };
         let uses_memory = keys.contains(&"memory");
         let memory = count(&l.memory, "memory", if uses_memory { 200 } else { 0 }, 0)?;
-        if let Some(s) = l.first_order.as_ref().filter(|s| !*s.get_ref()) {
+        let meta_objective = match &l.meta_objective {
+            None => MetaObjective::Maml,
+            Some(s) => MetaObjective::parse(s.get_ref()).ok_or_else(|| {
+                let known: Vec<&str> = MetaObjective::ALL.iter().map(|o| o.as_str()).collect();
+                invalid(
+                    s.span(),
+                    "meta_objective",
+                    format!("unknown objective '{}' (known: {})", s.get_ref(), known.join(", ")),
+                )
+            })?,
+        };
+        let first_order = l.first_order.as_ref().is_none_or(|s| *s.get_ref());
+        if let Some(s) =
+            l.first_order.as_ref().filter(|_| !first_order && meta_objective != MetaObjective::Maml)
+        {
             return Err(invalid(
                 s.span(),
                 "first_order",
-                "second-order meta-gradients need gradients of gradients, which candle's autograd does not \
-                 provide; use first_order = true"
-                    .into(),
+                format!(
+                    "the second-order term belongs to meta_objective = \"maml\"; \"{}\" is first-order by \
+                     construction",
+                    meta_objective.as_str()
+                ),
             ));
         }
         let is = |k: LearnerKind| kind == k;
@@ -1115,7 +1142,9 @@ impl ExperimentFile {
             inner_lr: float(&l.inner_lr, "inner_lr", if is(LearnerKind::Mer) { 0.03 } else { 0.01 }, true)?,
             inner_steps: count(&l.inner_steps, "inner_steps", if is(LearnerKind::Mer) { 4 } else { 1 }, 1)?,
             meta_lr: float(&l.meta_lr, "meta_lr", train.lr, true)?,
-            first_order: true,
+            first_order,
+            meta_step: l.meta_step.as_ref().is_none_or(|s| *s.get_ref()),
+            meta_objective,
             replay_noise: float(
                 &l.replay_noise,
                 "replay_noise",
@@ -1149,6 +1178,10 @@ impl LearnerSpec {
             meta_lr: f("meta_lr", self.meta_lr),
             first_order: keys.contains(&"first_order").then(|| Spanned::new(0..0, self.first_order)),
             replay_noise: f("replay_noise", self.replay_noise),
+            meta_step: keys.contains(&"meta_step").then(|| Spanned::new(0..0, self.meta_step)),
+            meta_objective: keys
+                .contains(&"meta_objective")
+                .then(|| Spanned::new(0..0, self.meta_objective.as_str().to_string())),
         }
     }
 }

@@ -27,7 +27,7 @@ pub use finetune::Finetune;
 pub use joint::Joint;
 pub use lwf::Lwf;
 pub use mer::Mer;
-pub use meta::Meta;
+pub use meta::{Meta, MetaObjective};
 pub use paired::Paired;
 pub use si::Si;
 
@@ -114,6 +114,8 @@ impl LearnerKind {
                 "first_order",
                 "alpha",
                 "replay_noise",
+                "meta_step",
+                "meta_objective",
             ],
         }
     }
