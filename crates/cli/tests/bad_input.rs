@@ -185,8 +185,10 @@ fn experiment_file_errors() {
             vec!["stages[1].drift.dropout"],
         ),
         (
-            "second-order meta",
-            Box::new(|t| t.replace("\"finetune\"", "\"meta\"\nfirst_order = false")),
+            "second-order alternating meta",
+            Box::new(|t| {
+                t.replace("\"finetune\"", "\"meta\"\nmeta_objective = \"alternating\"\nfirst_order = false")
+            }),
             vec!["learner.first_order"],
         ),
         (

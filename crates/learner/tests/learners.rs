@@ -186,9 +186,25 @@ fn learner_keys_are_checked_per_kind() {
     let e = Experiment::load(&p, &[]).unwrap_err().to_string();
     assert!(e.contains("e.toml:7: learner.lambda") && e.contains("not a key of learner 'finetune'"), "{e}");
     std::fs::write(&p, format!("{base}[[stages]]\nmodality = \"fac\"\n")).unwrap();
-    let e =
-        Experiment::load(&p, &["learner.kind=meta".into(), "learner.first_order=false".into()]).unwrap_err();
-    assert!(e.to_string().contains("learner.first_order") && e.to_string().contains("second-order"), "{e}");
+    // Second order is real for maml, and rejected where the objective has no Hessian term.
+    let e = Experiment::load(&p, &["learner.kind=meta".into(), "learner.first_order=false".into()]).unwrap();
+    assert!(!e.learner.values.flag("first_order").unwrap() && e.learner.values.flag("meta_step").unwrap());
+    let e = Experiment::load(
+        &p,
+        &[
+            "learner.kind=meta".into(),
+            "learner.first_order=false".into(),
+            "learner.meta_objective=alternating".into(),
+        ],
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("learner.first_order") && e.to_string().contains("first-order"), "{e}");
+    let e = Experiment::load(&p, &["learner.kind=meta".into(), "learner.meta_objective=reptile".into()])
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("learner.meta_objective") && e.contains("maml, alternating"), "{e}");
+    let e = Experiment::load(&p, &["learner.kind=er".into(), "learner.meta_step=false".into()]).unwrap_err();
+    assert!(e.to_string().contains("not a key of learner 'er'"), "{e}");
     let e = Experiment::load(&p, &["learner.kind=er".into()]).unwrap();
     assert_eq!(e.learner.values.count("memory").unwrap(), 200);
     let e = Experiment::load(&p, &["learner.kind=ewc".into(), "learner.lambda=-1".into()]).unwrap_err();
