@@ -199,7 +199,7 @@ impl Step<'_> {
         let mem_pieces: Vec<&[Item]> = mem.chunks(mem.len().div_ceil(k).max(1)).collect();
         // Flipping the order every batch makes both H_mem·g_new and H_new·g_mem appear,
         // so the expected update is the gradient of L_new + L_mem − (α/2) g_new·g_mem.
-        let new_first = t.steps % 2 == 0;
+        let new_first = t.steps.is_multiple_of(2);
         let mut sequence: Vec<(&[Item], bool)> = Vec::new();
         for j in 0..new_pieces.len().max(mem_pieces.len()) {
             let pair = [(new_pieces.get(j), false), (mem_pieces.get(j), true)];
