@@ -14,8 +14,8 @@ use candle_nn::{AdamW, Module, Optimizer, ParamsAdamW, VarBuilder, VarMap};
 use rand::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use seqmodal_learner::experiment::TrainSpec;
-use seqmodal_learner::learners::Finetune;
-use seqmodal_learner::{Learner, ModalityTrain, Silent, StageData, Trainer};
+use seqmodal_learner::keys::{LearnerSection, TrainDefaults};
+use seqmodal_learner::{Checker, ModalityTrain, Registry, Role, Silent, StageData, Trainer};
 use seqmodal_model::{AdapterKind, BatchPart, FusedAdamW, LossWeights, ModelConfig, UnifiedModel};
 
 const HIDDEN: usize = 512;
@@ -63,8 +63,25 @@ pub fn bench_train(data: &Path, threads: usize, steps: usize) -> Result<()> {
         Ok(())
     })?;
 
-    // A real run's loop: the finetune learner through the Trainer, over whole epochs of
-    // shuffled batches (as many as cover `steps` batches), timed like a run times a stage.
+    // A real run's loop: the registry's lower-bound learner (plain sequential training) through
+    // the Trainer, over whole epochs of shuffled batches (as many as cover `steps` batches),
+    // timed like a run times a stage.
+    let entry = Registry::builtin()
+        .entries()
+        .iter()
+        .copied()
+        .find(|e| e.role == Role::LowerBound)
+        .context("no lower-bound learner is registered")?;
+    let section = LearnerSection { kind: toml::Spanned::new(0..0, entry.name.to_string()), keys: Vec::new() };
+    let defaults = TrainDefaults { batch: BATCH, lr: 1e-3 };
+    let values = seqmodal_learner::keys::check(
+        &section,
+        &(entry.keys)(),
+        &[],
+        defaults,
+        &Checker::new("", Path::new("bench")),
+    )?;
+    let mut learner = (entry.build)(&values)?;
     let data: Vec<ModalityTrain> =
         ModalityTrain::from_dataset(&ds).into_iter().filter(|m| m.name == "image").collect();
     let mut run_model = new_model()?;
@@ -88,9 +105,10 @@ pub fn bench_train(data: &Path, threads: usize, steps: usize) -> Result<()> {
         passes: 0,
         steps: 0,
         checkpoints: None,
+        epoch_terms: Default::default(),
     };
     let t0 = Instant::now();
-    Finetune.train_stage(&mut trainer, &stage)?;
+    learner.train_stage(&mut trainer, &stage)?;
     let epoch = trainer.samples as f64 / t0.elapsed().as_secs_f64();
 
     // Plain candle loop, same layer sizes, cross-entropy only: the floor candle gives.
@@ -111,7 +129,7 @@ pub fn bench_train(data: &Path, threads: usize, steps: usize) -> Result<()> {
     let rate = |s: f64| (steps * BATCH) as f64 / s;
     say!("train throughput, hidden {HIDDEN}, {BITS} bits, batch {BATCH}, {threads} thread(s), {steps} steps");
     say!("  seqmodal unified model (full loss), tight loop: {:>9.0} samples/s", rate(ours));
-    say!("  seqmodal real-run loop (Trainer, finetune):     {:>9.0} samples/s", epoch);
+    say!("  seqmodal real-run loop (Trainer, {:<9}):    {:>9.0} samples/s", entry.name, epoch);
     say!("  plain candle loop (CE only):                    {:>9.0} samples/s", rate(plain));
     say!("  ratio seqmodal tight / plain candle:            {:>9.2}", plain / ours);
     let json = serde_json::json!({

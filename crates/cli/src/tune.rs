@@ -647,8 +647,8 @@ impl TuneFile {
                     let one = overrides::apply(&base_text, &[format!("{k}={val}")], &base)
                         .map_err(|e| err(v.span(), &shown, e.to_string()))?;
                     // An unknown or out-of-range key is reported with the experiment's message
-                    // (the base's own learner keys may not matter: reset to finetune first).
-                    let plain = overrides::reset_learner(&one, "finetune", &base)?;
+                    // (the base's own learner keys may not matter: reset to a keyless learner first).
+                    let plain = overrides::reset_learner(&one, keyless_learner()?, &base)?;
                     check_text(&plain, &base).map_err(|e| err(v.span(), &shown, e.to_string()))?;
                     common_list.push(format!("{k}={val}"));
                 }
@@ -685,7 +685,7 @@ impl TuneFile {
                 return Err(err(v.span(), &shown, format!("no tuned learner has the key `{key}`")));
             }
         }
-        let base_name = check_text(&overrides::reset_learner(&common, "finetune", &base)?, &base)
+        let base_name = check_text(&overrides::reset_learner(&common, keyless_learner()?, &base)?, &base)
             .map_err(|e| anyhow!("{}: base experiment {}: {e}", path.display(), base.display()))?
             .name;
         let mut tune = Tune {
@@ -783,6 +783,18 @@ impl TuneFile {
         }
         Ok(tune)
     }
+}
+
+
+/// A registered learner without keys: checking the base with it checks everything but the
+/// learner keys, which every trial replaces.
+fn keyless_learner() -> Result<&'static str> {
+    seqmodal_learner::Registry::builtin()
+        .entries()
+        .iter()
+        .find(|e| (e.keys)().is_empty())
+        .map(|e| e.name)
+        .ok_or_else(|| anyhow!("no registered learner without keys to check the base experiment with"))
 }
 
 #[cfg(test)]
