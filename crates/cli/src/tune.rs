@@ -785,7 +785,6 @@ impl TuneFile {
     }
 }
 
-
 /// A registered learner without keys: checking the base with it checks everything but the
 /// learner keys, which every trial replaces.
 fn keyless_learner() -> Result<&'static str> {
