@@ -138,9 +138,8 @@ fn without_meta_step_noise_and_distillation_meta_is_exactly_er() {
     // plain replay step, so every evaluation equals er's (same seed, same draws).
     let ds = mfeat();
     let meta = go(&ds, &["learner.meta_step=false", "learner.replay_distill=0", "learner.replay_noise=0"]);
-    let mut er_exp = experiment(&[]);
-    er_exp.learner.kind = seqmodal_learner::LearnerKind::Er;
-    let er = run(&er_exp, &ds, &RunOptions::default(), &mut Silent).unwrap();
+    // er with the same memory and replay batch; its replay options are off by default.
+    let er = go(&ds, &["learner.kind=er"]);
     assert_eq!(values(&meta.rows), values(&er.rows));
     assert_eq!((meta.passes, meta.steps), (er.passes, er.steps));
     // The meta step changes the outcome.
