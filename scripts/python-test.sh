@@ -14,7 +14,8 @@ if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check maturin numpy pandas pytest faiss-cpu
-# The CLI the tests compare against (already built by `cargo test --workspace`: a no-op there).
-cargo build -p seqmodal
+# The CLI the tests compare against. `--workspace` keeps the features `cargo test --workspace`
+# built with (a `-p seqmodal` build unifies features differently and rebuilds candle and polars).
+cargo build --workspace --bins
 VIRTUAL_ENV="$(cd "$VENV" && pwd)" "$VENV/bin/maturin" develop --quiet -m python/Cargo.toml
 SEQMODAL_BIN="$(cd "$TARGET" && pwd)/debug/seqmodal" "$VENV/bin/python" -m pytest -q python/tests "$@"
