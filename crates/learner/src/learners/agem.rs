@@ -4,14 +4,12 @@
 //! g_ref; when they conflict (g·g_ref < 0) g is projected to
 //! `g − (g·g_ref / g_ref·g_ref) g_ref`, so the step does not increase the memory loss.
 
-use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::footprint::Footprint;
 use crate::keys::Key;
 use crate::learners::params::grad_dot;
 use crate::learners::replay::{self, Replay};
 use crate::learners::{Learner, LearnerEntry, Role};
-use crate::trainer::{ModalityTrain, StageData, StageState, Trainer};
+use crate::trainer::{StageData, StageState, Trainer};
 
 /// Registry entry.
 pub static ENTRY: LearnerEntry = LearnerEntry {
@@ -32,17 +30,7 @@ pub struct Agem {
 }
 
 impl Learner for Agem {
-    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
-        self.replay.check(ds, trained)
-    }
-
-    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
-        self.replay.save(state)
-    }
-
-    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
-        self.replay.load(state, model)
-    }
+    replay::delegate_state!();
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
@@ -74,10 +62,6 @@ impl Learner for Agem {
             Ok(loss.total.to_scalar::<f32>()? as f64)
         })?;
         self.replay.end_stage(&stage.items(), trainer)
-    }
-
-    fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.replay.footprint(data)
     }
 }
 

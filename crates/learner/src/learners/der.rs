@@ -6,13 +6,11 @@
 
 use candle_core::Tensor;
 
-use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::footprint::Footprint;
 use crate::keys::{Key, Search, Values};
 use crate::learners::replay::{self, Replay};
 use crate::learners::{Learner, LearnerEntry, Role};
-use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+use crate::trainer::{Item, StageData, StageState, Trainer};
 
 /// Registry entry.
 pub static ENTRY: LearnerEntry = LearnerEntry {
@@ -47,17 +45,7 @@ impl Der {
 }
 
 impl Learner for Der {
-    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
-        self.replay.check(ds, trained)
-    }
-
-    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
-        self.replay.save(state)
-    }
-
-    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
-        self.replay.load(state, model)
-    }
+    replay::delegate_state!();
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
@@ -108,10 +96,6 @@ impl Learner for Der {
             }
         }
         Ok(())
-    }
-
-    fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.replay.footprint(data)
     }
 }
 

@@ -2,13 +2,11 @@
 //! batch drawn from the balanced memory of earlier stages, so the pairwise term also
 //! relates new-modality items to stored old-modality items.
 
-use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::footprint::Footprint;
 use crate::keys::Key;
 use crate::learners::replay::{self, Replay};
 use crate::learners::{Learner, LearnerEntry, Role};
-use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+use crate::trainer::{Item, StageData, StageState, Trainer};
 
 /// Registry entry.
 pub static ENTRY: LearnerEntry = LearnerEntry {
@@ -29,17 +27,7 @@ pub struct Er {
 }
 
 impl Learner for Er {
-    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
-        self.replay.check(ds, trained)
-    }
-
-    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
-        self.replay.save(state)
-    }
-
-    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
-        self.replay.load(state, model)
-    }
+    replay::delegate_state!();
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
@@ -56,10 +44,6 @@ impl Learner for Er {
             Ok(total.to_scalar::<f32>()? as f64)
         })?;
         self.replay.end_stage(&stage.items(), trainer)
-    }
-
-    fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.replay.footprint(data)
     }
 }
 

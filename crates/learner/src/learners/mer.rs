@@ -7,14 +7,12 @@
 //! turns the sequence of steps into an update that favours gradient agreement between
 //! new and replayed samples.
 
-use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::footprint::Footprint;
 use crate::keys::{Key, Search, Values};
 use crate::learners::params::{restore, sgd, snapshot};
 use crate::learners::replay::{self, Replay};
 use crate::learners::{Learner, LearnerEntry, Role};
-use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+use crate::trainer::{Item, StageData, StageState, Trainer};
 
 /// Registry entry.
 pub static ENTRY: LearnerEntry = LearnerEntry {
@@ -57,17 +55,7 @@ impl Mer {
 }
 
 impl Learner for Mer {
-    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
-        self.replay.check(ds, trained)
-    }
-
-    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
-        self.replay.save(state)
-    }
-
-    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
-        self.replay.load(state, model)
-    }
+    replay::delegate_state!();
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
@@ -103,10 +91,6 @@ impl Learner for Mer {
             Ok(loss_sum / n.max(1) as f64)
         })?;
         self.replay.end_stage(&stage.items(), trainer)
-    }
-
-    fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.replay.footprint(data)
     }
 }
 

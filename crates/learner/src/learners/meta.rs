@@ -25,14 +25,12 @@ use candle_core::backprop::GradStore;
 use candle_core::{Tensor, Var};
 use seqmodal_model::BatchPart;
 
-use crate::checkpoint::LearnerState;
 use crate::error::Result;
-use crate::footprint::Footprint;
 use crate::keys::{Key, KeyDefault, Search, Values};
 use crate::learners::params::{grad_vectors, maml_meta_gradient, restore, sgd, snapshot};
 use crate::learners::replay::{self, Replay};
 use crate::learners::{Learner, LearnerEntry, Role};
-use crate::trainer::{Item, ModalityTrain, StageData, StageState, Trainer};
+use crate::trainer::{Item, StageData, StageState, Trainer};
 
 /// Registry entry.
 pub static ENTRY: LearnerEntry = LearnerEntry {
@@ -223,17 +221,7 @@ impl Step<'_> {
 }
 
 impl Learner for Meta {
-    fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> Result<()> {
-        self.replay.check(ds, trained)
-    }
-
-    fn save_state(&self, state: &mut LearnerState) -> Result<()> {
-        self.replay.save(state)
-    }
-
-    fn load_state(&mut self, state: &LearnerState, model: &seqmodal_model::UnifiedModel) -> Result<()> {
-        self.replay.load(state, model)
-    }
+    replay::delegate_state!();
 
     fn train_stage(&mut self, trainer: &mut Trainer<'_>, stage: &StageData) -> Result<()> {
         let name = stage.modality_name(trainer).to_string();
@@ -265,10 +253,6 @@ impl Learner for Meta {
             Ok(loss)
         })?;
         self.replay.end_stage(&stage.items(), trainer)
-    }
-
-    fn footprint(&self, data: &[ModalityTrain]) -> Footprint {
-        self.replay.footprint(data)
     }
 }
 

@@ -190,3 +190,30 @@ impl Replay {
         f
     }
 }
+
+/// The [`crate::Learner`] methods every replay learner hands to its `replay: Replay` field
+/// (the memory check, checkpoint state and footprint), written once.
+macro_rules! delegate_state {
+    () => {
+        fn check(&self, ds: &seqmodal_data::Dataset, trained: &[&str]) -> crate::error::Result<()> {
+            self.replay.check(ds, trained)
+        }
+
+        fn save_state(&self, state: &mut crate::checkpoint::LearnerState) -> crate::error::Result<()> {
+            self.replay.save(state)
+        }
+
+        fn load_state(
+            &mut self,
+            state: &crate::checkpoint::LearnerState,
+            model: &seqmodal_model::UnifiedModel,
+        ) -> crate::error::Result<()> {
+            self.replay.load(state, model)
+        }
+
+        fn footprint(&self, data: &[crate::trainer::ModalityTrain]) -> crate::footprint::Footprint {
+            self.replay.footprint(data)
+        }
+    };
+}
+pub(crate) use delegate_state;
