@@ -233,12 +233,45 @@ pub(crate) mod x86 {
         out
     }
 
+    /// `vpternlogq`: bit `a·4 + b·2 + c` of `IMM`, on every bit of the lanes. Miri cannot run
+    /// the instruction, so under Miri it is evaluated from that definition (an OR of the
+    /// minterms `IMM` selects): the immediates are then checked too, not assumed.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn ternary<const IMM: i32>(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
+        #[cfg(not(miri))]
+        {
+            _mm512_ternarylogic_epi64::<IMM>(a, b, c)
+        }
+        #[cfg(miri)]
+        {
+            ternary_minterms::<IMM>(a, b, c)
+        }
+    }
+
+    /// [`ternary`] from its definition, in AND/OR/XOR (which Miri runs).
+    #[cfg(any(miri, test))]
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn ternary_minterms<const IMM: i32>(a: __m512i, b: __m512i, c: __m512i) -> __m512i {
+        let every = _mm512_set1_epi64(-1);
+        let pick = |v: __m512i, set: bool| if set { v } else { _mm512_xor_si512(v, every) };
+        let mut r = _mm512_setzero_si512();
+        for i in 0..8 {
+            if IMM >> i & 1 == 1 {
+                let m = _mm512_and_si512(pick(a, i & 4 != 0), pick(b, i & 2 != 0));
+                r = _mm512_or_si512(r, _mm512_and_si512(m, pick(c, i & 1 != 0)));
+            }
+        }
+        r
+    }
+
     /// Full adder on 512 lanes in two ternary-logic operations (majority, three-way XOR):
     /// (carry, sum) of `a + b + c`. The AVX2 adder needs five.
     #[inline]
     #[target_feature(enable = "avx512f")]
     fn csa512(a: __m512i, b: __m512i, c: __m512i) -> (__m512i, __m512i) {
-        (_mm512_ternarylogic_epi64::<0xe8>(a, b, c), _mm512_ternarylogic_epi64::<0x96>(a, b, c))
+        (ternary::<0xe8>(a, b, c), ternary::<0x96>(a, b, c))
     }
 
     /// [`distance_bits`] on 512 lanes: `p` points at a block's `64·w` planes of 8 words (from
@@ -321,7 +354,7 @@ pub(crate) mod x86 {
                     let v = bits[b];
                     if limit >> b & 1 == 1 {
                         // lt |= eq & !v
-                        lt = _mm512_ternarylogic_epi64::<0xf2>(lt, v, eq);
+                        lt = ternary::<0xf2>(lt, v, eq);
                         eq = _mm512_and_si512(eq, v);
                     } else {
                         eq = _mm512_andnot_si512(v, eq);
@@ -410,5 +443,50 @@ mod tests {
         let bits = [[0, 1 << 5, 0, 0], [0, 1 << 5, 0, 0], [1, 0, 0, 0], [0, 1 << 5, 0, 0]];
         assert_eq!(lane_distance(&bits, 1, 5), 11);
         assert_eq!(lane_distance(&bits, 0, 0), 4);
+    }
+
+    /// The immediates the AVX-512 filter uses give the same bits from `vpternlogq` as from
+    /// their minterms (Miri runs the minterms: this ties what it checks to the instruction).
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn ternary_logic_equals_its_minterms() {
+        use std::arch::x86_64::*;
+        if !std::is_x86_feature_detected!("avx512f") {
+            eprintln!("skipped: this CPU has no AVX-512F");
+            return;
+        }
+        let word = |seed: u64| {
+            let mut x = seed;
+            let mut w = [0u64; 8];
+            for v in &mut w {
+                x = x.wrapping_mul(0x9e37_79b9_7f4a_7c15).wrapping_add(1) ^ (x >> 29);
+                *v = x;
+            }
+            w
+        };
+        // SAFETY: AVX-512F was detected above; the arrays are 64 bytes each.
+        unsafe {
+            let load = |w: [u64; 8]| _mm512_loadu_si512(w.as_ptr().cast());
+            let store = |v: __m512i| {
+                let mut w = [0u64; 8];
+                _mm512_storeu_si512(w.as_mut_ptr().cast(), v);
+                w
+            };
+            for seed in 1..50u64 {
+                let (a, b, c) = (load(word(seed)), load(word(seed * 7)), load(word(seed * 13)));
+                assert_eq!(
+                    store(x86::ternary::<0xe8>(a, b, c)),
+                    store(x86::ternary_minterms::<0xe8>(a, b, c))
+                );
+                assert_eq!(
+                    store(x86::ternary::<0x96>(a, b, c)),
+                    store(x86::ternary_minterms::<0x96>(a, b, c))
+                );
+                assert_eq!(
+                    store(x86::ternary::<0xf2>(a, b, c)),
+                    store(x86::ternary_minterms::<0xf2>(a, b, c))
+                );
+            }
+        }
     }
 }
