@@ -12,6 +12,7 @@ pub mod csv;
 pub mod error;
 pub mod figures;
 pub mod matrix;
+pub mod paired;
 pub mod paper;
 pub mod provenance;
 pub mod record;

@@ -62,6 +62,8 @@ pub struct SweepData {
 pub struct ReportInputs {
     /// Report title.
     pub title: String,
+    /// A paragraph under the header (e.g. where the runs' settings come from).
+    pub note: Option<String>,
     /// Finished runs (not sweep cells).
     pub runs: Vec<RunData>,
     /// Sweeps.
@@ -358,6 +360,9 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
             inputs.sources.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")
         }
     )));
+    if let Some(note) = &inputs.note {
+        blocks.push(Block::Para(note.clone()));
+    }
     blocks.push(Block::Contents);
     let mut figures: Vec<String> = Vec::new();
 
@@ -669,6 +674,9 @@ pub fn write_report(inputs: &ReportInputs, out: &Path) -> Result<ReportFiles> {
                 ),
                 stem: stem.clone(),
             });
+            if let Some(axis) = axis {
+                blocks.extend(sweep_axis_table(&finished, axis, &format!("{stem}-paired")));
+            }
             figures.push(stem);
         }
     }
@@ -905,6 +913,95 @@ fn forgetting_figures(
         ));
     }
     Ok(out)
+}
+
+/// A sweep axis as an ablation table: per learner and axis value, ACC and forgetting (mean ±
+/// std) and their paired difference from the axis's first value (matched on seed and every
+/// other axis; [`crate::paired`]), bold where significant. None for an axis with one value.
+fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) -> Option<Block> {
+    let value_of = |c: &SweepCell| c.axes.iter().find(|(k, _)| k == axis).map(|(_, v)| v.clone());
+    // What must match for two cells to be a pair: learner, seed and the other axes.
+    let key = |c: &SweepCell| {
+        let others: Vec<&(String, String)> = c.axes.iter().filter(|(k, _)| k != axis).collect();
+        format!("{}|{}|{others:?}", c.learner, c.seed)
+    };
+    let mut values: Vec<String> = Vec::new();
+    let mut learners: Vec<String> = Vec::new();
+    for (c, _) in finished {
+        if let Some(v) = value_of(c) {
+            if !values.contains(&v) {
+                values.push(v);
+            }
+        }
+        if !learners.contains(&c.learner) {
+            learners.push(c.learner.clone());
+        }
+    }
+    let reference = values.first()?.clone();
+    if values.len() < 2 {
+        return None;
+    }
+    type Metric = (&'static str, fn(&RunData) -> Option<f64>);
+    let metrics: [Metric; 2] = [
+        ("ACC ↑", |r| cl_metrics::acc(&r.matrix)),
+        ("forgetting ↓", |r| cl_metrics::forgetting_max_prev(&r.matrix)),
+    ];
+    let mut head = vec!["learner".to_string(), axis.to_string(), "runs".to_string()];
+    for (name, _) in &metrics {
+        head.push(name.to_string());
+        head.push(format!("Δ {} vs {reference}", name.trim_end_matches([' ', '↑', '↓'])));
+    }
+    let mut rows = Vec::new();
+    for l in &learners {
+        let cells_of = |v: &str| -> Vec<&(&SweepCell, RunData)> {
+            finished.iter().filter(|(c, _)| &c.learner == l && value_of(c).as_deref() == Some(v)).collect()
+        };
+        let refs: BTreeMap<String, &RunData> =
+            cells_of(&reference).into_iter().map(|(c, r)| (key(c), r)).collect();
+        for v in &values {
+            let cells = cells_of(v);
+            if cells.is_empty() {
+                continue;
+            }
+            let mut row =
+                vec![Cell::text(l.clone()), Cell::text(v.clone()), Cell::text(cells.len().to_string())];
+            for (_, f) in &metrics {
+                let xs: Vec<f64> = cells.iter().filter_map(|(_, r)| f(r)).collect();
+                row.push(Cell { text: fmt_stat(&xs, 3), bold: false, stat: mean_std(&xs) });
+                if v == &reference {
+                    row.push(Cell::text("–"));
+                    continue;
+                }
+                let pairs: Vec<(f64, f64)> =
+                    cells.iter().filter_map(|(c, r)| Some((f(r)?, f(refs.get(&key(c))?)?))).collect();
+                row.push(match crate::paired::paired_diff(&pairs) {
+                    Some(d) => Cell {
+                        text: format!(
+                            "{}{} ± {}{}",
+                            if d.mean >= 0.0 { "+" } else { "" },
+                            fmt_num(d.mean, 4),
+                            fmt_num(d.se, 4),
+                            if d.significant { " *" } else { "" }
+                        ),
+                        bold: d.significant,
+                        stat: Some((d.mean, d.se)),
+                    },
+                    None => Cell::text("–"),
+                });
+            }
+            rows.push(row);
+        }
+    }
+    Some(Block::Table {
+        head,
+        rows,
+        stem: stem.to_string(),
+        caption: format!(
+            "By {axis}: mean ± std over runs; Δ: the paired difference from {axis} = {reference} (runs matched \
+             on seed and every other axis), mean ± its standard error. * and bold: |t| above Student's \
+             two-sided 5 % critical value with n − 1 degrees of freedom (docs/reports.md)."
+        ),
+    })
 }
 
 /// Bar groups of a sweep by one axis: per learner, one bar per axis value, spread over the rest.

@@ -310,6 +310,10 @@ enum Command {
         /// Full report: skip the precision–recall curves (recomputed from each run's final checkpoint).
         #[arg(long)]
         no_pr: bool,
+        /// A paragraph printed under the report's header, e.g. where the runs' settings come
+        /// from ("tuned by `seqmodal tune tunes/mfeat-shared.toml`, 12 trials per learner").
+        #[arg(long)]
+        note: Option<String>,
     },
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
     ///
@@ -396,7 +400,9 @@ fn main() -> ExitCode {
         Command::Search(args) => search::search(&args),
         Command::Eval(args) => search::eval(&args),
         Command::Bench { what: BenchWhat::Search, backend, .. } => bench_search::bench_search(backend),
-        Command::Report { runs, out, title, no_pr } => report::report(&runs, &out, &title, !no_pr),
+        Command::Report { runs, out, title, no_pr, note } => {
+            report::report(&runs, &out, &title, !no_pr, note.as_deref())
+        }
         Command::Bench { what: BenchWhat::Train, train_threads, steps, data, .. } => {
             bench::bench_train(&data, train_threads, steps)
         }

@@ -35,16 +35,17 @@ fn list(roots: &[PathBuf]) -> String {
 
 /// Writes the report of the runs under `roots` to `out`: the markdown table when `out` ends
 /// in `.md`, else the full report directory.
-pub fn report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<()> {
+/// `note`, when given, is a paragraph under the header.
+pub fn report(roots: &[PathBuf], out: &Path, title: &str, pr: bool, note: Option<&str>) -> Result<()> {
     if out.extension().is_some_and(|e| e == "md") {
-        learners_table(roots, out, title)
+        learners_table(roots, out, title, note)
     } else {
-        full_report(roots, out, title, pr)
+        full_report(roots, out, title, pr, note)
     }
 }
 
 /// The full report: index.md, index.html and figures/ in `out`.
-fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<()> {
+fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool, note: Option<&str>) -> Result<()> {
     let (mut run_dirs, mut sweep_dirs) = (Vec::new(), Vec::new());
     for r in roots {
         find_runs_and_sweeps(r, &mut run_dirs, &mut sweep_dirs)?;
@@ -85,6 +86,7 @@ fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<(
     };
     let inputs = seqmodal_analysis::ReportInputs {
         title: title.to_string(),
+        note: note.map(str::to_string),
         runs,
         sweeps,
         pr: curves,
@@ -108,7 +110,7 @@ fn full_report(roots: &[PathBuf], out: &Path, title: &str, pr: bool) -> Result<(
 }
 
 /// Aggregates the runs under `roots` into a markdown report written to `out`.
-fn learners_table(roots: &[PathBuf], out: &Path, title: &str) -> Result<()> {
+fn learners_table(roots: &[PathBuf], out: &Path, title: &str, note: Option<&str>) -> Result<()> {
     // Sweep cells stay out: they vary what the table holds fixed (orderings, keys), and
     // would join the rows of their learner and scenario.
     let (mut dirs, mut sweeps) = (Vec::new(), Vec::new());
@@ -131,8 +133,9 @@ fn learners_table(roots: &[PathBuf], out: &Path, title: &str) -> Result<()> {
          Values are mean ± sample std over seeds. ACC: mean final mAP over cross-modal pairs; BWT, forgetting \
          (max over previous stages − final), FWT and intransigence as defined in docs/metrics.md; \
          intransigence against the `joint` run of the same seed; train s: seconds spent training (wall clock: runs that shared a machine vary); compute: sample passes per stage sample \
-         (1.0 = finetune).\n{body}",
-        seqmodal_analysis::report::count(runs.len(), "run")
+         (1.0 = finetune).\n{}{body}",
+        seqmodal_analysis::report::count(runs.len(), "run"),
+        note.map(|n| format!("\n{n}\n")).unwrap_or_default()
     );
     seqmodal_analysis::atomic_write(out, text.as_bytes())?;
     say!("{text}");

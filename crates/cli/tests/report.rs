@@ -132,8 +132,20 @@ fn full_report_has_every_section_and_valid_figures() {
     run(root, "runs/finetune-b32", &["model.bits=32"]);
     let sweep = fake_sweep(root, &[("c0", &ft1, "a>b"), ("c1", &joint, "a>b"), ("c2", &ft1, "b>a")]);
 
-    let o =
-        seqmodal(&["report", "runs", sweep.to_str().unwrap(), "--out", "report", "--title", "Tiny"], root);
+    let o = seqmodal(
+        &[
+            "report",
+            "runs",
+            sweep.to_str().unwrap(),
+            "--out",
+            "report",
+            "--title",
+            "Tiny",
+            "--note",
+            "Settings: a test's own.",
+        ],
+        root,
+    );
     ok(&o);
     let out = root.join("report");
     let md = std::fs::read_to_string(out.join("index.md")).unwrap();
@@ -161,6 +173,17 @@ fn full_report_has_every_section_and_valid_figures() {
         "{md}"
     );
 
+    // The note under the header; each sweep axis also as a table of paired differences from
+    // its first value (finetune's two orderings are one run twice: a difference of 0, n = 1).
+    assert!(md.contains("\nSettings: a test's own.\n"), "{md}");
+    assert!(
+        md.contains(
+            "| learner | ordering | runs | ACC ↑ | Δ ACC vs a>b | forgetting ↓ | Δ forgetting vs a>b |"
+        ),
+        "{md}"
+    );
+    assert!(md.contains("| finetune | b>a | 1 |") && md.contains("| +0.0000 ± 0.0000 |"), "{md}");
+    assert!(out.join("tables/sweep-sweep-tiny-ordering-paired.csv").exists());
     // Provenance in the header, then the contents linking every section into the page.
     assert!(md.contains("Written by seqmodal ") && md.contains("Runs: 4 runs by seqmodal "), "{md}");
     assert!(md.contains("**Contents**") && md.contains("- [R matrices](#r-matrices)"), "{md}");
@@ -227,8 +250,9 @@ fn md_out_still_writes_the_learners_table() {
     let root = tmp.path();
     std::fs::write(root.join("exp.toml"), EXPERIMENT).unwrap();
     run(root, "runs/finetune-s1", &[]);
-    ok(&seqmodal(&["report", "runs", "--out", "learners.md"], root));
+    ok(&seqmodal(&["report", "runs", "--out", "learners.md", "--note", "Settings: defaults."], root));
     let md = std::fs::read_to_string(root.join("learners.md")).unwrap();
+    assert!(md.contains("\nSettings: defaults.\n"), "{md}");
     assert!(md.contains("## tiny (16 bits)") && md.contains("| finetune | 1 |"), "{md}");
     assert!(!root.join("index.html").exists());
 }
