@@ -34,51 +34,41 @@ lint:
     cargo fmt --all -- --check
     cargo clippy --workspace --all-targets -- -D warnings
 
-# Learner x scenario report (reports/learners.md): every learner on each forgetting
-# scenario for each seed, then the mean ± std table. Long: about an hour on 2 cores.
-report-learners seeds="1 2 3" scenarios="mfeat-shared mfeat-per-modality wiki-shared wiki-per-modality" learners="all":
+# Where the learner runs' settings come from, printed under each report's header.
+tuned_note := "Settings: on mfeat-shared and wiki-shared, er, agem, der, mer, meta, ewc, si and lwf run what `seqmodal tune tunes/<scenario>.toml` chose (experiments/tuned/<scenario>/<learner>.toml; budget: 12 random trials per learner over the ranges it declares, memory fixed at 200, chosen by final ACC on a validation split of the training rows, run seed 1; docs/tuning.md); finetune, joint and paired have no keys to tune. On the per-modality scenarios every learner runs its defaults."
+
+# Learner x scenario report (reports/learners.md): every learner on each forgetting scenario
+# for each seed (tuned settings where experiments/tuned/ has them: scripts/learner-runs.sh),
+# then the mean ± std table. About 25 min on 2 cores (220 runs of 5-15 s each per core).
+report-learners seeds="1 2 3 4 5" scenarios="mfeat-shared mfeat-per-modality wiki-shared wiki-per-modality" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --release
+    cargo build --release --workspace
+    # A copy runs the cells: a rebuild meanwhile replaces target/release/seqmodal under them.
+    bin=target/seqmodal-report; cp target/release/seqmodal $bin
     # "all": every registered learner (`seqmodal learners --names`).
-    learners="{{learners}}"; [ "$learners" = all ] && learners=$(./target/release/seqmodal learners --names)
-    for scenario in {{scenarios}}; do
-      for seed in {{seeds}}; do
-        for learner in $learners; do
-          out=runs/sweeps/$scenario/$learner-s$seed
-          [ -f $out/summary.json ] && continue
-          ./target/release/seqmodal run experiments/forgetting/$scenario.toml --quiet --log warn \
-            --set learner.kind=$learner --set seed=$seed --out $out
-        done
-      done
-    done
+    learners="{{learners}}"; [ "$learners" = all ] && learners=$($bin learners --names)
+    scripts/learner-runs.sh $bin "{{scenarios}}" "{{seeds}}" "$learners" {{num_cpus()}}
     # The scenarios asked for (runs/sweeps/ may hold others, and sweeps, which the table skips).
-    ./target/release/seqmodal report $(for s in {{scenarios}}; do echo runs/sweeps/$s; done) \
-      --out reports/learners.md --title "Learners across forgetting scenarios"
+    $bin report $(for s in {{scenarios}}; do echo runs/sweeps/$s; done) \
+      --out reports/learners.md --title "Learners across forgetting scenarios" --note '{{tuned_note}}'
 
 # Reports with figures, regenerated from scratch: reports/wiki/ and reports/mfeat/ (index.md,
 # index.html, figures/ as PNG + SVG; docs/reports.md). Finished runs are reused: the learner x
 # scenario runs share runs/sweeps/ with report-learners, and only missing ones run (seeds below);
 # code-length runs (wiki-per-modality at 16/64/128 bits, seed 1; 32 bits is the scenario's own)
-# go to runs/report/. With every run present it only regenerates: 46 s on 2 cores
-# (docs/reports.md); from nothing: ~2 h.
-report seeds="1 2 3" learners="all":
+# go to runs/report/; the stage-orderings sweep and meta's ablation sweeps (sweeps/meta-ablation-*)
+# to runs/sweeps/. With every run present it only regenerates (about a minute on 2 cores);
+# from nothing: about an hour.
+report seeds="1 2 3 4 5" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
     cargo build --release --workspace
-    bin=./target/release/seqmodal
+    bin=target/seqmodal-report; cp target/release/seqmodal $bin
     # "all": every registered learner (`seqmodal learners --names`).
     learners="{{learners}}"; [ "$learners" = all ] && learners=$($bin learners --names)
-    for scenario in wiki-shared wiki-per-modality mfeat-shared mfeat-per-modality; do
-      for seed in {{seeds}}; do
-        for learner in $learners; do
-          out=runs/sweeps/$scenario/$learner-s$seed
-          [ -f $out/summary.json ] && continue
-          $bin run experiments/forgetting/$scenario.toml --quiet --log warn \
-            --set learner.kind=$learner --set seed=$seed --out $out
-        done
-      done
-    done
+    scripts/learner-runs.sh $bin "wiki-shared wiki-per-modality mfeat-shared mfeat-per-modality" \
+      "{{seeds}}" "$learners" {{num_cpus()}}
     for bits in 16 64 128; do
       for learner in finetune joint meta; do
         out=runs/report/wiki-bits/$learner-b$bits
@@ -88,12 +78,18 @@ report seeds="1 2 3" learners="all":
       done
     done
     # Resumes: finished cells are skipped.
-    $bin sweep sweeps/orderings-mfeat.toml --out runs/sweeps/orderings-mfeat --jobs {{num_cpus()}} --quiet
+    for sweep in orderings-mfeat meta-ablation-step meta-ablation-noise meta-ablation-distill meta-ablation-memory; do
+      $bin sweep sweeps/$sweep.toml --out runs/sweeps/$sweep --jobs {{num_cpus()}} --quiet
+    done
     rm -rf reports/wiki reports/mfeat
     $bin report runs/sweeps/wiki-shared runs/sweeps/wiki-per-modality runs/report/wiki-bits \
-      --out reports/wiki --title "Wikipedia (image, text): learners, forgetting and code length"
+      --out reports/wiki --title "Wikipedia (image, text): learners, forgetting and code length" \
+      --note '{{tuned_note}}'
     $bin report runs/sweeps/mfeat-shared runs/sweeps/mfeat-per-modality runs/sweeps/orderings-mfeat \
-      --out reports/mfeat --title "mfeat (six feature views): learners, forgetting and stage orderings"
+      runs/sweeps/meta-ablation-step runs/sweeps/meta-ablation-noise runs/sweeps/meta-ablation-distill \
+      runs/sweeps/meta-ablation-memory \
+      --out reports/mfeat --title "mfeat (six feature views): learners, forgetting, stage orderings and meta's ablation" \
+      --note '{{tuned_note}}'
 
 # JOBS=1 just sweep ... runs one cell at a time; rerunning continues where a sweep stopped.
 # Run a sweep file (docs/sweeps.md), one cell per core: just sweep sweeps/orderings-mfeat.toml [--out DIR]
@@ -105,7 +101,7 @@ sweep file *args:
 # runs/tunes/<name>/trials.csv, best.csv and experiments/tuned/<scenario>/<learner>.toml.
 # JOBS=1 just tune ... runs one cell at a time; rerunning continues where a tune stopped.
 tune file *args:
-    cargo build --release -p seqmodal
+    cargo build --release --workspace
     ./target/release/seqmodal tune {{file}} --jobs {{env_var_or_default("JOBS", num_cpus())}} {{args}}
 
 # Training throughput: the unified model vs a plain candle loop, same process.
