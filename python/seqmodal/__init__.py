@@ -27,7 +27,10 @@ from . import _seqmodal
 
 __version__: str = _seqmodal.__version__
 
-__all__ = ["search", "evaluate", "pack", "unpack", "read_run", "read_sweep", "Run", "Sweep", "DEFAULT_METRICS"]
+__all__ = [
+    "search", "evaluate", "pack", "unpack", "read_run", "read_train_log", "read_sweep", "Run", "Sweep",
+    "DEFAULT_METRICS",
+]
 
 #: The metrics ``seqmodal eval`` prints (with its default ``--k 100``).
 DEFAULT_METRICS = ("map", "map@100", "p@100", "p@r2")
@@ -228,6 +231,21 @@ def read_run(path: Union[str, "os.PathLike[str]"]) -> Run:
     with open(os.path.join(path, "summary.json")) as f:
         summary = json.load(f)
     return Run(_csv(os.path.join(path, "metrics.csv")), summary)
+
+
+def read_train_log(path: Union[str, "os.PathLike[str]"]) -> Any:
+    """A run's training curve: ``train_log.csv`` of a run directory as a DataFrame.
+
+    One row per epoch of each stage, columns ``stage, epoch, steps, loss, classification,
+    pairwise, quantization, lr, samples_per_second, seconds``; e.g.
+    ``log.plot(x="steps", y="loss")``. ``loss`` is the learner's objective, the other three
+    the model's loss terms (README, "What a run writes").
+    """
+    path = os.fspath(path)
+    file = os.path.join(path, "train_log.csv")
+    if not os.path.isfile(file):
+        raise FileNotFoundError(f"{file}: no such file ({path} is not a `seqmodal run` directory)")
+    return _csv(file)
 
 
 def read_sweep(path: Union[str, "os.PathLike[str]"]) -> Sweep:

@@ -302,6 +302,14 @@ def test_read_run_and_read_sweep(cli, tmp_path):
     assert summary == json.loads((out / "summary.json").read_text())
     with pytest.raises(FileNotFoundError, match="is not a finished `seqmodal run` directory"):
         seqmodal.read_run(tmp_path)
+    log = seqmodal.read_train_log(out)
+    lrows = read_csv_rows(out / "train_log.csv")
+    assert list(log.columns) == list(lrows[0])[: len(log.columns)] and "loss" in log.columns
+    assert [float(r["loss"]) for r in lrows] == list(log["loss"])
+    # One row per epoch of each stage (train.epochs = 1 here).
+    assert list(log["stage"]) == sorted(set(int(r["stage"]) for r in lrows))
+    with pytest.raises(FileNotFoundError, match="train_log.csv: no such file"):
+        seqmodal.read_train_log(tmp_path)
 
     sweep = tmp_path / "tiny.toml"
     sets = "\n".join(f'"{kv.split("=")[0]}" = {kv.split("=")[1]}' for kv in small[1::2])
