@@ -184,11 +184,7 @@ pub fn tune(args: &TuneArgs) -> Result<()> {
         .map(|(tr, r)| format!("{} trial {} ({})", tr.learner, tr.id, r.status))
         .collect();
     if !failed.is_empty() {
-        bail!(
-            "{} of {n} cells failed (error.txt in each cell directory): {}",
-            failed.len(),
-            failed.join("; ")
-        );
+        return Err(crate::sweep::failed_cells(&failed, n));
     }
     if !not_ok.is_empty() {
         bail!("{} trial(s) did not finish: {}", not_ok.len(), not_ok.join(", "));

@@ -248,13 +248,22 @@ fn run_all(spec: &Sweep, dir: &Path, jobs: usize, quiet: bool) -> Result<()> {
     let failed = run_pending(spec, dir, jobs, quiet, "sweep")?;
     aggregate(spec, dir)?;
     if !failed.is_empty() {
-        bail!(
-            "{} of {n} cells failed (error.txt in each cell directory): {}",
-            failed.len(),
-            failed.join("; ")
-        );
+        return Err(failed_cells(&failed, n));
     }
     Ok(())
+}
+
+/// The error for failed cells: how many, and the first few with their reasons (each was
+/// also printed as it failed; every cell directory holds its error.txt).
+pub(crate) fn failed_cells(failed: &[String], n: usize) -> anyhow::Error {
+    const SHOWN: usize = 5;
+    let more = failed.len().saturating_sub(SHOWN);
+    anyhow::anyhow!(
+        "{} of {n} cells failed (error.txt in each cell directory): {}{}",
+        failed.len(),
+        failed[..failed.len().min(SHOWN)].join("; "),
+        if more > 0 { format!("; and {more} more") } else { String::new() }
+    )
 }
 
 /// Runs every unfinished cell of `spec`, `jobs` at a time (`what` names the command in the
@@ -397,4 +406,22 @@ fn aggregate(spec: &Sweep, dir: &Path) -> Result<Vec<SweepCell>> {
         say!("figure {}", f.display());
     }
     Ok(cells)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::failed_cells;
+
+    #[test]
+    fn failed_cells_lists_the_first_five_and_counts_the_rest() {
+        let failed: Vec<String> = (0..7).map(|i| format!("c{i} (why {i})")).collect();
+        let msg = failed_cells(&failed, 96).to_string();
+        assert_eq!(
+            msg,
+            "7 of 96 cells failed (error.txt in each cell directory): \
+             c0 (why 0); c1 (why 1); c2 (why 2); c3 (why 3); c4 (why 4); and 2 more"
+        );
+        let msg = failed_cells(&failed[..2], 4).to_string();
+        assert_eq!(msg, "2 of 4 cells failed (error.txt in each cell directory): c0 (why 0); c1 (why 1)");
+    }
 }
