@@ -35,7 +35,7 @@ lint:
     cargo clippy --workspace --all-targets -- -D warnings
 
 # Where the learner runs' settings come from, printed under each report's header.
-tuned_note := "Settings: on mfeat-shared and wiki-shared, er, agem, der, mer, meta, ewc, si and lwf run what `seqmodal tune tunes/<scenario>.toml` chose (experiments/tuned/<scenario>/<learner>.toml; budget: 12 random trials per learner over the ranges it declares, memory fixed at 200, chosen by final ACC on a validation split of the training rows, run seed 1; docs/tuning.md); finetune, joint and paired have no keys to tune. On the per-modality scenarios every learner runs its defaults."
+tuned_note := "Settings: on mfeat-shared and wiki-shared, er, agem, der, mer, meta, ewc, si and lwf run what `seqmodal tune tunes/<scenario>.toml` chose (experiments/tuned/<scenario>/<learner>.toml; budget: 12 random trials per learner over the ranges it declares plus its defaults, memory fixed at 200, chosen by final ACC on a validation split of the training rows, run seed 1; docs/tuning.md); finetune, joint and paired have no keys to tune. On the per-modality scenarios every learner runs its defaults."
 
 # Learner x scenario report (reports/learners.md): every learner on each forgetting scenario
 # for each seed (tuned settings where experiments/tuned/ has them: scripts/learner-runs.sh),
@@ -43,7 +43,7 @@ tuned_note := "Settings: on mfeat-shared and wiki-shared, er, agem, der, mer, me
 report-learners seeds="1 2 3 4 5" scenarios="mfeat-shared mfeat-per-modality wiki-shared wiki-per-modality" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --release --workspace
+    cargo build --release
     # A copy runs the cells: a rebuild meanwhile replaces target/release/seqmodal under them.
     bin=target/seqmodal-report; cp target/release/seqmodal $bin
     # "all": every registered learner (`seqmodal learners --names`).
@@ -63,7 +63,7 @@ report-learners seeds="1 2 3 4 5" scenarios="mfeat-shared mfeat-per-modality wik
 report seeds="1 2 3 4 5" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
-    cargo build --release --workspace
+    cargo build --release
     bin=target/seqmodal-report; cp target/release/seqmodal $bin
     # "all": every registered learner (`seqmodal learners --names`).
     learners="{{learners}}"; [ "$learners" = all ] && learners=$($bin learners --names)
@@ -94,14 +94,14 @@ report seeds="1 2 3 4 5" learners="all":
 # JOBS=1 just sweep ... runs one cell at a time; rerunning continues where a sweep stopped.
 # Run a sweep file (docs/sweeps.md), one cell per core: just sweep sweeps/orderings-mfeat.toml [--out DIR]
 sweep file *args:
-    cargo build --release --workspace
+    cargo build --release
     ./target/release/seqmodal sweep {{file}} --jobs {{env_var_or_default("JOBS", num_cpus())}} {{args}}
 
 # Tune each learner on a validation split (docs/tuning.md), one cell per core; writes
 # runs/tunes/<name>/trials.csv, best.csv and experiments/tuned/<scenario>/<learner>.toml.
 # JOBS=1 just tune ... runs one cell at a time; rerunning continues where a tune stopped.
 tune file *args:
-    cargo build --release --workspace
+    cargo build --release
     ./target/release/seqmodal tune {{file}} --jobs {{env_var_or_default("JOBS", num_cpus())}} {{args}}
 
 # Training throughput: the unified model vs a plain candle loop, same process.

@@ -66,6 +66,8 @@ struct TuneFile {
     sampler: Option<Spanned<String>>,
     /// Seed of the sampler.
     seed: Option<u64>,
+    /// Also run each learner's defaults as one more trial, after the sampled ones (default true).
+    defaults: Option<bool>,
     /// Fraction of the training rows used as validation queries.
     validation: Option<Spanned<f64>>,
     /// Run seeds of every trial (default: the base's seed).
@@ -110,6 +112,8 @@ struct Trial {
     cells: Vec<usize>,
     /// Why the trial's experiment was refused (the values break a rule of the learner).
     invalid: Option<String>,
+    /// The learner's defaults, run beside the sampled trials (`defaults = true`).
+    defaults: bool,
 }
 
 /// A checked tune: the trials and the sweep that runs them.
@@ -122,6 +126,8 @@ struct Tune {
     budget: usize,
     sampler: Sampler,
     seed: u64,
+    /// Whether each learner's defaults run as one more trial.
+    defaults: bool,
     validation: f64,
     /// Base text with the fixed overrides, the learner reset per learner in [`Tune::text`].
     common: String,
@@ -295,6 +301,7 @@ impl Tune {
             let note = match (&tr.invalid, self.tuned[&tr.learner].is_empty()) {
                 (Some(why), _) => why.lines().next().unwrap_or("").to_string(),
                 (None, true) => "no tunable keys: one trial of the defaults".into(),
+                (None, false) if tr.defaults => "the learner's defaults (not a sampled trial)".into(),
                 _ => String::new(),
             };
             csv.push_str(&format!(
@@ -332,7 +339,8 @@ impl Tune {
                 continue;
             };
             let file = experiments.join(format!("{l}.toml"));
-            self.write_experiment(t, r, mine.len(), &file, tune_file)?;
+            let sampled = mine.iter().filter(|(t, _)| !t.defaults).count();
+            self.write_experiment(t, r, sampled, &file, tune_file)?;
             let settings: Vec<String> =
                 t.values.iter().map(|(k, v)| format!("{k}={}", value_strings(v).0)).collect();
             best_csv.push_str(&format!(
@@ -345,7 +353,9 @@ impl Tune {
                 f(r.forgetting, 0),
                 csv_field(&file.to_string_lossy())
             ));
-            say!("{l}: trial {} of {} best, val ACC {} -> {}", t.id, mine.len(), f(r.acc, 0), file.display());
+            let which =
+                if t.defaults { "its defaults".to_string() } else { format!("trial {} of {sampled}", t.id) };
+            say!("{l}: {which} best, val ACC {} -> {}", f(r.acc, 0), file.display());
         }
         atomic_write(&dir.join("best.csv"), best_csv.as_bytes())?;
         say!("wrote {} and {}", dir.join("trials.csv").display(), dir.join("best.csv").display());
@@ -380,19 +390,22 @@ impl Tune {
             t.values.iter().map(|(k, v)| format!("{k} = {}", value_strings(v).0)).collect();
         let acc = r.acc.map_or("-".into(), |(m, s)| format!("{m:.4} ± {s:.4}"));
         let seeds: Vec<String> = t.cells.iter().map(|&c| self.sweep.cells[c].seed.to_string()).collect();
+        let which = if t.defaults { "its defaults".to_string() } else { format!("trial {} of {n}", t.id) };
         let header = format!(
-            "# Tuned by `seqmodal tune {}`: learner {}, trial {} of {n} (budget {} trials per learner, \
-             sampler {}, seed {}).\n# Validation ACC {acc} (mean ± std over run seeds [{}]) with {} of the \
-             training rows as queries; the test split was not used.\n# Chosen: {}\n",
+            "# Tuned by `seqmodal tune {}`: learner {}, {which} (budget {} {} trials per learner{}, seed {}).\n\
+             # Validation ACC {acc} (mean ± std over run seeds [{}]) with {} of the training rows as queries; \
+             the test split was not used.\n# Chosen: {}\n",
             tune_file.display(),
             t.learner,
-            t.id,
             self.budget,
             self.sampler.as_str(),
+            if self.defaults { " and the defaults" } else { "" },
             self.seed,
             seeds.join(", "),
             self.validation,
-            if chosen.is_empty() {
+            if t.defaults {
+                "the learner's defaults (no sampled trial did better on validation)".to_string()
+            } else if chosen.is_empty() {
                 "nothing to tune (the learner's defaults)".to_string()
             } else {
                 chosen.join(", ")
@@ -699,6 +712,7 @@ impl TuneFile {
             budget,
             sampler,
             seed: self.seed.unwrap_or(0),
+            defaults: self.defaults.unwrap_or(true),
             validation,
             common,
             learner_set,
@@ -720,7 +734,7 @@ impl TuneFile {
             let defaults = tune.text(l, &[], seeds[0], true)?;
             check_text(&defaults, &base)
                 .map_err(|e| anyhow!("{}: learner {l} with its defaults: {e}", path.display()))?;
-            let points: Vec<Vec<(String, toml::Value)>> = if keys.is_empty() {
+            let mut points: Vec<Vec<(String, toml::Value)>> = if keys.is_empty() {
                 vec![Vec::new()]
             } else {
                 match sampler {
@@ -737,9 +751,17 @@ impl TuneFile {
                     }
                 }
             };
+            // The defaults join the sampled trials (after them: the sampled ids stay stable), so
+            // tuning never picks something worse on validation than what the learner ships with.
+            let sampled = points.len();
+            if tune.defaults && !keys.is_empty() {
+                points.push(Vec::new());
+            }
             tune.tuned.insert(l.clone(), keys.iter().map(|(k, _)| k.clone()).collect());
             for (id, values) in points.into_iter().enumerate() {
-                let mut trial = Trial { learner: l.clone(), id, values, cells: Vec::new(), invalid: None };
+                let defaults = !keys.is_empty() && id == sampled;
+                let mut trial =
+                    Trial { learner: l.clone(), id, values, cells: Vec::new(), invalid: None, defaults };
                 for &seed in &seeds {
                     let mut text = tune.text(l, &trial.values, seed, true)?;
                     if let Some(abs) = absolute_dataset_path(&text, &base) {
@@ -821,7 +843,10 @@ mod tests {
             assert_eq!(t.learners.len(), 8);
             for l in &t.learners {
                 let mine: Vec<&Trial> = t.trials.iter().filter(|x| &x.learner == l).collect();
-                assert_eq!(mine.len(), 12, "{name}: {l}");
+                // 12 sampled trials, then the defaults.
+                assert_eq!(mine.len(), 13, "{name}: {l}");
+                assert!(mine.iter().take(12).all(|x| !x.defaults && !x.values.is_empty()), "{name}: {l}");
+                assert!(mine[12].defaults && mine[12].values.is_empty(), "{name}: {l}");
                 // memory is fixed by [set]: never drawn.
                 assert!(!t.tuned[l].contains(&"memory".to_string()));
             }

@@ -67,21 +67,26 @@ fn tune_runs_selects_resumes_and_writes_runnable_experiments() {
     let o = run_tune(&tune, &out, &exps);
     assert!(o.status.success(), "{}", text(&o));
 
-    // One trial for finetune (no keys), two for er, every cell validated on training rows.
+    // One trial for finetune (no keys); for er two sampled ones and its defaults; every cell
+    // validated on training rows.
     let trials = std::fs::read_to_string(out.join("trials.csv")).unwrap();
     let lines: Vec<&str> = trials.lines().collect();
-    assert_eq!(lines.len(), 4, "{trials}");
+    assert_eq!(lines.len(), 5, "{trials}");
     assert!(lines[0].starts_with("learner,trial,status,"), "{trials}");
     assert!(
         lines[1].starts_with("finetune,0,ok,")
             && lines[1].ends_with("no tunable keys: one trial of the defaults")
     );
     assert!(lines[2].starts_with("er,0,ok,") && lines[3].starts_with("er,1,ok,"), "{trials}");
+    assert!(
+        lines[4].starts_with("er,2,ok,")
+            && lines[4].ends_with("the learner's defaults (not a sampled trial)")
+    );
     let cells: Vec<String> = std::fs::read_dir(out.join("cells"))
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into())
         .collect();
-    assert_eq!(cells.len(), 3);
+    assert_eq!(cells.len(), 4);
     for c in &cells {
         let cfg = std::fs::read_to_string(out.join("cells").join(c).join("config.toml")).unwrap();
         assert!(cfg.contains("validation = 0.2"), "{c}: {cfg}");
@@ -95,18 +100,29 @@ fn tune_runs_selects_resumes_and_writes_runnable_experiments() {
         let i = header.iter().position(|h| *h == "val_acc_mean").unwrap();
         line.split(',').nth(i).unwrap().parse().unwrap()
     };
-    let best_id = if acc(lines[3]) > acc(lines[2]) { 1 } else { 0 };
+    let mut best_id = 0;
+    for id in 1..3 {
+        if acc(lines[2 + id]) > acc(lines[2 + best_id]) {
+            best_id = id;
+        }
+    }
     let best = std::fs::read_to_string(out.join("best.csv")).unwrap();
-    assert!(best.lines().any(|l| l.starts_with(&format!("er,2,2,{best_id},"))), "{best}");
+    assert!(best.lines().any(|l| l.starts_with(&format!("er,3,3,{best_id},"))), "{best}");
 
-    // The tuned file: header, the chosen keys, no validation; it runs and keeps them.
+    // The tuned file: header, the chosen keys (or the defaults), no validation; it runs and
+    // keeps them.
     let er = std::fs::read_to_string(exps.join("er.toml")).unwrap();
     assert!(er.starts_with("# Tuned by `seqmodal tune"), "{er}");
-    assert!(er.contains(&format!("trial {best_id} of 2")) && er.contains("sampler random, seed 5"), "{er}");
+    assert!(er.contains("(budget 2 random trials per learner and the defaults, seed 5)"), "{er}");
     assert!(!er.contains("validation ="), "{er}");
     let rb = header.iter().position(|h| *h == "replay_batch").unwrap();
     let chosen_rb = lines[2 + best_id].split(',').nth(rb).unwrap();
-    assert!(er.contains(&format!("replay_batch = {chosen_rb}")), "{er}");
+    if best_id == 2 {
+        assert!(er.contains("its defaults") && er.contains("# Chosen: the learner's defaults"), "{er}");
+    } else {
+        assert!(er.contains(&format!("trial {best_id} of 2")), "{er}");
+        assert!(er.contains(&format!("replay_batch = {chosen_rb}")), "{er}");
+    }
     let run_dir = tmp.path().join("run-er");
     let o = seqmodal(
         &["run", exps.join("er.toml").to_str().unwrap(), "--out", run_dir.to_str().unwrap(), "--quiet"],
@@ -114,7 +130,10 @@ fn tune_runs_selects_resumes_and_writes_runnable_experiments() {
     );
     assert!(o.status.success(), "{}", text(&o));
     let cfg = std::fs::read_to_string(run_dir.join("config.toml")).unwrap();
-    assert!(cfg.contains(&format!("replay_batch = {chosen_rb}")) && cfg.contains("memory = 60"), "{cfg}");
+    assert!(cfg.contains("memory = 60"), "{cfg}");
+    if best_id < 2 {
+        assert!(cfg.contains(&format!("replay_batch = {chosen_rb}")), "{cfg}");
+    }
     assert!(!cfg.contains("validation"), "{cfg}");
     assert!(exps.join("finetune.toml").is_file());
 
@@ -139,7 +158,7 @@ fn tune_runs_selects_resumes_and_writes_runnable_experiments() {
     assert!(o.status.success(), "{}", text(&o));
     let script = std::fs::read_to_string(out.join("slurm/tune.sbatch")).unwrap();
     assert!(
-        script.contains("#SBATCH --array=0-2") && script.contains(" tune ") && script.contains("--cell"),
+        script.contains("#SBATCH --array=0-3") && script.contains(" tune ") && script.contains("--cell"),
         "{script}"
     );
 }
