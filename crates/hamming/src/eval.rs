@@ -103,18 +103,37 @@ pub fn evaluate_with(
     let parts: Vec<(Vec<f64>, Vec<f64>)> = (0..nblocks.div_ceil(per_thread))
         .into_par_iter()
         .map(|t| {
-            let mut scratch = Scratch::default();
+            // Up to GROUP consecutive queries of a block go through the fused walk together
+            // where it applies; either way each query's terms are its own, recorded in query
+            // order.
+            let mut group: Vec<Scratch> = (0..GROUP.min(nq)).map(|_| Scratch::default()).collect();
             let mut values = Vec::new();
             let mut pr = Vec::new();
             let mut row = vec![0.0; metrics.len()];
             for b in t * per_thread..((t + 1) * per_thread).min(nblocks) {
                 let mut part = vec![0.0; pr_len];
-                for qi in b * PR_BLOCK..((b + 1) * PR_BLOCK).min(nq) {
-                    let hist = scratch.query(imp, queries.row(qi), query_labels.row(qi), database, &columns);
-                    scratch.metrics(&hist, metrics, &mut row);
+                let mut record = |s: &mut Scratch, hist: &Hist| {
+                    s.metrics(hist, metrics, &mut row);
                     values.extend_from_slice(&row);
                     if pr_curve {
-                        add_pr(&hist, &mut part);
+                        add_pr(hist, &mut part);
+                    }
+                };
+                let end = ((b + 1) * PR_BLOCK).min(nq);
+                for g0 in (b * PR_BLOCK..end).step_by(GROUP) {
+                    let rows = g0..(g0 + GROUP).min(end);
+                    let qs: Vec<&[u64]> = rows.clone().map(|qi| queries.row(qi)).collect();
+                    let qls: Vec<&[u64]> = rows.clone().map(|qi| query_labels.row(qi)).collect();
+                    let group = &mut group[..rows.len()];
+                    if let Some(hists) = Scratch::query_fused(group, imp, &qs, &qls, database, &columns) {
+                        for (s, hist) in group.iter_mut().zip(&hists) {
+                            record(s, hist);
+                        }
+                    } else {
+                        for (s, (q, ql)) in group.iter_mut().zip(qs.iter().zip(&qls)) {
+                            let hist = s.query(imp, q, ql, database, &columns);
+                            record(s, &hist);
+                        }
                     }
                 }
                 pr.extend(part);
@@ -414,15 +433,61 @@ macro_rules! fused_variant {
         $(#[$doc])*
         #[cfg(target_arch = "x86_64")]
         #[target_feature(enable = $features)]
-        unsafe fn $name<const W: usize>(&mut self, args: FusedArgs<'_>) {
-            self.fused_walk::<W>(args)
+        unsafe fn $name<const W: usize>(group: &mut [Scratch], args: FusedArgs<'_>) {
+            Self::fused_walk::<W>(group, args)
         }
     };
 }
 
-/// What a fused walk reads and updates: query code, the query's label picks, database codes
-/// and label columns, and the packed bucket counters.
-type FusedArgs<'a> = (&'a [u64], &'a [Pick], CodesView<'a>, &'a LabelColumns<'a>, &'a mut [u64; SMALL]);
+/// What a fused walk reads besides its queries' scratches: their codes (one per scratch), the
+/// database codes and label columns.
+type FusedArgs<'a> = (&'a [&'a [u64]], CodesView<'a>, &'a LabelColumns<'a>);
+
+/// A fused walk compiled for the CPU's features (unsafe to call elsewhere).
+type FusedWalk = unsafe fn(&mut [Scratch], FusedArgs<'_>);
+
+/// One query's state in a fused walk: its code, packed counters, where its next term goes (the
+/// scratch's reserved terms), how many terms so far, and its label picks.
+struct Walk<'a, const W: usize> {
+    q: [u64; W],
+    cur: &'a mut [u64; SMALL],
+    out: *mut Term,
+    /// u32: packed passes have n < 2^24 (or 2^23), and a 32-bit add needs no separate
+    /// zero-extension.
+    nt: u32,
+    picks: &'a [Pick],
+}
+
+impl<const W: usize> Walk<'_, W> {
+    /// Counts the next items, of codes `codes` and increments `incs` (`1 << 32 | relevant`: one
+    /// more item in the bucket, and maybe one more hit), in index order.
+    #[inline(always)]
+    fn tile(&mut self, codes: &[[u64; W]], incs: &[u64]) {
+        // Locals, not `self.` fields, in the loop: a store through one could alias another
+        // (the query code too, which would be reloaded for every item).
+        let (q, cur, out, mut nt) = (self.q, &mut *self.cur, self.out, self.nt);
+        let mut step = |c: &[u64; W], inc: u64| {
+            let d = scalar::dist(&q, c);
+            // Branch-free, as in `pass`; the distance travels in the packed counter.
+            let v = cur.bump(d, inc);
+            // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
+            unsafe { out.add(nt as usize).write(v) };
+            nt += inc as u32;
+        };
+        // Four items per loop step.
+        let (cq, cr) = codes.as_chunks::<4>();
+        let (iq, ir) = incs.as_chunks::<4>();
+        for (c4, i4) in cq.iter().zip(iq) {
+            for (c, &i) in c4.iter().zip(i4) {
+                step(c, i);
+            }
+        }
+        for (c, &i) in cr.iter().zip(ir) {
+            step(c, i);
+        }
+        self.nt = nt;
+    }
+}
 
 /// Database labels by column: word `w` of every row, contiguous. Relevance to a query then
 /// reads only the columns of the query's own label words, in loops that vectorise, whatever
@@ -524,6 +589,11 @@ struct Scratch {
 
 /// Items whose increments the fused walk computes ahead of it (an L1-sized buffer).
 const INC_TILE: usize = 256;
+/// Queries per fused walk, a divisor of PR_BLOCK. They walk each INC_TILE tile in turn, so the
+/// database streams from memory once per group instead of once per query (codes and labels of
+/// 200 000 items are 3.2 MB, more than L2). 16 measured best of 8, 16 and 32.
+const GROUP: usize = 16;
+const _: () = assert!(PR_BLOCK.is_multiple_of(GROUP));
 /// Distance buckets held in the fixed-size counter array (codes up to 511 bits).
 const SMALL: usize = 512;
 
@@ -547,6 +617,13 @@ fn unpack<const S: u32>(base: &[u64; SMALL]) -> impl Fn(Term) -> Term + '_ {
     const { assert!(1 << (32 - S) <= SMALL) };
     move |t| t.wrapping_add(base[(t as u32 >> S) as usize])
 }
+/// Starts the packed counters of `nb` buckets: bucket d at `d << shift` (see [`Scratch::packing`]).
+fn init_packed(small: &mut [u64; SMALL], nb: usize, shift: u32) {
+    for (d, c) in small[..nb].iter_mut().enumerate() {
+        *c = (d as u64) << shift;
+    }
+}
+
 /// Tile-local term buffer: a power of two above `TILE`.
 const TILE_BUF: usize = 4096;
 const _: () = assert!(TILE < TILE_BUF && TILE_BUF.is_power_of_two());
@@ -605,34 +682,27 @@ impl Scratch {
     /// the second part is a running counter, the first is known once the pass has counted
     /// every bucket, so positions are fixed up afterwards for the relevant items only.
     fn query(&mut self, imp: Imp, q: &[u64], ql: &[u64], db: CodesView<'_>, dl: &LabelColumns<'_>) -> Hist {
+        if let Some(hist) =
+            Self::query_fused(std::slice::from_mut(self), imp, &[q], &[ql], db, dl).and_then(|mut h| h.pop())
+        {
+            return hist;
+        }
         let nb = db.bits() + 1;
-        self.terms.clear();
-        self.term_d.clear();
-        let mut picks = std::mem::take(&mut self.picks);
-        LabelColumns::picks(ql, &mut picks);
+        self.start(ql);
+        let picks = std::mem::take(&mut self.picks);
         let ql = &picks[..];
-        // Below 2^shift items a bucket's hit count leaves bits shift..32 of its counter free:
-        // the counter of bucket d starts at d << shift, so every term carries its distance and
-        // the pass stores one word per item instead of two.
-        let shift = pack_shift(nb);
-        let packed = self.may_pack && nb <= SMALL && db.len() < 1 << shift;
+        let packing = self.packing(db);
         let cur: Vec<u64> = if nb <= SMALL {
             let mut small = std::mem::replace(&mut self.small, Box::new([0; SMALL]));
-            if packed {
-                for (d, c) in small[..nb].iter_mut().enumerate() {
-                    *c = (d as u64) << shift;
-                }
-                if !self.fused(imp, q, ql, db, dl, &mut small) {
-                    self.pass::<_, true>(imp, q, ql, db, dl, &mut *small);
-                }
+            if let Some(shift) = packing {
+                init_packed(&mut small, nb, shift);
+                self.pass::<_, true>(imp, q, ql, db, dl, &mut *small);
             } else {
                 small[..nb].fill(0);
                 self.pass::<_, false>(imp, q, ql, db, dl, &mut *small);
             }
-            let distance_bits = if packed { (u64::from(u32::MAX) >> shift) << shift } else { 0 };
-            let cur = small[..nb].iter().map(|&c| c & !distance_bits).collect();
             self.small = small;
-            cur
+            self.counts(nb, packing)
         } else {
             let mut big = std::mem::take(&mut self.big);
             big.clear();
@@ -642,6 +712,68 @@ impl Scratch {
             self.big = big;
             cur
         };
+        self.picks = picks;
+        self.finish(&cur, packing)
+    }
+
+    /// [`Scratch::query`] of a group of queries (`qs`, `qls`: one per scratch) in one fused
+    /// walk over the database, which streams it from memory once for all of them; every scratch
+    /// ends as `query` would leave it, with the same terms. None, with nothing done, where the
+    /// fused walk does not apply.
+    fn query_fused(
+        group: &mut [Scratch],
+        imp: Imp,
+        qs: &[&[u64]],
+        qls: &[&[u64]],
+        db: CodesView<'_>,
+        dl: &LabelColumns<'_>,
+    ) -> Option<Vec<Hist>> {
+        debug_assert!(qs.len() == group.len() && qls.len() == group.len());
+        let walk = Self::fused_walk_for(imp)?;
+        let shift = group.first()?.packing(db)?;
+        if group.iter().any(|s| s.packing(db) != Some(shift)) {
+            return None;
+        }
+        let nb = db.bits() + 1;
+        for (s, ql) in group.iter_mut().zip(qls) {
+            s.start(ql);
+            init_packed(&mut s.small, nb, shift);
+        }
+        // SAFETY: `fused_walk_for` picked a walk whose features the resolved kernel guarantees.
+        unsafe { walk(group, (qs, db, dl)) };
+        let finish = |s: &mut Scratch| {
+            let cur = s.counts(nb, Some(shift));
+            s.finish(&cur, Some(shift))
+        };
+        Some(group.iter_mut().map(finish).collect())
+    }
+
+    /// Clears the last query's terms and keeps the picks of query labels `ql`.
+    fn start(&mut self, ql: &[u64]) {
+        self.terms.clear();
+        self.term_d.clear();
+        LabelColumns::picks(ql, &mut self.picks);
+    }
+
+    /// Where a pass over `db` keeps each counter's distance ([`pack_shift`]), or None if it
+    /// cannot. Below 2^shift items a bucket's hit count leaves bits shift..32 of its counter
+    /// free: the counter of bucket d starts at d << shift, so every term carries its distance
+    /// and the pass stores one word per item instead of two.
+    fn packing(&self, db: CodesView<'_>) -> Option<u32> {
+        let nb = db.bits() + 1;
+        let shift = pack_shift(nb);
+        (self.may_pack && nb <= SMALL && db.len() < 1 << shift).then_some(shift)
+    }
+
+    /// The `nb` fixed-size counters as (items, hits), without a packed pass's distances.
+    fn counts(&self, nb: usize, packing: Option<u32>) -> Vec<u64> {
+        let distance_bits = packing.map_or(0, |shift| (u64::from(u32::MAX) >> shift) << shift);
+        self.small[..nb].iter().map(|&c| c & !distance_bits).collect()
+    }
+
+    /// The histogram of a pass's final counters `cur`, and the bucket bases that complete its
+    /// terms.
+    fn finish(&mut self, cur: &[u64], packing: Option<u32>) -> Hist {
         let hist = Hist {
             total: cur.iter().map(|&c| (c >> 32) as u32).collect(),
             hits: cur.iter().map(|&c| c as u32).collect(),
@@ -655,8 +787,8 @@ impl Scratch {
         }));
         // Packed terms are completed on the fly by `metrics` (its table padded to SMALL
         // entries, so the lookup needs no bounds check); the others here.
-        self.packed = packed.then_some(shift);
-        if packed {
+        self.packed = packing;
+        if let Some(shift) = packing {
             // A packed term of bucket d carries d << shift on top of its counts: the table
             // subtracts it as it adds the base (wrapping; the sum is the exact term).
             self.base.resize(SMALL, 0);
@@ -668,7 +800,6 @@ impl Scratch {
                 *t += self.base[d as usize];
             }
         }
-        self.picks = picks;
         hist
     }
 
@@ -688,41 +819,31 @@ impl Scratch {
         }
     }
 
-    /// The packed pass with each distance computed in the loop by scalar `popcnt` (1-, 2- and
-    /// 4-word codes on x86 kernels with it) instead of a tile of distances written by
-    /// [`Imp::fill`] and read back: one store and one load less per item. Returns false (and
-    /// does nothing) where it does not apply. Same terms, so the same numbers.
-    fn fused(
-        &mut self,
-        imp: Imp,
-        q: &[u64],
-        ql: &[Pick],
-        db: CodesView<'_>,
-        dl: &LabelColumns<'_>,
-        cur: &mut [u64; SMALL],
-    ) -> bool {
+    /// The fused walk for `imp`: the packed pass with each distance computed in
+    /// the loop by scalar `popcnt` (1-, 2- and 4-word codes on x86 kernels with it) instead of
+    /// a tile of distances written by [`Imp::fill`] and read back: one store and one load less
+    /// per item. None where it does not apply. Same terms, so the same numbers.
+    fn fused_walk_for(imp: Imp) -> Option<FusedWalk> {
         #[cfg(target_arch = "x86_64")]
         if matches!(
             imp.kernel(),
             Kernel::Popcnt | Kernel::Avx2 | Kernel::Sliced | Kernel::Avx512 | Kernel::Sliced512
         ) {
+            // The kernel was resolved against the CPU: each of these has POPCNT, and all but
+            // `Popcnt` AVX2.
             let avx2 = imp.kernel() != Kernel::Popcnt;
-            // SAFETY: the kernel was resolved against the CPU: each of these has POPCNT, and
-            // all but `Popcnt` AVX2.
-            let args = (q, ql, db, dl, cur);
-            match (imp.specialised_words(), avx2) {
-                (Some(1), false) => unsafe { self.fused_popcnt::<1>(args) },
-                (Some(2), false) => unsafe { self.fused_popcnt::<2>(args) },
-                (Some(4), false) => unsafe { self.fused_popcnt::<4>(args) },
-                (Some(1), true) => unsafe { self.fused_popcnt_avx2::<1>(args) },
-                (Some(2), true) => unsafe { self.fused_popcnt_avx2::<2>(args) },
-                (Some(4), true) => unsafe { self.fused_popcnt_avx2::<4>(args) },
-                _ => return false,
-            }
-            return true;
+            return match (imp.specialised_words(), avx2) {
+                (Some(1), false) => Some(Self::fused_popcnt::<1>),
+                (Some(2), false) => Some(Self::fused_popcnt::<2>),
+                (Some(4), false) => Some(Self::fused_popcnt::<4>),
+                (Some(1), true) => Some(Self::fused_popcnt_avx2::<1>),
+                (Some(2), true) => Some(Self::fused_popcnt_avx2::<2>),
+                (Some(4), true) => Some(Self::fused_popcnt_avx2::<4>),
+                _ => None,
+            };
         }
-        let _ = (imp, q, ql, db, dl, cur);
-        false
+        let _ = imp;
+        None
     }
 
     fused_variant!(
@@ -735,47 +856,36 @@ impl Scratch {
         fused_popcnt_avx2, "popcnt,avx2"
     );
 
-    /// The body of the fused passes (inlined into each, so it gets their target features).
+    /// The body of the fused passes (inlined into each, so it gets their target features): one
+    /// walk over the database for the queries of `group`, whose counters start packed.
     #[inline(always)]
-    fn fused_walk<const W: usize>(&mut self, (q, ql, db, dl, cur): FusedArgs<'_>) {
-        let Some(&qw) = q.first_chunk::<W>() else { return };
+    fn fused_walk<const W: usize>(group: &mut [Scratch], (qs, db, dl): FusedArgs<'_>) {
         let n = db.len();
         let codes = &db.as_words().as_chunks::<W>().0[..n];
-        // Each term goes straight into the reserved output: no tile buffer, no index mask.
-        self.terms.reserve(n);
-        let out = self.terms.as_mut_ptr();
-        // u32: packed passes have n < 2^24 (or 2^23), and a 32-bit add needs no separate zero-extension.
-        let mut nt = 0u32;
-        // `inc` = 1 << 32 | relevant: one more item in the bucket, and maybe one more hit.
-        let mut step = |c: &[u64; W], inc: u64| {
-            let d = scalar::dist(&qw, c);
-            // Branch-free, as in `pass`; the distance travels in the packed counter.
-            let v = cur.bump(d, inc);
-            // SAFETY: nt counts relevant items seen so far, < n <= the reserved capacity.
-            unsafe { out.add(nt as usize).write(v) };
-            nt += inc as u32;
-        };
+        let mut walks = Vec::with_capacity(group.len());
+        for (s, q) in group.iter_mut().zip(qs) {
+            let Some(&q) = q.first_chunk::<W>() else { return };
+            // Each term goes straight into the reserved output: no tile buffer, no index mask.
+            s.terms.reserve(n);
+            walks.push(Walk { q, cur: &mut s.small, out: s.terms.as_mut_ptr(), nt: 0, picks: &s.picks });
+        }
         // A tile's increments are computed first, in loops the compiler vectorises; the walk
         // then loads each item's increment instead of testing its labels: ~10 instructions per
-        // item instead of ~12 (a standalone loop: 1.0 vs 1.4 ns per item).
+        // item instead of ~12 (a standalone loop: 1.0 vs 1.4 ns per item). The group's queries
+        // walk each tile in turn, so its codes and labels come from memory once for all of them.
         let mut incs = [0u64; INC_TILE];
         for (t, ct) in codes.chunks(INC_TILE).enumerate() {
             let incs = &mut incs[..ct.len()];
-            dl.increments(ql, t * INC_TILE..t * INC_TILE + ct.len(), incs);
-            // Four items per loop step.
-            let (cq, cr) = ct.as_chunks::<4>();
-            let (iq, ir) = incs.as_chunks::<4>();
-            for (c4, i4) in cq.iter().zip(iq) {
-                for (c, &i) in c4.iter().zip(i4) {
-                    step(c, i);
-                }
-            }
-            for (c, &i) in cr.iter().zip(ir) {
-                step(c, i);
+            for walk in &mut walks {
+                dl.increments(walk.picks, t * INC_TILE..t * INC_TILE + ct.len(), incs);
+                walk.tile(ct, incs);
             }
         }
-        // SAFETY: the first nt slots were written above (terms was empty on entry).
-        unsafe { self.terms.set_len(nt as usize) };
+        let nts: Vec<u32> = walks.iter().map(|w| w.nt).collect();
+        for (s, nt) in group.iter_mut().zip(nts) {
+            // SAFETY: the walk wrote the first nt slots (terms was empty on entry).
+            unsafe { s.terms.set_len(nt as usize) };
+        }
     }
 
     /// With `PACKED`, the counters carry their distance in bits `shift..32` and only the terms
@@ -893,6 +1003,80 @@ mod tests {
                         out[1].map(f64::to_bits),
                         "{bits} bits, {kernel}, query {qi}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The fused walk of a group of queries leaves each scratch as a walk of its query alone
+    /// would: same histogram, terms and metrics, bit for bit, on every kernel with a fused walk
+    /// and every group size up to GROUP (odd ones too). The codes are sparse (distances tie),
+    /// query 0 has a class no database row has and query 1 no label at all (no relevant item).
+    #[test]
+    fn a_group_walk_equals_single_query_walks() {
+        let mut rng = ChaCha8Rng::seed_from_u64(9);
+        let metrics = [Metric::Map, Metric::MapAt(20), Metric::PrecisionAt(20), Metric::PrecisionRadius(2)];
+        for (bits, classes, n) in [(64usize, 24usize, 1031usize), (128, 150, 517), (256, 5, 300)] {
+            let (w, nq) = (bits / 64, GROUP + 3);
+            let mut words = |rows: usize| -> Vec<u64> {
+                (0..rows * w).map(|_| rng.random::<u64>() & rng.random::<u64>()).collect()
+            };
+            let (qw, dw) = (words(nq), words(n));
+            let q = CodesView::from_words(&qw, nq, bits).unwrap();
+            let db = CodesView::from_words(&dw, n, bits).unwrap();
+            // Database rows use classes 0..classes-1; the last class is query 0's only.
+            let hot = |rows: usize, rng: &mut ChaCha8Rng| -> Vec<u8> {
+                (0..rows * classes)
+                    .map(|i| u8::from(i % classes != classes - 1 && rng.random_bool(2.0 / classes as f64)))
+                    .collect()
+            };
+            let mut qh = hot(nq, &mut rng);
+            for (qi, row) in qh.chunks_exact_mut(classes).enumerate() {
+                row[qi % (classes - 1)] = 1;
+            }
+            qh[..classes].fill(0);
+            qh[classes - 1] = 1;
+            qh[classes..2 * classes].fill(0);
+            let ql = LabelSet::from_multi_hot(&qh, nq, classes).unwrap();
+            let dl = LabelSet::from_multi_hot(&hot(n, &mut rng), n, classes).unwrap();
+            let columns = LabelColumns::new(&dl);
+            for kernel in Kernel::CONCRETE.into_iter().filter(|k| k.is_supported()) {
+                let imp = Imp::new(Engine { kernel, ..Engine::default() }, w).unwrap();
+                if Scratch::fused_walk_for(imp).is_none() {
+                    continue;
+                }
+                // Each query alone (a group of one), then in groups of every size.
+                let mut single = Scratch::default();
+                let want: Vec<_> = (0..nq)
+                    .map(|qi| {
+                        let hist = single.query(imp, q.row(qi), ql.row(qi), db, &columns);
+                        let mut out = [0.0; 4];
+                        single.metrics(&hist, &metrics, &mut out);
+                        (hist, single.terms.clone(), out.map(f64::to_bits))
+                    })
+                    .collect();
+                assert!(
+                    want[0].1.is_empty() && want[1].1.is_empty(),
+                    "{bits} bits: queries 0 and 1 have hits"
+                );
+                assert!(want[2..].iter().all(|(_, t, _)| !t.is_empty()), "{bits} bits: a query without hits");
+                for size in 1..=GROUP {
+                    let mut group: Vec<Scratch> = (0..size).map(|_| Scratch::default()).collect();
+                    for g0 in (0..nq).step_by(size) {
+                        let rows = g0..(g0 + size).min(nq);
+                        let qs: Vec<&[u64]> = rows.clone().map(|qi| q.row(qi)).collect();
+                        let qls: Vec<&[u64]> = rows.clone().map(|qi| ql.row(qi)).collect();
+                        let group = &mut group[..rows.len()];
+                        let hists = Scratch::query_fused(group, imp, &qs, &qls, db, &columns).unwrap();
+                        for ((s, hist), qi) in group.iter_mut().zip(hists).zip(rows) {
+                            let mut out = [0.0; 4];
+                            s.metrics(&hist, &metrics, &mut out);
+                            let at = format!("{bits} bits, {kernel}, group of {size}, query {qi}");
+                            assert_eq!(hist, want[qi].0, "{at}");
+                            assert_eq!(s.terms, want[qi].1, "{at}");
+                            assert_eq!(out.map(f64::to_bits), want[qi].2, "{at}");
+                        }
+                    }
                 }
             }
         }
