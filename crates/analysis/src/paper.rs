@@ -981,7 +981,7 @@ fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) 
                             if d.mean >= 0.0 { "+" } else { "" },
                             fmt_num(d.mean, 4),
                             fmt_num(d.se, 4),
-                            if d.significant { " *" } else { "" }
+                            if d.significant { " †" } else { "" }
                         ),
                         bold: d.significant,
                         stat: Some((d.mean, d.se)),
@@ -998,7 +998,7 @@ fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) 
         stem: stem.to_string(),
         caption: format!(
             "By {axis}: mean ± std over runs; Δ: the paired difference from {axis} = {reference} (runs matched \
-             on seed and every other axis), mean ± its standard error. * and bold: |t| above Student's \
+             on seed and every other axis), mean ± its standard error. † and bold: |t| above Student's \
              two-sided 5 % critical value with n − 1 degrees of freedom (docs/reports.md)."
         ),
     })
@@ -1154,7 +1154,12 @@ fn fwt_defined(sc: &Scenario<'_>) -> bool {
 fn provenance_paragraphs(inputs: &ReportInputs) -> Vec<Block> {
     let mut out = Vec::new();
     if let Some(p) = &inputs.provenance {
-        out.push(Block::Para(format!("Written by {} with `{}` on {}.", p.code(), p.command, p.machine())));
+        out.push(Block::Para(format!(
+            "Written by {} with {} on {}.",
+            p.code(),
+            code_span(&p.command),
+            p.machine()
+        )));
     }
     // Runs by the code that produced them, most runs first.
     let mut by: BTreeMap<(String, String), usize> = BTreeMap::new();
@@ -1360,6 +1365,7 @@ fn tex(s: &str) -> String {
             '±' => out.push_str("$\\pm$"),
             '→' => out.push_str("$\\to$"),
             '−' => out.push('-'),
+            '†' => out.push_str("\\textsuperscript{\\dag}"),
             _ => out.push(c),
         }
     }
@@ -1458,21 +1464,47 @@ fn esc(s: &str) -> String {
 
 /// Escapes `s` and turns the markdown `code` and **bold** spans of our paragraphs into HTML.
 fn inline_html(s: &str) -> String {
-    let mut out = String::new();
-    for (i, part) in esc(s).split('`').enumerate() {
-        if i % 2 == 1 {
-            out.push_str(&format!("<code>{part}</code>"));
-        } else {
-            for (j, p) in part.split("**").enumerate() {
-                if j % 2 == 1 {
-                    out.push_str(&format!("<strong>{p}</strong>"));
-                } else {
-                    out.push_str(p);
-                }
+    let strong = |text: &str, out: &mut String| {
+        for (j, p) in text.split("**").enumerate() {
+            if j % 2 == 1 {
+                out.push_str(&format!("<strong>{p}</strong>"));
+            } else {
+                out.push_str(p);
             }
         }
+    };
+    // Code spans as Markdown reads them: a run of n backticks up to the next run of exactly n
+    // (so ``a `b` c`` holds backticks; see `code_span`), one padding space trimmed each side.
+    let s = esc(s);
+    let mut out = String::new();
+    let mut rest = s.as_str();
+    while let Some(start) = rest.find('`') {
+        let n = rest[start..].len() - rest[start..].trim_start_matches('`').len();
+        let body = &rest[start + n..];
+        let close = body.char_indices().map(|(i, _)| i).find(|&i| {
+            body[i..].starts_with(&"`".repeat(n))
+                && !body[i + n..].starts_with('`')
+                && (i == 0 || !body[..i].ends_with('`'))
+        });
+        let Some(end) = close else { break };
+        strong(&rest[..start], &mut out);
+        let code = &body[..end];
+        let code = code.strip_prefix(' ').and_then(|c| c.strip_suffix(' ')).unwrap_or(code);
+        out.push_str(&format!("<code>{code}</code>"));
+        rest = &body[end + n..];
     }
+    strong(rest, &mut out);
     out
+}
+
+/// `s` as a Markdown code span: single backticks, or double ones with padding when `s` holds a
+/// backtick (a command line with a `--note` that quotes code).
+fn code_span(s: &str) -> String {
+    if s.contains('`') {
+        format!("`` {s} ``")
+    } else {
+        format!("`{s}`")
+    }
 }
 
 fn to_html(title: &str, blocks: &[Block]) -> String {
@@ -1558,6 +1590,21 @@ p.caption{font-size:.9em;color:#555;margin-top:-.5em}
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn code_spans_may_hold_backticks() {
+        assert_eq!(code_span("a b"), "`a b`");
+        let cmd = "seqmodal report --note 'see `x.toml`'";
+        assert_eq!(code_span(cmd), "`` seqmodal report --note 'see `x.toml`' ``");
+        assert_eq!(
+            inline_html(&format!("with {} on **cpu**", code_span(cmd))),
+            "with <code>seqmodal report --note 'see `x.toml`'</code> on <strong>cpu</strong>"
+        );
+        assert_eq!(inline_html("a `b` and `c`"), "a <code>b</code> and <code>c</code>");
+        // An unclosed backtick stays text; text around spans may be any UTF-8.
+        assert_eq!(inline_html("it`s ±"), "it`s ±");
+        assert_eq!(inline_html("± `→` ±"), "± <code>→</code> ±");
+    }
 
     #[test]
     fn markdown_and_html_render_the_same_blocks() {
