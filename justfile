@@ -39,7 +39,7 @@ tuned_note := "Settings: on mfeat-shared and wiki-shared, er, agem, der, mer, me
 
 # Learner x scenario report (reports/learners.md): every learner on each forgetting scenario
 # for each seed (tuned settings where experiments/tuned/ has them: scripts/learner-runs.sh),
-# then the mean ± std table. About 25 min on 2 cores (220 runs of 5-15 s each per core).
+# then the mean ± std table. 18 min on the 2-core Xeon (220 runs, two at a time).
 report-learners seeds="1 2 3 4 5" scenarios="mfeat-shared mfeat-per-modality wiki-shared wiki-per-modality" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
@@ -59,7 +59,7 @@ report-learners seeds="1 2 3 4 5" scenarios="mfeat-shared mfeat-per-modality wik
 # code-length runs (wiki-per-modality at 16/64/128 bits, seed 1; 32 bits is the scenario's own)
 # go to runs/report/; the stage-orderings sweep and meta's ablation sweeps (sweeps/meta-ablation-*)
 # to runs/sweeps/. With every run present it only regenerates (about a minute on 2 cores);
-# from nothing: about an hour.
+# from nothing: about 35 min on the 2-core Xeon (the learner runs 18 min, the rest 13 min).
 report seeds="1 2 3 4 5" learners="all":
     #!/usr/bin/env bash
     set -euo pipefail
