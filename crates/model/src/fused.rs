@@ -12,10 +12,10 @@
 //! one fixed order. Blocks then run on the training pool when it has several threads,
 //! and results are bit-identical whatever the thread count.
 
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, MutexGuard};
 
+use candle_core::utils::BarrierPool;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor};
-use rayon::prelude::*;
 
 /// Output rows per block of a split gemm (fixed: the split must not depend on threads).
 const CHUNK_ROWS: usize = 64;
@@ -23,34 +23,59 @@ const CHUNK_ROWS: usize = 64;
 /// Rows per block of the pairwise loss.
 const PAIR_ROWS: usize = 32;
 
-/// The training thread pool, sized once from `RAYON_NUM_THREADS` (what candle reads for
-/// its own kernels); `None` for one thread, which runs every block in order in place.
-pub(crate) fn pool() -> Option<&'static rayon::ThreadPool> {
-    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
-    POOL.get_or_init(|| {
-        let n = candle_core::utils::get_num_threads();
-        if n <= 1 {
-            return None;
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .thread_name(|i| format!("seqmodal-train-{i}"))
-            .build()
-            .ok()
-    })
-    .as_ref()
+/// The training thread pool: candle's own barrier pool (sized from `RAYON_NUM_THREADS`, or
+/// `CANDLE_NUM_THREADS`), `None` for one thread, which runs every block in order in place.
+///
+/// Why candle's pool and not a rayon pool of our own: its workers spin briefly between ops
+/// before parking, where rayon's sleep after each one. A step runs ~15 short parallel ops,
+/// and with a rayon pool beside candle's spinning workers the second thread bought nothing
+/// (88 000 context switches in a 4 s bench; two threads as fast as one). One pool also
+/// means no more threads than cores.
+pub(crate) fn pool() -> Option<&'static BarrierPool> {
+    (candle_core::utils::get_num_threads() > 1).then(candle_core::utils::barrier_pool)
+}
+
+/// Calls `f(i)` for every block `i` in `0..blocks`, on `par` when given. Each block runs
+/// whole on one thread, so which thread takes which block never changes a result.
+pub(crate) fn for_each_block(par: Option<&BarrierPool>, blocks: usize, f: impl Fn(usize) + Sync) {
+    match par {
+        Some(p) if blocks > 1 => p.execute_chunked(blocks, |r| r.for_each(&f)),
+        _ => (0..blocks).for_each(f),
+    }
+}
+
+/// A block's exclusive data, handed to whichever thread runs the block (uncontended: each
+/// block is locked once).
+pub(crate) struct Blocks<T>(Vec<Mutex<T>>);
+
+impl<T: Send> Blocks<T> {
+    pub(crate) fn new(parts: impl IntoIterator<Item = T>) -> Self {
+        Blocks(parts.into_iter().map(Mutex::new).collect())
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Block `i`'s data (a panic in another block cannot leave it half-written: each block
+    /// is taken once).
+    pub(crate) fn take(&self, i: usize) -> MutexGuard<'_, T> {
+        self.0[i].lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// Calls `f(block index, block)` on each `len`-long block of `dst`, on `par` when given.
-fn each_block<F>(par: Option<&rayon::ThreadPool>, dst: &mut [f32], len: usize, f: F)
+fn each_block<F>(par: Option<&BarrierPool>, dst: &mut [f32], len: usize, f: F)
 where
     F: Fn(usize, &mut [f32]) + Sync + Send,
 {
     let len = len.max(1);
     match par {
-        Some(p) if dst.len() > len => {
-            p.install(|| dst.par_chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c)))
+        Some(_) if dst.len() > len => {
+            let blocks = Blocks::new(dst.chunks_mut(len));
+            for_each_block(par, blocks.len(), |i| f(i, &mut blocks.take(i)));
         }
+        // One thread (or one block): no locks to build.
         _ => dst.chunks_mut(len).enumerate().for_each(|(i, c)| f(i, c)),
     }
 }
@@ -122,7 +147,7 @@ fn gemm(dst: &mut [f32], m: usize, n: usize, k: usize, a: View, b: View) {
 }
 
 /// `dst (m x n) = a (m x k) b (k x n)`, split into blocks of output rows on `par`.
-fn gemm_split(par: Option<&rayon::ThreadPool>, dst: &mut [f32], n: usize, k: usize, a: View, b: View) {
+fn gemm_split(par: Option<&BarrierPool>, dst: &mut [f32], n: usize, k: usize, a: View, b: View) {
     each_block(par, dst, CHUNK_ROWS * n, |i, block| {
         let rows = block.len() / n.max(1);
         gemm(block, rows, n, k, a.at_row(i * CHUNK_ROWS), b);
@@ -370,18 +395,16 @@ impl CustomOp2 for Loss {
             }
             sum
         };
-        match par {
-            Some(p) if n > PAIR_ROWS => p.install(|| {
-                theta
-                    .par_chunks_mut(PAIR_ROWS * n)
-                    .zip(partial.par_iter_mut())
-                    .enumerate()
-                    .for_each(|(i, (block, s))| *s = pair_rows(i, block))
-            }),
-            _ => {
-                for (i, (block, s)) in theta.chunks_mut(PAIR_ROWS * n).zip(partial.iter_mut()).enumerate() {
-                    *s = pair_rows(i, block);
-                }
+        let chunks = theta.chunks_mut((PAIR_ROWS * n).max(1)).zip(partial.iter_mut());
+        if par.is_some() && n > PAIR_ROWS {
+            let parts = Blocks::new(chunks);
+            for_each_block(par, parts.len(), |i| {
+                let (block, s) = &mut *parts.take(i);
+                **s = pair_rows(i, block);
+            });
+        } else {
+            for (i, (block, s)) in chunks.enumerate() {
+                *s = pair_rows(i, block);
             }
         }
         let pair = (partial.iter().sum::<f64>() / (n * n).max(1) as f64) as f32;
@@ -568,11 +591,11 @@ mod tests {
         Ok(())
     }
 
-    /// A split gemm gives the same bits run in order on this thread or on a pool of 3
-    /// threads: the split depends on the shapes only.
+    /// A split gemm gives the same bits run in order on this thread or on candle's barrier
+    /// pool (one thread per core: two on CI's machines): the split depends on the shapes only.
     #[test]
     fn split_gemm_is_bit_identical_across_threads() {
-        let pool = rayon::ThreadPoolBuilder::new().num_threads(3).build().expect("pool");
+        let pool = candle_core::utils::barrier_pool();
         let (m, n, k) = (300, 90, 513);
         let (a, b) = (values(m * k, 7), values(k * n, 8));
         let run = |par| {
@@ -580,7 +603,7 @@ mod tests {
             gemm_split(par, &mut dst, n, k, View::rows(&a, k), View::rows(&b, n));
             dst
         };
-        let (one, three) = (run(None), run(Some(&pool)));
+        let (one, three) = (run(None), run(Some(pool)));
         assert_eq!(
             one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
             three.iter().map(|v| v.to_bits()).collect::<Vec<_>>()

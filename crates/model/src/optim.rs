@@ -11,7 +11,6 @@ use std::sync::Mutex;
 use candle_core::backprop::GradStore;
 use candle_core::{CpuStorage, InplaceOp2, Layout, Var};
 use candle_nn::{Optimizer, ParamsAdamW};
-use rayon::prelude::*;
 
 /// AdamW with decoupled weight decay, bias-corrected moments; CPU, f32 parameters.
 pub struct FusedAdamW {
@@ -78,16 +77,21 @@ impl InplaceOp2 for Update<'_> {
         };
         // Elementwise, so any split gives the same bits; big parameters go in blocks.
         const BLOCK: usize = 1 << 15;
-        match crate::fused::pool() {
-            Some(p) if theta.len() > BLOCK => p.install(|| {
+        let par = crate::fused::pool();
+        if par.is_some() && theta.len() > BLOCK {
+            let parts = crate::fused::Blocks::new(
                 theta
-                    .par_chunks_mut(BLOCK)
-                    .zip(grad.par_chunks(BLOCK))
-                    .zip(m.par_chunks_mut(BLOCK))
-                    .zip(v.par_chunks_mut(BLOCK))
-                    .for_each(|(((t, g), m), v)| update(t, g, m, v))
-            }),
-            _ => update(theta, grad, m, v),
+                    .chunks_mut(BLOCK)
+                    .zip(grad.chunks(BLOCK))
+                    .zip(m.chunks_mut(BLOCK))
+                    .zip(v.chunks_mut(BLOCK)),
+            );
+            crate::fused::for_each_block(par, parts.len(), |i| {
+                let (((t, g), m), v) = &mut *parts.take(i);
+                update(t, g, m, v);
+            });
+        } else {
+            update(theta, grad, m, v);
         }
         Ok(())
     }
