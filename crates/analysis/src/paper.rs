@@ -915,18 +915,18 @@ fn forgetting_figures(
     Ok(out)
 }
 
-/// A sweep axis as an ablation table: per learner and axis value, ACC and forgetting (mean ±
-/// std) and their paired difference from the axis's first value (matched on seed and every
-/// other axis; [`crate::paired`]), bold where significant. None for an axis with one value.
-fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) -> Option<Block> {
-    let value_of = |c: &SweepCell| c.axes.iter().find(|(k, _)| k == axis).map(|(_, v)| v.clone());
-    // What must match for two cells to be a pair: learner, seed and the other axes.
-    let key = |c: &SweepCell| {
-        let others: Vec<&(String, String)> = c.axes.iter().filter(|(k, _)| k != axis).collect();
-        format!("{}|{}|{others:?}", c.learner, c.seed)
-    };
-    let mut values: Vec<String> = Vec::new();
-    let mut learners: Vec<String> = Vec::new();
+/// A cell's value on `axis`, if it has that axis.
+fn axis_value(c: &SweepCell, axis: &str) -> Option<String> {
+    c.axes.iter().find(|(k, _)| k == axis).map(|(_, v)| v.clone())
+}
+
+/// The distinct values `value_of` gives the cells (cells without one are skipped) and the
+/// learners, each in order of first appearance.
+fn values_and_learners(
+    finished: &[(&SweepCell, RunData)],
+    value_of: impl Fn(&SweepCell) -> Option<String>,
+) -> (Vec<String>, Vec<String>) {
+    let (mut values, mut learners): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
     for (c, _) in finished {
         if let Some(v) = value_of(c) {
             if !values.contains(&v) {
@@ -937,6 +937,20 @@ fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) 
             learners.push(c.learner.clone());
         }
     }
+    (values, learners)
+}
+
+/// A sweep axis as an ablation table: per learner and axis value, ACC and forgetting (mean ±
+/// std) and their paired difference from the axis's first value (matched on seed and every
+/// other axis; [`crate::paired`]), bold where significant. None for an axis with one value.
+fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) -> Option<Block> {
+    let value_of = |c: &SweepCell| axis_value(c, axis);
+    // What must match for two cells to be a pair: learner, seed and the other axes.
+    let key = |c: &SweepCell| {
+        let others: Vec<&(String, String)> = c.axes.iter().filter(|(k, _)| k != axis).collect();
+        format!("{}|{}|{others:?}", c.learner, c.seed)
+    };
+    let (values, learners) = values_and_learners(finished, value_of);
     let reference = values.first()?.clone();
     if values.len() < 2 {
         return None;
@@ -1006,20 +1020,8 @@ fn sweep_axis_table(finished: &[(&SweepCell, RunData)], axis: &str, stem: &str) 
 
 /// Bar groups of a sweep by one axis: per learner, one bar per axis value, spread over the rest.
 fn sweep_groups(finished: &[(&SweepCell, RunData)], axis: Option<&str>) -> Vec<BarGroup> {
-    let mut values: Vec<String> = Vec::new();
-    let mut learners: Vec<String> = Vec::new();
-    let value_of = |c: &SweepCell| -> String {
-        axis.and_then(|a| c.axes.iter().find(|(k, _)| k == a)).map(|(_, v)| v.clone()).unwrap_or_default()
-    };
-    for (c, _) in finished {
-        let v = value_of(c);
-        if !values.contains(&v) {
-            values.push(v);
-        }
-        if !learners.contains(&c.learner) {
-            learners.push(c.learner.clone());
-        }
-    }
+    let value_of = |c: &SweepCell| -> String { axis.and_then(|a| axis_value(c, a)).unwrap_or_default() };
+    let (values, learners) = values_and_learners(finished, |c| Some(value_of(c)));
     learners
         .iter()
         .map(|l| BarGroup {

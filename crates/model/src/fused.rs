@@ -12,7 +12,7 @@
 //! one fixed order. Blocks then run on the training pool when it has several threads,
 //! and results are bit-identical whatever the thread count.
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use candle_core::utils::BarrierPool;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor};
@@ -31,8 +31,12 @@ const PAIR_ROWS: usize = 32;
 /// and with a rayon pool beside candle's spinning workers the second thread bought nothing
 /// (88 000 context switches in a 4 s bench; two threads as fast as one). One pool also
 /// means no more threads than cores.
+///
+/// Decided once: the thread count is an environment variable, read here on first use rather
+/// than on each of the step's ops.
 pub(crate) fn pool() -> Option<&'static BarrierPool> {
-    (candle_core::utils::get_num_threads() > 1).then(candle_core::utils::barrier_pool)
+    static POOL: OnceLock<Option<&'static BarrierPool>> = OnceLock::new();
+    *POOL.get_or_init(|| (candle_core::utils::get_num_threads() > 1).then(candle_core::utils::barrier_pool))
 }
 
 /// Calls `f(i)` for every block `i` in `0..blocks`, on `par` when given. Each block runs
