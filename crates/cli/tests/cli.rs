@@ -1,12 +1,11 @@
 //! The `seqmodal` binary end to end: outputs of a short real run, byte-identical
 //! reruns, and a clear non-zero exit for every kind of bad experiment file.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+mod common;
+use common::repo;
 
 fn seqmodal(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_seqmodal")).current_dir(repo()).args(args).output().unwrap()

@@ -1,12 +1,10 @@
 //! `seqmodal learners` lists every registered learner from the registry, and
 //! docs/learners.md embeds its markdown table verbatim.
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
+mod common;
+use common::repo;
 
 fn seqmodal(args: &[&str]) -> String {
     let out = Command::new(env!("CARGO_BIN_EXE_seqmodal")).current_dir(repo()).args(args).output().unwrap();

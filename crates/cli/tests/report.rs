@@ -2,11 +2,10 @@
 //! them) has every section, and every figure it references is a valid PNG with an SVG beside it.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn seqmodal(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqmodal")).current_dir(cwd).args(args).output().unwrap()
-}
+mod common;
+use common::seqmodal;
 
 fn ok(o: &Output) {
     assert!(

@@ -6,26 +6,21 @@
 //! `scripts/slurm-up.sh && cargo test --workspace --test slurm -- --ignored`.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+mod common;
+use common::{repo, text};
+
 /// Longest wait for the array to leave the queue; 4 tiny cells take a few seconds.
 const QUEUE_TIMEOUT: Duration = Duration::from_secs(180);
-
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
 
 fn run(cmd: &str, args: &[&str]) -> Output {
     Command::new(cmd)
         .args(args)
         .output()
         .unwrap_or_else(|e| panic!("cannot run {cmd} ({e}): start Slurm first with scripts/slurm-up.sh"))
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn seqmodal(args: &[&str]) -> Output {

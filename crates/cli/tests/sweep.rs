@@ -7,17 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::SystemTime;
 
-fn repo() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
-}
-
-fn seqmodal(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_seqmodal")).current_dir(cwd).args(args).output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
-}
+mod common;
+use common::{repo, seqmodal, text};
 
 /// Writes a sweep file over experiments/wiki.toml with tiny cells plus `extra` lines.
 fn sweep_file(dir: &Path, name: &str, extra: &str) -> PathBuf {
