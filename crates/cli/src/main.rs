@@ -195,58 +195,12 @@ enum Command {
     /// directory under DIR/cells/, then DIR/sweep.csv, DIR/summary.csv and DIR/figures/.
     /// Finished cells are skipped and cells stopped part-way continue from their last checkpoint
     /// (resume); a failing cell is recorded and the others go on.
-    Sweep {
-        /// Sweep file (TOML), e.g. sweeps/ablation-wiki.toml; format in docs/sweeps.md.
-        sweep: PathBuf,
-        /// Sweep directory [default: runs/sweeps/<name>/].
-        #[arg(short = 'o', long)]
-        out: Option<PathBuf>,
-        /// Cells run at once (each trains on one thread).
-        #[arg(short = 'j', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
-        jobs: usize,
-        /// Run only cell I (0-based), e.g. as a Slurm array task; no aggregation.
-        #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
-        cell: Option<usize>,
-        /// Write a job-array script for a scheduler to DIR/slurm/ instead of running.
-        #[arg(long, value_enum, conflicts_with = "collect")]
-        emit: Option<Emit>,
-        /// Only aggregate what the cells wrote (after a Slurm array); exits non-zero if a cell
-        /// failed or is missing.
-        #[arg(long)]
-        collect: bool,
-        /// Do not draw the progress bar.
-        #[arg(short = 'q', long)]
-        quiet: bool,
-    },
+    Sweep(sweep::SweepArgs),
     /// Tune each learner's keys on a validation split of the training rows.
     ///
     /// An equal trial budget per learner; writes trials.csv, best.csv and one tuned experiment
     /// file per learner. Resumable; parallel; Slurm like `sweep` (see docs/tuning.md).
-    Tune {
-        /// The tune file (TOML: base, learners, trials, sampler, seed, validation, seeds, [set], [ranges]).
-        tune: PathBuf,
-        /// Tune directory [default: runs/tunes/<name>].
-        #[arg(short = 'o', long)]
-        out: Option<PathBuf>,
-        /// Cells (trial × seed) run at once.
-        #[arg(short = 'j', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
-        jobs: usize,
-        /// Run only cell I (a Slurm array task).
-        #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
-        cell: Option<usize>,
-        /// Write a Slurm job-array script instead of running.
-        #[arg(long, value_enum, conflicts_with = "collect")]
-        emit: Option<Emit>,
-        /// Only collect what the cells wrote into the tables and experiment files.
-        #[arg(long)]
-        collect: bool,
-        /// Folder of the tuned experiment files [default: experiments/tuned/<base name>].
-        #[arg(long, value_name = "DIR")]
-        write_experiments: Option<PathBuf>,
-        /// Do not draw the progress bar.
-        #[arg(short = 'q', long)]
-        quiet: bool,
-    },
+    Tune(tune::TuneArgs),
     /// Measure training or search speed against a plain reference in the same process.
     ///
     /// `train`: training throughput against a plain candle loop; `search`: Hamming search
@@ -326,13 +280,6 @@ enum Command {
     },
 }
 
-/// Schedulers `seqmodal sweep --emit` writes scripts for.
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum Emit {
-    /// A Slurm job array: task i runs `seqmodal sweep SWEEP --out DIR --cell i`.
-    Slurm,
-}
-
 /// Benchmarks `seqmodal bench` knows.
 #[derive(clap::ValueEnum, Clone, Copy, Debug)]
 enum BenchWhat {
@@ -374,29 +321,8 @@ fn main() -> ExitCode {
                 r => r,
             }
         }
-        Command::Sweep { sweep: file, out, jobs, cell, emit, collect, quiet } => {
-            sweep::sweep(&sweep::SweepArgs {
-                sweep: file,
-                out,
-                jobs,
-                cell,
-                emit_slurm: matches!(emit, Some(Emit::Slurm)),
-                collect,
-                quiet,
-            })
-        }
-        Command::Tune { tune: file, out, jobs, cell, emit, collect, write_experiments, quiet } => {
-            tune::tune(&tune::TuneArgs {
-                tune: file,
-                out,
-                jobs,
-                cell,
-                emit_slurm: matches!(emit, Some(Emit::Slurm)),
-                collect,
-                write_experiments,
-                quiet,
-            })
-        }
+        Command::Sweep(args) => sweep::sweep(&args),
+        Command::Tune(args) => tune::tune(&args),
         Command::Learners { markdown, names } => learners::learners(markdown, names),
         Command::Search(args) => search::search(&args),
         Command::Eval(args) => search::eval(&args),

@@ -30,24 +30,16 @@ const DEFAULT_VALIDATION: f64 = 0.2;
 const MAX_TRIALS: usize = 10_000;
 
 /// What `seqmodal tune` should do.
-#[derive(Clone, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct TuneArgs {
-    /// The tune file.
+    /// The tune file (TOML: base, learners, trials, sampler, seed, defaults, validation, seeds,
+    /// [set], [ranges]).
     pub tune: PathBuf,
-    /// Tune directory (default `runs/tunes/<name>`).
-    pub out: Option<PathBuf>,
-    /// Cells run at once.
-    pub jobs: usize,
-    /// Run only this cell.
-    pub cell: Option<usize>,
-    /// Write a Slurm job-array script and exit.
-    pub emit_slurm: bool,
-    /// Only collect what the cells wrote.
-    pub collect: bool,
-    /// Where the tuned experiment files go (default `experiments/tuned/<base name>`).
+    #[command(flatten)]
+    pub cells: sweep::CellArgs,
+    /// Folder of the tuned experiment files [default: experiments/tuned/<base name>].
+    #[arg(long, value_name = "DIR")]
     pub write_experiments: Option<PathBuf>,
-    /// No progress bar.
-    pub quiet: bool,
 }
 
 /// Raw tune file.
@@ -147,24 +139,18 @@ struct TrialResult {
 
 /// Runs the `seqmodal tune` command.
 pub fn tune(args: &TuneArgs) -> Result<()> {
+    let c = &args.cells;
     let t = Tune::load(&args.tune)?;
-    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs/tunes").join(&t.sweep.name));
+    let dir = c.out.clone().unwrap_or_else(|| PathBuf::from("runs/tunes").join(&t.sweep.name));
     let n = t.sweep.cells.len();
-    if args.emit_slurm {
-        let script = sweep::slurm::emit(&t.sweep, "tune", &args.tune, &dir)?;
-        say!("{n} cells: wrote {}", script.display());
-        say!("submit:  sbatch {}", script.display());
-        say!("collect: seqmodal tune {} --out {} --collect", args.tune.display(), dir.display());
+    if c.emit_script(&t.sweep, "tune", &args.tune, &dir)? {
         return Ok(());
     }
-    if args.collect && !dir.is_dir() {
+    if c.collect && !dir.is_dir() {
         bail!("{}: no such tune directory (run the tune or its Slurm tasks first)", dir.display());
     }
     sweep::check_finished_cells_match(&t.sweep, &dir)?;
-    if let Some(i) = args.cell {
-        let cell = t.sweep.cells.get(i).with_context(|| {
-            format!("--cell {i}: {} has {n} cells (0..{})", args.tune.display(), n.saturating_sub(1))
-        })?;
+    if let Some((i, cell)) = c.one_cell(&t.sweep, &args.tune)? {
         std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
         return sweep::run_one(i, cell, &dir);
     }
@@ -172,10 +158,10 @@ pub fn tune(args: &TuneArgs) -> Result<()> {
         .with_context(|| format!("cannot create tune directory {}", dir.display()))?;
     let text = std::fs::read(&args.tune).with_context(|| format!("cannot read {}", args.tune.display()))?;
     atomic_write(&dir.join("tune.toml"), &text)?;
-    let failed = if args.collect {
+    let failed = if c.collect {
         Vec::new()
     } else {
-        sweep::run_pending(&t.sweep, &dir, args.jobs.max(1), args.quiet, "tune")?
+        sweep::run_pending(&t.sweep, &dir, c.jobs.max(1), c.quiet, "tune")?
     };
     let out = args
         .write_experiments

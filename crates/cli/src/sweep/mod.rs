@@ -22,28 +22,74 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use anyhow::{bail, Context, Result};
+use clap::builder::TypedValueParser as _;
 use indicatif::{ProgressBar, ProgressStyle};
 use seqmodal_analysis::{atomic_write, CellStatus, SweepCell};
 
 use spec::{Cell, Sweep};
 
 /// What `seqmodal sweep` should do.
-#[derive(Clone, Debug)]
+#[derive(clap::Args, Clone, Debug)]
 pub struct SweepArgs {
-    /// The sweep file.
+    /// Sweep file (TOML), e.g. sweeps/ablation-wiki.toml; format in docs/sweeps.md.
     pub sweep: PathBuf,
-    /// Sweep directory (default `runs/sweeps/<name>`).
+    #[command(flatten)]
+    pub cells: CellArgs,
+}
+
+/// How the cells of a sweep or a tune run: the options `seqmodal sweep` and `seqmodal tune`
+/// share.
+#[derive(clap::Args, Clone, Debug)]
+pub struct CellArgs {
+    /// Output directory [default: runs/sweeps/<name>/, for `tune` runs/tunes/<name>/].
+    #[arg(short = 'o', long)]
     pub out: Option<PathBuf>,
-    /// Cells run at once.
+    /// Cells run at once (each trains on one thread).
+    #[arg(short = 'j', long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..).map(|n| n as usize))]
     pub jobs: usize,
-    /// Run only this cell.
+    /// Run only cell I (0-based), e.g. as a Slurm array task; no aggregation.
+    #[arg(long, value_name = "I", conflicts_with_all = ["collect", "emit"])]
     pub cell: Option<usize>,
-    /// Write a Slurm job-array script and exit.
-    pub emit_slurm: bool,
-    /// Only aggregate what the cells wrote.
+    /// Write a job-array script for a scheduler to DIR/slurm/ instead of running.
+    #[arg(long, value_enum, conflicts_with = "collect")]
+    pub emit: Option<Emit>,
+    /// Only aggregate what the cells wrote (after a Slurm array); exits non-zero if a cell
+    /// failed or is missing.
+    #[arg(long)]
     pub collect: bool,
-    /// No progress bar.
+    /// Do not draw the progress bar.
+    #[arg(short = 'q', long)]
     pub quiet: bool,
+}
+
+/// Schedulers `--emit` writes scripts for.
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+pub enum Emit {
+    /// A Slurm job array: task i runs `seqmodal sweep|tune FILE --out DIR --cell i`.
+    Slurm,
+}
+
+impl CellArgs {
+    /// With `--emit`: writes the job-array script of `spec` for `seqmodal <command> FILE` and
+    /// says how to submit and collect it. True when it did (nothing else is to run).
+    pub(crate) fn emit_script(&self, spec: &Sweep, command: &str, file: &Path, dir: &Path) -> Result<bool> {
+        let Some(Emit::Slurm) = self.emit else { return Ok(false) };
+        let script = slurm::emit(spec, command, file, dir)?;
+        say!("{} cells: wrote {}", spec.cells.len(), script.display());
+        say!("submit:  sbatch {}", script.display());
+        say!("collect: seqmodal {command} {} --out {} --collect", file.display(), dir.display());
+        Ok(true)
+    }
+
+    /// The cell `--cell` asks for, refused (naming `file`) when the sweep has no such cell.
+    pub(crate) fn one_cell<'a>(&self, spec: &'a Sweep, file: &Path) -> Result<Option<(usize, &'a Cell)>> {
+        let Some(i) = self.cell else { return Ok(None) };
+        let n = spec.cells.len();
+        let cell = spec.cells.get(i).with_context(|| {
+            format!("--cell {i}: {} has {n} cells (0..{})", file.display(), n.saturating_sub(1))
+        })?;
+        Ok(Some((i, cell)))
+    }
 }
 
 /// How one cell ended in this invocation.
@@ -62,29 +108,17 @@ pub(crate) fn cell_dir(dir: &Path, cell: &Cell) -> PathBuf {
 
 /// Runs the `seqmodal sweep` command.
 pub fn sweep(args: &SweepArgs) -> Result<()> {
+    let c = &args.cells;
     let spec = Sweep::load(&args.sweep)?;
-    let dir = args.out.clone().unwrap_or_else(|| PathBuf::from("runs/sweeps").join(&spec.name));
-    let n = spec.cells.len();
-    if args.emit_slurm {
-        let script = slurm::emit(&spec, "sweep", &args.sweep, &dir)?;
-        say!("{n} cells: wrote {}", script.display());
-        say!("submit:  sbatch {}", script.display());
-        say!("collect: seqmodal sweep {} --out {} --collect", args.sweep.display(), dir.display());
+    let dir = c.out.clone().unwrap_or_else(|| PathBuf::from("runs/sweeps").join(&spec.name));
+    if c.emit_script(&spec, "sweep", &args.sweep, &dir)? {
         return Ok(());
     }
-    if args.collect {
+    if c.collect {
         return collect(&spec, &dir);
     }
     // A bad --cell is refused before anything is written.
-    let one = match args.cell {
-        Some(i) => Some((
-            i,
-            spec.cells.get(i).with_context(|| {
-                format!("--cell {i}: {} has {n} cells (0..{})", args.sweep.display(), n.saturating_sub(1))
-            })?,
-        )),
-        None => None,
-    };
+    let one = c.one_cell(&spec, &args.sweep)?;
     check_finished_cells_match(&spec, &dir)?;
     std::fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create sweep directory {}", dir.display()))?;
@@ -95,7 +129,7 @@ pub fn sweep(args: &SweepArgs) -> Result<()> {
     if let Some((i, cell)) = one {
         return run_one(i, cell, &dir);
     }
-    run_all(&spec, &dir, args.jobs.max(1), args.quiet)
+    run_all(&spec, &dir, c.jobs.max(1), c.quiet)
 }
 
 /// `--cell I`: runs cell `i` alone (a Slurm task); an error if it fails.
