@@ -83,6 +83,21 @@ fn in_pool<T: Send>(threads: usize, f: impl FnOnce() -> T + Send) -> PyResult<T>
     Ok(pool.install(f))
 }
 
+/// Calls `f(database, queries)` on views of the two code arrays (each borrowed in place where
+/// its layout allows; errors name `db_codes` or `query_codes`).
+fn with_codes<'py, R>(
+    db_codes: &Bound<'py, PyAny>,
+    query_codes: &Bound<'py, PyAny>,
+    f: impl FnOnce(CodesView<'_>, CodesView<'_>) -> PyResult<R>,
+) -> PyResult<R> {
+    let (db, q) = (code_array(db_codes, "db_codes")?, code_array(query_codes, "query_codes")?);
+    let (dbw, n, dbits) = words(&db, "db_codes")?;
+    let (qw, nq, qbits) = words(&q, "query_codes")?;
+    let dbv = CodesView::from_words(&dbw, n, dbits).map_err(value_err)?;
+    let qv = CodesView::from_words(&qw, nq, qbits).map_err(value_err)?;
+    f(dbv, qv)
+}
+
 /// Exact top-k (or top-k within a radius) search: (distances int32 (Q, k), ids int64 (Q, k)).
 #[pyfunction]
 #[pyo3(signature = (db_codes, query_codes, k, radius, threads))]
@@ -94,18 +109,15 @@ fn knn<'py>(
     radius: Option<u32>,
     threads: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let (db, q) = (code_array(db_codes, "db_codes")?, code_array(query_codes, "query_codes")?);
-    let (dbw, n, dbits) = words(&db, "db_codes")?;
-    let (qw, nq, qbits) = words(&q, "query_codes")?;
-    let dbv = CodesView::from_words(&dbw, n, dbits).map_err(value_err)?;
-    let qv = CodesView::from_words(&qw, nq, qbits).map_err(value_err)?;
-    let nn = py
-        .detach(|| in_pool(threads, || seqmodal_hamming::knn(qv, dbv, k, radius, Engine::default())))?
-        .map_err(value_err)?;
-    let shape = (nq, k);
-    let d = Array2::from_shape_vec(shape, nn.distances().to_vec()).map_err(value_err)?;
-    let i = Array2::from_shape_vec(shape, nn.ids().to_vec()).map_err(value_err)?;
-    PyTuple::new(py, [d.into_pyarray(py).into_any(), i.into_pyarray(py).into_any()])
+    with_codes(db_codes, query_codes, |dbv, qv| {
+        let nn = py
+            .detach(|| in_pool(threads, || seqmodal_hamming::knn(qv, dbv, k, radius, Engine::default())))?
+            .map_err(value_err)?;
+        let shape = (qv.len(), k);
+        let d = Array2::from_shape_vec(shape, nn.distances().to_vec()).map_err(value_err)?;
+        let i = Array2::from_shape_vec(shape, nn.ids().to_vec()).map_err(value_err)?;
+        PyTuple::new(py, [d.into_pyarray(py).into_any(), i.into_pyarray(py).into_any()])
+    })
 }
 
 /// Range search: every database item at distance <= radius, as FAISS's (lims, D, I).
@@ -118,57 +130,55 @@ fn range_search<'py>(
     radius: u32,
     threads: usize,
 ) -> PyResult<Bound<'py, PyTuple>> {
-    let (db, q) = (code_array(db_codes, "db_codes")?, code_array(query_codes, "query_codes")?);
-    let (dbw, n, dbits) = words(&db, "db_codes")?;
-    let (qw, nq, qbits) = words(&q, "query_codes")?;
-    let dbv = CodesView::from_words(&dbw, n, dbits).map_err(value_err)?;
-    let qv = CodesView::from_words(&qw, nq, qbits).map_err(value_err)?;
-    if qbits != dbits {
-        return Err(value_err(seqmodal_hamming::HammingError::BitsMismatch {
-            query: qbits,
-            database: dbits,
-        }));
-    }
-    let hits: Vec<Vec<(u32, u32)>> = py
-        .detach(|| {
-            in_pool(threads, || {
-                (0..nq)
-                    .into_par_iter()
-                    .map_init(
-                        || vec![0u32; n],
-                        |dist, i| -> seqmodal_hamming::Result<Vec<(u32, u32)>> {
-                            seqmodal_hamming::distances_into(qv.row(i), dbv, Engine::default(), dist)?;
-                            // Index order, then a stable sort by distance: ties stay by index.
-                            let mut row: Vec<(u32, u32)> = (0u32..)
-                                .zip(dist.iter())
-                                .filter(|&(_, &d)| d <= radius)
-                                .map(|(j, &d)| (d, j))
-                                .collect();
-                            row.sort_by_key(|&(d, _)| d);
-                            Ok(row)
-                        },
-                    )
-                    .collect::<seqmodal_hamming::Result<_>>()
-            })
-        })?
-        .map_err(value_err)?;
-    let mut lims = Vec::with_capacity(nq + 1);
-    lims.push(0i64);
-    let total: usize = hits.iter().map(Vec::len).sum();
-    let (mut d, mut ids) = (Vec::with_capacity(total), Vec::with_capacity(total));
-    for row in &hits {
-        d.extend(row.iter().map(|&(dist, _)| dist as i32));
-        ids.extend(row.iter().map(|&(_, j)| i64::from(j)));
-        lims.push(d.len() as i64);
-    }
-    PyTuple::new(
-        py,
-        [
-            Array1::from(lims).into_pyarray(py).into_any(),
-            Array1::from(d).into_pyarray(py).into_any(),
-            Array1::from(ids).into_pyarray(py).into_any(),
-        ],
-    )
+    with_codes(db_codes, query_codes, |dbv, qv| {
+        let (n, nq, dbits, qbits) = (dbv.len(), qv.len(), dbv.bits(), qv.bits());
+        if qbits != dbits {
+            return Err(value_err(seqmodal_hamming::HammingError::BitsMismatch {
+                query: qbits,
+                database: dbits,
+            }));
+        }
+        let hits: Vec<Vec<(u32, u32)>> = py
+            .detach(|| {
+                in_pool(threads, || {
+                    (0..nq)
+                        .into_par_iter()
+                        .map_init(
+                            || vec![0u32; n],
+                            |dist, i| -> seqmodal_hamming::Result<Vec<(u32, u32)>> {
+                                seqmodal_hamming::distances_into(qv.row(i), dbv, Engine::default(), dist)?;
+                                // Index order, then a stable sort by distance: ties stay by index.
+                                let mut row: Vec<(u32, u32)> = (0u32..)
+                                    .zip(dist.iter())
+                                    .filter(|&(_, &d)| d <= radius)
+                                    .map(|(j, &d)| (d, j))
+                                    .collect();
+                                row.sort_by_key(|&(d, _)| d);
+                                Ok(row)
+                            },
+                        )
+                        .collect::<seqmodal_hamming::Result<_>>()
+                })
+            })?
+            .map_err(value_err)?;
+        let mut lims = Vec::with_capacity(nq + 1);
+        lims.push(0i64);
+        let total: usize = hits.iter().map(Vec::len).sum();
+        let (mut d, mut ids) = (Vec::with_capacity(total), Vec::with_capacity(total));
+        for row in &hits {
+            d.extend(row.iter().map(|&(dist, _)| dist as i32));
+            ids.extend(row.iter().map(|&(_, j)| i64::from(j)));
+            lims.push(d.len() as i64);
+        }
+        PyTuple::new(
+            py,
+            [
+                Array1::from(lims).into_pyarray(py).into_any(),
+                Array1::from(d).into_pyarray(py).into_any(),
+                Array1::from(ids).into_pyarray(py).into_any(),
+            ],
+        )
+    })
 }
 
 /// Label values under the shared `.npy` rules (the bytes of a C-contiguous array, its numpy
@@ -221,54 +231,52 @@ fn evaluate<'py>(
 ) -> PyResult<Bound<'py, PyDict>> {
     let metrics: Vec<Metric> =
         metrics.iter().map(|m| m.parse().map_err(value_err)).collect::<PyResult<_>>()?;
-    let (db, q) = (code_array(db_codes, "db_codes")?, code_array(query_codes, "query_codes")?);
-    let (dbw, n, dbits) = words(&db, "db_codes")?;
-    let (qw, nq, qbits) = words(&q, "query_codes")?;
-    let dbv = CodesView::from_words(&dbw, n, dbits).map_err(value_err)?;
-    let qv = CodesView::from_words(&qw, nq, qbits).map_err(value_err)?;
-    let dl = raw_labels(&db_labels, db_descr, db_shape, "db_labels")?;
-    let ql = raw_labels(&query_labels, query_descr, query_shape, "query_labels")?;
-    // Class ids share one class count; ids beside multi-hot rows take the rows' width (as
-    // `seqmodal eval` reads two label files).
-    let classes = match (&ql, &dl) {
-        (RawLabels::Ids(_), RawLabels::Ids(_)) => ql.classes().max(dl.classes()).max(1),
-        (RawLabels::Ids(_), RawLabels::MultiHot { classes, .. }) => *classes,
-        (RawLabels::MultiHot { classes, .. }, RawLabels::Ids(_)) => *classes,
-        (RawLabels::MultiHot { classes: a, .. }, RawLabels::MultiHot { classes: b, .. }) => {
-            if a != b {
-                return Err(value_err(format!(
-                    "label widths differ: query_labels have {a} classes, db_labels have {b}"
-                )));
+    with_codes(db_codes, query_codes, |dbv, qv| {
+        let nq = qv.len();
+        let dl = raw_labels(&db_labels, db_descr, db_shape, "db_labels")?;
+        let ql = raw_labels(&query_labels, query_descr, query_shape, "query_labels")?;
+        // Class ids share one class count; ids beside multi-hot rows take the rows' width (as
+        // `seqmodal eval` reads two label files).
+        let classes = match (&ql, &dl) {
+            (RawLabels::Ids(_), RawLabels::Ids(_)) => ql.classes().max(dl.classes()).max(1),
+            (RawLabels::Ids(_), RawLabels::MultiHot { classes, .. }) => *classes,
+            (RawLabels::MultiHot { classes, .. }, RawLabels::Ids(_)) => *classes,
+            (RawLabels::MultiHot { classes: a, .. }, RawLabels::MultiHot { classes: b, .. }) => {
+                if a != b {
+                    return Err(value_err(format!(
+                        "label widths differ: query_labels have {a} classes, db_labels have {b}"
+                    )));
+                }
+                *a
             }
-            *a
+        };
+        let (qs, ds) = (label_set(&ql, classes)?, label_set(&dl, classes)?);
+        if nq == 0 {
+            return Err(value_err("query_codes has no rows: every metric is a mean over queries"));
         }
-    };
-    let (qs, ds) = (label_set(&ql, classes)?, label_set(&dl, classes)?);
-    if nq == 0 {
-        return Err(value_err("query_codes has no rows: every metric is a mean over queries"));
-    }
-    let report = py
-        .detach(|| {
-            in_pool(threads, || {
-                seqmodal_hamming::evaluate_with(qv, &qs, dbv, &ds, &metrics, Engine::default(), pr_curve)
-            })
-        })?
-        .map_err(value_err)?;
-    let out = PyDict::new(py);
-    for (m, v) in metrics.iter().zip(&report.metrics) {
-        out.set_item(m.to_string(), v)?;
-    }
-    if pr_curve {
-        let curve = PyDict::new(py);
-        let radius: Vec<u32> = report.pr_curve.iter().map(|p| p.radius).collect();
-        curve.set_item("radius", Array1::from(radius).into_pyarray(py))?;
-        let precision: Vec<f64> = report.pr_curve.iter().map(|p| p.precision).collect();
-        curve.set_item("precision", Array1::from(precision).into_pyarray(py))?;
-        let recall: Vec<f64> = report.pr_curve.iter().map(|p| p.recall).collect();
-        curve.set_item("recall", Array1::from(recall).into_pyarray(py))?;
-        out.set_item("pr_curve", curve)?;
-    }
-    Ok(out)
+        let report = py
+            .detach(|| {
+                in_pool(threads, || {
+                    seqmodal_hamming::evaluate_with(qv, &qs, dbv, &ds, &metrics, Engine::default(), pr_curve)
+                })
+            })?
+            .map_err(value_err)?;
+        let out = PyDict::new(py);
+        for (m, v) in metrics.iter().zip(&report.metrics) {
+            out.set_item(m.to_string(), v)?;
+        }
+        if pr_curve {
+            let curve = PyDict::new(py);
+            let radius: Vec<u32> = report.pr_curve.iter().map(|p| p.radius).collect();
+            curve.set_item("radius", Array1::from(radius).into_pyarray(py))?;
+            let precision: Vec<f64> = report.pr_curve.iter().map(|p| p.precision).collect();
+            curve.set_item("precision", Array1::from(precision).into_pyarray(py))?;
+            let recall: Vec<f64> = report.pr_curve.iter().map(|p| p.recall).collect();
+            curve.set_item("recall", Array1::from(recall).into_pyarray(py))?;
+            out.set_item("pr_curve", curve)?;
+        }
+        Ok(out)
+    })
 }
 
 /// The compiled half of the `seqmodal` package.
