@@ -133,42 +133,32 @@ fn eval_json_equals_library_evaluate() {
     npy::write_i64(&qlp, &[nq], &qids).unwrap();
     let dlp = tmp.path().join("dl.npy");
     npy::write_npy(&dlp, DType::U8, &[n, classes], &dh).unwrap();
-    let o = seqmodal(&[
-        "eval",
-        "--database",
-        s(&dbp),
-        "--queries",
-        s(&qp),
-        "--db-labels",
-        s(&dlp),
-        "--query-labels",
-        s(&qlp),
-        "--k",
-        "50",
-    ]);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    // `seqmodal eval --k 50` of the codes with these label files, its JSON.
+    let eval = |dl: &Path, ql: &Path| -> serde_json::Value {
+        let o = seqmodal(&[
+            "eval",
+            "--database",
+            s(&dbp),
+            "--queries",
+            s(&qp),
+            "--db-labels",
+            s(dl),
+            "--query-labels",
+            s(ql),
+            "--k",
+            "50",
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice(&o.stdout).unwrap()
+    };
+    let v = eval(&dlp, &qlp);
     // The same labels as float64 arrays (as pandas and MATLAB write them) give the same numbers.
     let f64s = |v: &mut dyn Iterator<Item = f64>| v.flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>();
     let qlf = tmp.path().join("ql-f64.npy");
     npy::write_npy(&qlf, DType::F64, &[nq], &f64s(&mut qids.iter().map(|&c| c as f64))).unwrap();
     let dlf = tmp.path().join("dl-f64.npy");
     npy::write_npy(&dlf, DType::F64, &[n, classes], &f64s(&mut dh.iter().map(|&c| f64::from(c)))).unwrap();
-    let of = seqmodal(&[
-        "eval",
-        "--database",
-        s(&dbp),
-        "--queries",
-        s(&qp),
-        "--db-labels",
-        s(&dlf),
-        "--query-labels",
-        s(&qlf),
-        "--k",
-        "50",
-    ]);
-    assert!(of.status.success(), "{}", String::from_utf8_lossy(&of.stderr));
-    let vf: serde_json::Value = serde_json::from_slice(&of.stdout).unwrap();
+    let vf = eval(&dlf, &qlf);
     for key in ["map", "map@50", "p@50", "p@r2", "pr_curve", "classes"] {
         assert_eq!(v[key], vf[key], "{key}: int labels vs float64 labels");
     }
