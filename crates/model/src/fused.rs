@@ -7,18 +7,26 @@
 //! three gemms plus one pass backward, and the loss is one op whose backward writes the
 //! gradients of the codes and logits directly.
 //!
-//! Threads: every gemm is cut into a split that depends only on the shapes (blocks of
-//! [`CHUNK_ROWS`] output rows), each block a single-threaded gemm, and every sum runs in
-//! one fixed order. Blocks then run on the training pool when it has several threads,
-//! and results are bit-identical whatever the thread count.
+//! Threads: every gemm's output is cut into tiles that depend only on the shapes (at most
+//! [`TILE_ROWS`] x [`TILE_COLS`], see [`tile_shape`]), each tile a single-threaded gemm, and
+//! every sum runs in one fixed order. Tiles then run on the training pool when it has
+//! several threads, and results are bit-identical whatever the thread count.
 
+use std::marker::PhantomData;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use candle_core::utils::BarrierPool;
 use candle_core::{CpuStorage, CustomOp2, CustomOp3, Layout, Shape, Storage, Tensor};
 
-/// Output rows per block of a split gemm (fixed: the split must not depend on threads).
+/// Rows per block of the elementwise passes (fixed: a split never depends on threads).
 const CHUNK_ROWS: usize = 64;
+
+/// Largest output tile of a split gemm: a whole batch of 128 rows by 64 columns.
+const TILE_ROWS: usize = 128;
+const TILE_COLS: usize = 64;
+/// Outputs with fewer tiles than this get shorter ones, down to [`MIN_TILE_ROWS`].
+const MIN_TILES: usize = 4;
+const MIN_TILE_ROWS: usize = 16;
 
 /// Rows per block of the pairwise loss.
 const PAIR_ROWS: usize = 32;
@@ -108,54 +116,136 @@ impl<'a> View<'a> {
         Self { data: &self.data[start..], ..self }
     }
 
+    /// The view starting at column `c`.
+    fn at_col(self, c: usize) -> Self {
+        let start = (c * self.cs).min(self.data.len());
+        Self { data: &self.data[start..], ..self }
+    }
+
     fn covers(&self, rows: usize, cols: usize) -> bool {
         rows == 0 || cols == 0 || (rows - 1) * self.rs + (cols - 1) * self.cs < self.data.len()
     }
 }
 
-/// `dst (m x n, row-major) = a (m x k) b (k x n)` on one thread.
-fn gemm(dst: &mut [f32], m: usize, n: usize, k: usize, a: View, b: View) {
-    assert!(dst.len() >= m * n && a.covers(m, k) && b.covers(k, n), "fused gemm: operand out of bounds");
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        dst[..m * n].fill(0.0);
-        return;
-    }
-    // SAFETY: the assert above keeps every index the kernel reads or writes inside the
-    // slices; `dst` is exclusively borrowed, so it aliases neither operand.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            a.data.as_ptr(),
-            a.cs as isize,
-            a.rs as isize,
-            b.data.as_ptr(),
-            b.cs as isize,
-            b.rs as isize,
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::None,
-        );
+/// A pointer to a destination whose tiles different threads write (each tile once, and
+/// tiles never overlap).
+#[derive(Clone, Copy)]
+struct SharedDst(*mut f32);
+
+// SAFETY: the pointer is only used through [`Tile`]s, which are disjoint and each handed
+// to one thread; the slice it came from stays exclusively borrowed while they exist.
+unsafe impl Send for SharedDst {}
+unsafe impl Sync for SharedDst {}
+
+impl SharedDst {
+    /// The pointer `off` values further on.
+    ///
+    /// # Safety
+    /// `off` must stay inside the destination.
+    unsafe fn add(self, off: usize) -> Self {
+        // SAFETY: the caller keeps `off` inside the destination.
+        SharedDst(unsafe { self.0.add(off) })
     }
 }
 
-/// `dst (m x n) = a (m x k) b (k x n)`, split into blocks of output rows on `par`.
-fn gemm_split(par: Option<&BarrierPool>, dst: &mut [f32], n: usize, k: usize, a: View, b: View) {
-    each_block(par, dst, CHUNK_ROWS * n, |i, block| {
-        let rows = block.len() / n.max(1);
-        gemm(block, rows, n, k, a.at_row(i * CHUNK_ROWS), b);
+/// One tile of a row-major destination `stride` wide: rows `r0..r0 + rows`, columns
+/// `c0..c0 + cols`.
+struct Tile<'a> {
+    dst: SharedDst,
+    r0: usize,
+    c0: usize,
+    rows: usize,
+    cols: usize,
+    stride: usize,
+    _dst: PhantomData<&'a mut [f32]>,
+}
+
+impl Tile<'_> {
+    /// `tile = a[r0.., ..] b[.., c0..]`, `k` deep, on this thread.
+    fn gemm(&mut self, k: usize, a: View, b: View) {
+        let (a, b) = (a.at_row(self.r0), b.at_col(self.c0));
+        assert!(a.covers(self.rows, k) && b.covers(k, self.cols), "fused gemm: operand out of bounds");
+        // SAFETY: the assert keeps every read inside the operand slices; `tiled` checked
+        // that the tile lies inside the destination, which no operand aliases (it is
+        // exclusively borrowed) and no other tile overlaps.
+        unsafe {
+            gemm::gemm(
+                self.rows,
+                self.cols,
+                k,
+                self.dst.0,
+                1,
+                self.stride as isize,
+                false,
+                a.data.as_ptr(),
+                a.cs as isize,
+                a.rs as isize,
+                b.data.as_ptr(),
+                b.cs as isize,
+                b.rs as isize,
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::None,
+            );
+        }
+    }
+
+    /// Row `i` of the tile (its `cols` values).
+    fn row(&mut self, i: usize) -> &mut [f32] {
+        assert!(i < self.rows, "tile row {i} of {}", self.rows);
+        // SAFETY: inside the tile (checked above and in `tiled`), which this borrow owns.
+        unsafe { std::slice::from_raw_parts_mut(self.dst.0.add(i * self.stride), self.cols) }
+    }
+}
+
+/// How an `m x n` output is cut into tiles: `(rows, cols)` per tile. It depends on the
+/// shape only, never on the thread count, so every value comes out of the same gemm call
+/// whatever runs it. Tiles span the whole batch where they can: a forward layer's gemm
+/// then packs each slice of the weight once per step, not once per block of rows; short
+/// outputs get shorter tiles so that two threads both have work.
+fn tile_shape(m: usize, n: usize) -> (usize, usize) {
+    let cols = TILE_COLS.min(n.max(1));
+    let mut rows = TILE_ROWS;
+    while rows > MIN_TILE_ROWS && m.div_ceil(rows) * n.div_ceil(cols) < MIN_TILES {
+        rows /= 2;
+    }
+    (rows.min(m.max(1)), cols)
+}
+
+/// Calls `f` on every tile of the row-major `m x n` matrix `dst`, on `par` when given.
+fn tiled<F>(par: Option<&BarrierPool>, dst: &mut [f32], m: usize, n: usize, f: F)
+where
+    F: Fn(&mut Tile) + Sync,
+{
+    assert!(dst.len() >= m * n, "fused gemm: destination of {} for {m} x {n}", dst.len());
+    if m == 0 || n == 0 {
+        return;
+    }
+    let (tr, tc) = tile_shape(m, n);
+    let across = n.div_ceil(tc);
+    let base = SharedDst(dst.as_mut_ptr());
+    for_each_block(par, m.div_ceil(tr) * across, |t| {
+        let (r0, c0) = (t / across * tr, t % across * tc);
+        let mut tile = Tile {
+            // SAFETY: r0 < m and c0 < n, so the offset is inside `dst`.
+            dst: unsafe { base.add(r0 * n + c0) },
+            r0,
+            c0,
+            rows: tr.min(m - r0),
+            cols: tc.min(n - c0),
+            stride: n,
+            _dst: PhantomData,
+        };
+        f(&mut tile);
     });
+}
+
+/// `dst (m x n) = a (m x k) b (k x n)`, tiled on `par`.
+fn gemm_tiled(par: Option<&BarrierPool>, dst: &mut [f32], m: usize, n: usize, k: usize, a: View, b: View) {
+    tiled(par, dst, m, n, |t| t.gemm(k, a, b));
 }
 
 /// Activation fused into a [`Linear`] layer.
@@ -246,11 +336,11 @@ impl CustomOp3 for Linear {
         let (x, w, b) = (slice(xs, xl, "input")?, slice(ws, wl, "weight")?, slice(bs, bl, "bias")?);
         let mut y = vec![0f32; n * o];
         let act = self.0;
-        each_block(pool(), &mut y, CHUNK_ROWS * o, |i, block| {
-            let rows = block.len() / o.max(1);
-            gemm(block, rows, o, d, View::rows(x, d).at_row(i * CHUNK_ROWS), View::rows(w, d).t());
-            for row in block.chunks_mut(o.max(1)) {
-                for (v, &bias) in row.iter_mut().zip(b) {
+        tiled(pool(), &mut y, n, o, |t| {
+            t.gemm(d, View::rows(x, d), View::rows(w, d).t());
+            let b = &b[t.c0..t.c0 + t.cols];
+            for i in 0..t.rows {
+                for (v, &bias) in t.row(i).iter_mut().zip(b) {
                     *v = act.apply(*v + bias);
                 }
             }
@@ -291,10 +381,14 @@ impl CustomOp3 for Linear {
             }
         }
         let mut dw = vec![0f32; o * d];
-        with_data(x, "input", |x| gemm_split(par, &mut dw, d, n, View::rows(&gp, o).t(), View::rows(x, d)))?;
+        with_data(x, "input", |x| {
+            gemm_tiled(par, &mut dw, o, d, n, View::rows(&gp, o).t(), View::rows(x, d))
+        })?;
         let dx = if x.track_op() {
             let mut dx = vec![0f32; n * d];
-            with_data(w, "weight", |w| gemm_split(par, &mut dx, d, o, View::rows(&gp, o), View::rows(w, d)))?;
+            with_data(w, "weight", |w| {
+                gemm_tiled(par, &mut dx, n, d, o, View::rows(&gp, o), View::rows(w, d))
+            })?;
             Some(Tensor::from_vec(dx, (n, d), x.device())?)
         } else {
             None
@@ -378,7 +472,7 @@ impl CustomOp2 for Loss {
         let scale = 8.0 / bits as f32;
         let par = pool();
         let mut theta = vec![0f32; n * n];
-        gemm_split(par, &mut theta, n, bits, View::rows(h, bits), View::rows(h, bits).t());
+        gemm_tiled(par, &mut theta, n, n, bits, View::rows(h, bits), View::rows(h, bits).t());
         // Each block of rows sums its pairs (its own f64 partial, added in block order) and
         // turns theta into sigmoid(theta) - S, the backward's coefficient, in place.
         let blocks = n.div_ceil(PAIR_ROWS);
@@ -454,10 +548,15 @@ impl CustomOp2 for Loss {
             self.pair_grad.lock().map_err(|_| candle_core::Error::Msg("poisoned loss cache".into()))?;
         let par = pool();
         with_data(&h.contiguous()?, "codes", |h| {
-            gemm_split(par, &mut dh, bits, n, View::rows(&cache, n), View::rows(h, bits));
-            for (d, &v) in dh.iter_mut().zip(h) {
-                *d = *d * coef + (v - sign(v)) * qcoef;
-            }
+            tiled(par, &mut dh, n, bits, |t| {
+                t.gemm(n, View::rows(&cache, n), View::rows(h, bits));
+                for i in 0..t.rows {
+                    let hr = &h[(t.r0 + i) * bits + t.c0..][..t.cols];
+                    for (d, &v) in t.row(i).iter_mut().zip(hr) {
+                        *d = *d * coef + (v - sign(v)) * qcoef;
+                    }
+                }
+            });
         })?;
         Ok((
             Some(Tensor::from_vec(dh, (n, bits), h.device())?),
@@ -604,7 +703,7 @@ mod tests {
         let (a, b) = (values(m * k, 7), values(k * n, 8));
         let run = |par| {
             let mut dst = vec![0f32; m * n];
-            gemm_split(par, &mut dst, n, k, View::rows(&a, k), View::rows(&b, n));
+            gemm_tiled(par, &mut dst, m, n, k, View::rows(&a, k), View::rows(&b, n));
             dst
         };
         let (one, three) = (run(None), run(Some(pool)));
