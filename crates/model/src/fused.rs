@@ -163,7 +163,11 @@ struct Tile<'a> {
 impl Tile<'_> {
     /// `tile = a[r0.., ..] b[.., c0..]`, `k` deep, on this thread.
     fn gemm(&mut self, k: usize, a: View, b: View) {
-        let (a, b) = (a.at_row(self.r0), b.at_col(self.c0));
+        self.gemm_at(k, a.at_row(self.r0), b.at_col(self.c0));
+    }
+
+    /// `tile = a b` for operands already cut to the tile (`a`: rows x k, `b`: k x cols).
+    fn gemm_at(&mut self, k: usize, a: View, b: View) {
         assert!(a.covers(self.rows, k) && b.covers(k, self.cols), "fused gemm: operand out of bounds");
         // SAFETY: the assert keeps every read inside the operand slices; `tiled` checked
         // that the tile lies inside the destination, which no operand aliases (it is
@@ -241,6 +245,24 @@ where
         };
         f(&mut tile);
     });
+}
+
+/// Rows `r0..r0 + rows` of the row-major `w` (`d` wide), transposed: `d x rows`, row-major.
+fn transpose_rows(w: &[f32], d: usize, r0: usize, rows: usize) -> Vec<f32> {
+    // In square blocks, so that both the rows read and the rows written stay in cache.
+    const B: usize = 16;
+    let mut out = vec![0f32; d * rows];
+    let w = &w[r0 * d..(r0 + rows) * d];
+    for jb in (0..rows).step_by(B) {
+        for kb in (0..d).step_by(B) {
+            for j in jb..(jb + B).min(rows) {
+                for (kk, &v) in w[j * d + kb..j * d + (kb + B).min(d)].iter().enumerate() {
+                    out[(kb + kk) * rows + j] = v;
+                }
+            }
+        }
+    }
+    out
 }
 
 /// `dst (m x n) = a (m x k) b (k x n)`, tiled on `par`.
@@ -337,7 +359,10 @@ impl CustomOp3 for Linear {
         let mut y = vec![0f32; n * o];
         let act = self.0;
         tiled(pool(), &mut y, n, o, |t| {
-            t.gemm(d, View::rows(x, d), View::rows(w, d).t());
+            // The tile's weight rows transposed first: gemm would otherwise pack them from
+            // W's rows one scalar at a time, d floats apart (15 % of a one-thread step).
+            let wt = transpose_rows(w, d, t.c0, t.cols);
+            t.gemm_at(d, View::rows(x, d).at_row(t.r0), View::rows(&wt, t.cols));
             let b = &b[t.c0..t.c0 + t.cols];
             for i in 0..t.rows {
                 for (v, &bias) in t.row(i).iter_mut().zip(b) {
@@ -692,6 +717,22 @@ mod tests {
             }
         }
         Ok(())
+    }
+
+    /// `transpose_rows` is the transpose of the rows asked for, at sizes that are not
+    /// multiples of its block.
+    #[test]
+    fn transpose_rows_transposes_the_band() {
+        let (rows, d) = (41, 37);
+        let w: Vec<f32> = (0..rows * d).map(|i| i as f32).collect();
+        let (r0, band) = (3, 35);
+        let t = transpose_rows(&w, d, r0, band);
+        assert_eq!(t.len(), d * band);
+        for k in 0..d {
+            for j in 0..band {
+                assert_eq!(t[k * band + j], w[(r0 + j) * d + k], "({k}, {j})");
+            }
+        }
     }
 
     /// A split gemm gives the same bits run in order on this thread or on candle's barrier
