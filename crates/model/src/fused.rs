@@ -282,27 +282,27 @@ pub(crate) enum Act {
 }
 
 impl Act {
-    fn apply(self, v: f32) -> f32 {
-        match self {
-            Act::Identity => v,
-            Act::Relu => v.max(0.0),
-            Act::Tanh => v.tanh(),
-        }
+    /// `row = act(row + bias)`, one loop per activation so that each vectorises.
+    fn add_bias_apply(self, row: &mut [f32], bias: &[f32]) {
+        crate::simd::widest(|| match self {
+            Act::Identity => row.iter_mut().zip(bias).for_each(|(v, &b)| *v += b),
+            Act::Relu => row.iter_mut().zip(bias).for_each(|(v, &b)| *v = (*v + b).max(0.0)),
+            Act::Tanh => row.iter_mut().zip(bias).for_each(|(v, &b)| *v = (*v + b).tanh()),
+        })
     }
 
-    /// Derivative at the pre-activation, from the activation's output `y`.
-    fn slope(self, y: f32) -> f32 {
-        match self {
-            Act::Identity => 1.0,
-            Act::Relu => {
-                if y > 0.0 {
-                    1.0
-                } else {
-                    0.0
-                }
-            }
-            Act::Tanh => 1.0 - y * y,
+    /// `out = g * act'(pre-activation)`, the derivative taken from the output `y`.
+    fn times_slope(self, out: &mut [f32], g: &[f32], y: &[f32]) {
+        #[inline(always)]
+        fn each(out: &mut [f32], g: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) {
+            out.iter_mut().zip(g).zip(y).for_each(|((o, &g), &y)| *o = f(g, y));
         }
+        // `g * 1.0` and `g * 0.0` as before, so that signed zeros stay as they were.
+        crate::simd::widest(|| match self {
+            Act::Identity => each(out, g, y, |g, _| g * 1.0),
+            Act::Relu => each(out, g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 }),
+            Act::Tanh => each(out, g, y, |g, y| g * (1.0 - y * y)),
+        })
     }
 }
 
@@ -361,13 +361,11 @@ impl CustomOp3 for Linear {
         tiled(pool(), &mut y, n, o, |t| {
             // The tile's weight rows transposed first: gemm would otherwise pack them from
             // W's rows one scalar at a time, d floats apart (15 % of a one-thread step).
-            let wt = transpose_rows(w, d, t.c0, t.cols);
+            let wt = crate::simd::widest(|| transpose_rows(w, d, t.c0, t.cols));
             t.gemm_at(d, View::rows(x, d).at_row(t.r0), View::rows(&wt, t.cols));
             let b = &b[t.c0..t.c0 + t.cols];
             for i in 0..t.rows {
-                for (v, &bias) in t.row(i).iter_mut().zip(b) {
-                    *v = act.apply(*v + bias);
-                }
+                act.add_bias_apply(t.row(i), b);
             }
         });
         Ok((CpuStorage::F32(y), Shape::from((n, o))))
@@ -392,9 +390,7 @@ impl CustomOp3 for Linear {
                 each_block(par, &mut gp, CHUNK_ROWS * o, |i, block| {
                     let start = i * CHUNK_ROWS * o;
                     let (g, y) = (&g[start..start + block.len()], &y[start..start + block.len()]);
-                    for ((p, &g), &y) in block.iter_mut().zip(g).zip(y) {
-                        *p = g * self.0.slope(y);
-                    }
+                    self.0.times_slope(block, g, y);
                 })
             })
         })??;

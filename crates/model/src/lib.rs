@@ -11,6 +11,7 @@ mod fused;
 pub mod loss;
 mod network;
 mod optim;
+mod simd;
 
 pub use candle_core::{Device, Tensor, Var};
 pub use config::{AdapterKind, LossWeights, ModelConfig};

@@ -68,12 +68,14 @@ impl InplaceOp2 for Update<'_> {
         }
         let update = |theta: &mut [f32], grad: &[f32], m: &mut [f32], v: &mut [f32]| {
             let (b1, b2) = (self.beta1, self.beta2);
-            for (((t, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
-                *m = *m * b1 + g * (1.0 - b1);
-                *v = *v * b2 + g * g * (1.0 - b2);
-                let step = (*m * self.scale_m) / ((*v * self.scale_v).sqrt() + self.eps);
-                *t = *t * self.decay - step * self.lr;
-            }
+            crate::simd::widest(|| {
+                for (((t, &g), m), v) in theta.iter_mut().zip(grad).zip(m.iter_mut()).zip(v.iter_mut()) {
+                    *m = *m * b1 + g * (1.0 - b1);
+                    *v = *v * b2 + g * g * (1.0 - b2);
+                    let step = (*m * self.scale_m) / ((*v * self.scale_v).sqrt() + self.eps);
+                    *t = *t * self.decay - step * self.lr;
+                }
+            })
         };
         // Elementwise, so any split gives the same bits; big parameters go in blocks.
         const BLOCK: usize = 1 << 15;
