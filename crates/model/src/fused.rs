@@ -247,24 +247,6 @@ where
     });
 }
 
-/// Rows `r0..r0 + rows` of the row-major `w` (`d` wide), transposed: `d x rows`, row-major.
-fn transpose_rows(w: &[f32], d: usize, r0: usize, rows: usize) -> Vec<f32> {
-    // In square blocks, so that both the rows read and the rows written stay in cache.
-    const B: usize = 16;
-    let mut out = vec![0f32; d * rows];
-    let w = &w[r0 * d..(r0 + rows) * d];
-    for jb in (0..rows).step_by(B) {
-        for kb in (0..d).step_by(B) {
-            for j in jb..(jb + B).min(rows) {
-                for (kk, &v) in w[j * d + kb..j * d + (kb + B).min(d)].iter().enumerate() {
-                    out[(kb + kk) * rows + j] = v;
-                }
-            }
-        }
-    }
-    out
-}
-
 /// `dst (m x n) = a (m x k) b (k x n)`, tiled on `par`.
 fn gemm_tiled(par: Option<&BarrierPool>, dst: &mut [f32], m: usize, n: usize, k: usize, a: View, b: View) {
     tiled(par, dst, m, n, |t| t.gemm(k, a, b));
@@ -361,7 +343,7 @@ impl CustomOp3 for Linear {
         tiled(pool(), &mut y, n, o, |t| {
             // The tile's weight rows transposed first: gemm would otherwise pack them from
             // W's rows one scalar at a time, d floats apart (15 % of a one-thread step).
-            let wt = crate::simd::widest(|| transpose_rows(w, d, t.c0, t.cols));
+            let wt = crate::simd::transpose_rows(w, d, t.c0, t.cols);
             t.gemm_at(d, View::rows(x, d).at_row(t.r0), View::rows(&wt, t.cols));
             let b = &b[t.c0..t.c0 + t.cols];
             for i in 0..t.rows {
@@ -713,22 +695,6 @@ mod tests {
             }
         }
         Ok(())
-    }
-
-    /// `transpose_rows` is the transpose of the rows asked for, at sizes that are not
-    /// multiples of its block.
-    #[test]
-    fn transpose_rows_transposes_the_band() {
-        let (rows, d) = (41, 37);
-        let w: Vec<f32> = (0..rows * d).map(|i| i as f32).collect();
-        let (r0, band) = (3, 35);
-        let t = transpose_rows(&w, d, r0, band);
-        assert_eq!(t.len(), d * band);
-        for k in 0..d {
-            for j in 0..band {
-                assert_eq!(t[k * band + j], w[(r0 + j) * d + k], "({k}, {j})");
-            }
-        }
     }
 
     /// A split gemm gives the same bits run in order on this thread or on candle's barrier
