@@ -11,14 +11,6 @@
 pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
     #[cfg(target_arch = "x86_64")]
     {
-        #[target_feature(enable = "avx512f")]
-        unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
-        #[target_feature(enable = "avx2")]
-        unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
-            f()
-        }
         if std::arch::is_x86_feature_detected!("avx512f") {
             // SAFETY: the CPU has AVX-512F (checked just above).
             return unsafe { avx512(f) };
@@ -28,6 +20,26 @@ pub(crate) fn widest<R>(f: impl FnOnce() -> R) -> R {
             return unsafe { avx2(f) };
         }
     }
+    f()
+}
+
+/// `f`, compiled with AVX-512F where it is inlined.
+///
+/// # Safety
+/// The CPU has AVX-512F.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+unsafe fn avx512<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
+/// `f`, compiled with AVX2 where it is inlined.
+///
+/// # Safety
+/// The CPU has AVX2.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }
 
@@ -121,16 +133,44 @@ unsafe fn transpose8x8(src: *const f32, src_stride: usize, dst: *mut f32, dst_st
 mod tests {
     use super::*;
 
-    /// The dispatched loop gives the same bits as the baseline one (an AdamW-like update
-    /// with a square root and a division on awkward values).
+    /// An AdamW-like update (products, a square root, a division) on awkward values.
+    #[inline(always)]
+    fn step(x: &[f32]) -> Vec<u32> {
+        x.iter().map(|&v| ((v * 0.9 + v * v * 0.1) / ((v * v).sqrt() + 1e-8)).to_bits()).collect()
+    }
+
+    /// Each vector variant this CPU can run gives the baseline's bits.
     #[test]
-    fn widest_gives_the_baseline_bits() {
+    fn every_variant_gives_the_baseline_bits() {
         let x: Vec<f32> =
             (0..1000).map(|i| ((i as f32) * 0.37).sin() * 1e3f32.powf((i % 7) as f32 - 3.0)).collect();
-        let step = |x: &[f32]| -> Vec<u32> {
-            x.iter().map(|&v| ((v * 0.9 + v * v * 0.1) / ((v * v).sqrt() + 1e-8)).to_bits()).collect()
-        };
-        assert_eq!(widest(|| step(&x)), step(&x));
+        let baseline = step(&x);
+        assert_eq!(widest(|| step(&x)), baseline);
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: checked just above.
+                assert_eq!(unsafe { avx512(|| step(&x)) }, baseline, "avx512f");
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: checked just above.
+                assert_eq!(unsafe { avx2(|| step(&x)) }, baseline, "avx2");
+            }
+        }
+    }
+
+    /// Without AVX the whole transpose is the one-by-one copy: it alone gives the transpose.
+    #[test]
+    fn the_scalar_copy_alone_transposes() {
+        let (rows, d) = (13, 11);
+        let w: Vec<f32> = (0..rows * d).map(|i| i as f32).collect();
+        let mut out = vec![f32::NAN; rows * d];
+        copy_rest(&w, d, rows, &mut out, 0, 0);
+        for k in 0..d {
+            for j in 0..rows {
+                assert_eq!(out[k * rows + j], w[j * d + k], "({k}, {j})");
+            }
+        }
     }
 
     /// `transpose_rows` is the transpose of the rows asked for, at sizes that are not
