@@ -112,14 +112,17 @@ impl<'a> View<'a> {
 
     /// The view starting at row `r`.
     fn at_row(self, r: usize) -> Self {
-        let start = (r * self.rs).min(self.data.len());
-        Self { data: &self.data[start..], ..self }
+        self.skip(r * self.rs)
     }
 
     /// The view starting at column `c`.
     fn at_col(self, c: usize) -> Self {
-        let start = (c * self.cs).min(self.data.len());
-        Self { data: &self.data[start..], ..self }
+        self.skip(c * self.cs)
+    }
+
+    /// The view starting `n` values further into its data (empty past the end).
+    fn skip(self, n: usize) -> Self {
+        Self { data: &self.data[n.min(self.data.len())..], ..self }
     }
 
     fn covers(&self, rows: usize, cols: usize) -> bool {
@@ -279,7 +282,7 @@ impl Act {
         fn each(out: &mut [f32], g: &[f32], y: &[f32], f: impl Fn(f32, f32) -> f32) {
             out.iter_mut().zip(g).zip(y).for_each(|((o, &g), &y)| *o = f(g, y));
         }
-        // `g * 1.0` and `g * 0.0` as before, so that signed zeros stay as they were.
+        // A multiplication by the slope even where it is 1 or 0: `g * 0.0` keeps g's sign.
         crate::simd::widest(|| match self {
             Act::Identity => each(out, g, y, |g, _| g * 1.0),
             Act::Relu => each(out, g, y, |g, y| g * if y > 0.0 { 1.0 } else { 0.0 }),
@@ -343,6 +346,8 @@ impl CustomOp3 for Linear {
         tiled(pool(), &mut y, n, o, |t| {
             // The tile's weight rows transposed first: gemm would otherwise pack them from
             // W's rows one scalar at a time, d floats apart (15 % of a one-thread step).
+            // Per tile, so the transposes run in parallel too; a batch of up to TILE_ROWS
+            // rows (every training step) transposes each weight row once.
             let wt = crate::simd::transpose_rows(w, d, t.c0, t.cols);
             t.gemm_at(d, View::rows(x, d).at_row(t.r0), View::rows(&wt, t.cols));
             let b = &b[t.c0..t.c0 + t.cols];
